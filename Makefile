@@ -1,0 +1,77 @@
+# tandem - build, test, run.
+#
+#   make            release library + the tandem binary (build/release/tandem)
+#   make run        the default scenario
+#   make test       installs missing Debian packages, then builds and runs the
+#                   suites in three variants: debug, ASan+UBSan, TSan
+#   make bench      tandem bench
+#
+# Every variant is built from the same sources into build/<variant>/.
+
+CC      ?= cc
+Q       ?= @   # make Q= for full command lines
+VARIANTS := release debug asan tsan
+PKGS    := liburcu-memb cmocka
+
+CFLAGS_COMMON := -std=gnu11 -Wall -Wextra -Werror -Wno-unused-parameter \
+	-Wshadow -Wstrict-prototypes -Wmissing-prototypes -pthread \
+	-Iinclude -Isrc -D_GNU_SOURCE
+CFLAGS_release := -O2 -g
+CFLAGS_debug   := -O1 -g -DTANDEM_DEBUG -fno-omit-frame-pointer
+CFLAGS_asan    := -O1 -g -DTANDEM_DEBUG -fno-omit-frame-pointer \
+	-fsanitize=address,undefined -fno-sanitize-recover=undefined
+CFLAGS_tsan    := -O1 -g -DTANDEM_DEBUG -fno-omit-frame-pointer -fsanitize=thread
+LDLIBS  := -lurcu-memb -lurcu-common -lpthread -lm
+TEST_LDLIBS := -lcmocka
+
+LIB_SRCS   := $(sort $(wildcard src/base/*.c src/host/*.c src/notifier/*.c \
+	src/kvm/*.c src/vcpu/*.c src/workload/*.c))
+CLI_SRCS   := $(sort $(wildcard src/cli/*.c bench/*.c))
+TEST_SRCS  := $(sort $(wildcard tests/test_*.c tests/stress/stress_*.c))
+TEST_HDRS  := $(wildcard tests/*.h)
+HDRS       := $(wildcard include/tandem/*.h src/*/*.h)
+
+# Per-variant object/binary lists.
+define variant_rules
+OBJS_$(1) := $$(patsubst %.c,build/$(1)/%.o,$$(LIB_SRCS))
+build/$(1)/%.o: %.c $$(HDRS)
+	@mkdir -p $$(dir $$@)
+	@echo "  CC [$(1)] $$<"
+	$$(Q)$$(CC) $$(CFLAGS_COMMON) $$(CFLAGS_$(1)) -c $$< -o $$@
+build/$(1)/libtandem.a: $$(OBJS_$(1))
+	@rm -f $$@
+	$$(Q)ar rcs $$@ $$^
+build/$(1)/tandem: $$(patsubst %.c,build/$(1)/%.o,$$(CLI_SRCS)) build/$(1)/libtandem.a
+	@echo "  LD [$(1)] $$@"
+	$$(Q)$$(CC) $$(CFLAGS_COMMON) $$(CFLAGS_$(1)) -o $$@ $$^ $$(LDLIBS)
+TESTS_$(1) := $$(patsubst %.c,build/$(1)/%,$$(TEST_SRCS))
+build/$(1)/tests/%: tests/%.c build/$(1)/libtandem.a $$(HDRS) $$(TEST_HDRS)
+	@mkdir -p $$(dir $$@)
+	@echo "  LD [$(1)] $$@"
+	$$(Q)$$(CC) $$(CFLAGS_COMMON) $$(CFLAGS_$(1)) -Itests -o $$@ $$< build/$(1)/libtandem.a $$(TEST_LDLIBS) $$(LDLIBS)
+endef
+$(foreach v,$(VARIANTS),$(eval $(call variant_rules,$(v))))
+
+.PHONY: all run test bench deps tests-build clean
+all: deps build/release/tandem
+
+deps:
+	@scripts/deps.sh
+
+run: all
+	./build/release/tandem host-demo
+
+bench: all
+	./build/release/tandem bench
+
+tests-build: deps $(TESTS_debug) $(TESTS_asan) $(TESTS_tsan) build/release/tandem
+
+test: tests-build
+	@scripts/run-tests.sh debug asan tsan
+
+check-%: deps
+	@$(MAKE) --no-print-directory $(TESTS_$*)
+	@scripts/run-tests.sh $*
+
+clean:
+	rm -rf build

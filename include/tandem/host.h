@@ -1,0 +1,171 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * host.h - the primary MMU: RAM frames, address spaces, faults, GUP.
+ *
+ * Functions return 0 (or a count) on success and a negative errno on
+ * failure, each errno with one meaning:
+ *   -EINVAL  malformed request (unaligned address, zero length where an
+ *            operation needs one, unknown flag/advice, bad config)
+ *   -ENOMEM  out of frames, or the address range is outside the address
+ *            space (a length that overflows when page-aligned included) /
+ *            no room for a mapping, or (mprotect, madvise) a hole in the
+ *            range. munmap reports an out-of-space range as -EINVAL, as
+ *            munmap(2) does.
+ *   -EFAULT  no mapping at the address, or the access is not permitted
+ *   -EEXIST  MAP_FIXED_NOREPLACE over an existing mapping
+ *   -ESRCH   the address space is exiting
+ * A failed call leaves no side effect unless its comment says otherwise.
+ */
+#ifndef TANDEM_HOST_H
+#define TANDEM_HOST_H
+
+#include <errno.h>
+#include <sys/mman.h>
+#include "tandem/types.h"
+#include "tandem/mm_types.h"
+
+/* The address space: [TASK_UNMAPPED_FLOOR, TASK_SIZE). */
+#define TASK_SIZE            (1ULL << 47)
+#define TASK_UNMAPPED_FLOOR  0x10000ULL
+
+#define HOST_RAM_MIN   (16ULL << 20)
+#define HOST_RAM_MAX   (64ULL << 30)
+#define HOST_MAX_NODES 8
+
+/*
+ * Test-only switches that each skip one class of notifier call, so that
+ * a conformance test can prove it notices. Never set outside tests.
+ */
+enum host_break {
+	HOST_BREAK_NONE          = 0,
+	HOST_BREAK_MUNMAP_NOTIFY   = 1u << 0,
+	HOST_BREAK_DONTNEED_NOTIFY = 1u << 1,
+	HOST_BREAK_MPROTECT_NOTIFY = 1u << 2,
+	HOST_BREAK_COW_NOTIFY      = 1u << 3,
+	HOST_BREAK_FORK_NOTIFY     = 1u << 4,
+};
+
+struct host_config {
+	uint64_t ram_bytes;     /* HOST_RAM_MIN..HOST_RAM_MAX, multiple of PAGE_SIZE */
+	int nr_nodes;           /* NUMA nodes the RAM is split across; 0 means 1 */
+	bool prefault;          /* touch the arena at start (stable timings) */
+	unsigned int breaks;    /* enum host_break; tests only */
+};
+
+enum vm_event_item {
+	PGFAULT,            /* handle_mm_fault calls */
+	PGFAULT_ZERO,       /* demand-zero page allocated */
+	PGFAULT_ZERO_PAGE,  /* read fault mapped the shared zero page */
+	COW_BREAK,          /* write fault copied a shared page */
+	COW_REUSE,          /* write fault reused an exclusive page */
+	PGUNMAP,            /* PTEs of present pages removed */
+	GUP_CALLS,
+	PGALLOC,
+	PGFREE,
+	PGALLOC_FAIL,
+	NR_VM_EVENTS
+};
+
+struct host_stats {
+	uint64_t ram_pages;
+	uint64_t free_pages;
+	uint64_t pgtable_pages;     /* all mms' page-table pages, pgd included */
+	uint64_t reserved_pages;    /* the zero page */
+	uint64_t nr_mms;
+	uint64_t watermark_min, watermark_low, watermark_high;
+	uint64_t events[NR_VM_EVENTS];
+	uint64_t notifier_starts;   /* invalidate_range_start calls, all mms */
+};
+
+struct host;
+
+/* Host lifetime. host_destroy returns -EBUSY (and frees nothing) while any
+ * mm is alive. */
+int host_create(const struct host_config *cfg, struct host **out);
+int host_destroy(struct host *host);
+void host_get_stats(struct host *host, struct host_stats *st);
+const char *vm_event_name(enum vm_event_item item);
+
+/*
+ * Debug checker: walks every mm's page tables and every frame; checks that
+ * each frame's mapcount equals the PTEs mapping it and its rmap list, that
+ * refcount >= mapcount, and that free + allocated + page-table + reserved
+ * frames add up to RAM. Call only while nothing else runs. Returns 0,
+ * -EUCLEAN after printing the violations found (the first 20), or -EINVAL
+ * for a NULL host.
+ */
+int host_check_invariants(struct host *host);
+/* Frames not free (other than reserved ones): 0 after a clean teardown. */
+uint64_t host_frames_in_use(struct host *host);
+
+/* Test hook: called under the mm's page_table_lock on every PTE change. */
+typedef void (*pte_change_hook_t)(void *arg, struct mm *mm, hva_t addr,
+				  pte_t old, pte_t new);
+void host_set_pte_hook(struct host *host, pte_change_hook_t hook, void *arg);
+
+/* Frames. */
+#define GFP_ZERO   (1u << 0)    /* zero the frame */
+#define GFP_ATOMIC (1u << 1)    /* may dip below the min watermark */
+struct page *alloc_page(struct host *host, unsigned int gfp);
+void get_page(struct page *page);
+void put_page(struct page *page);   /* frees at refcount 0 */
+pfn_t page_to_pfn(const struct page *page);
+struct page *pfn_to_page(struct host *host, pfn_t pfn);
+void *page_address(const struct page *page);
+struct host *page_host(const struct page *page);
+void set_page_dirty(struct page *page);
+void mark_page_accessed(struct page *page);
+
+static inline bool PageFlag(const struct page *page, enum pageflags f)
+{
+	return atomic_load_explicit(&((struct page *)page)->flags,
+				    memory_order_relaxed) & (1UL << f);
+}
+
+/* Address spaces. mm_create returns an mm with mm_users = 1. */
+int mm_create(struct host *host, struct mm **out);
+void mmget(struct mm *mm);
+bool mmget_not_zero(struct mm *mm);
+void mmput(struct mm *mm);      /* the last user tears the mappings down */
+void mmgrab(struct mm *mm);
+void mmdrop(struct mm *mm);     /* the last reference frees the struct */
+
+/*
+ * mmap-like calls. Only private anonymous memory: flags may hold
+ * MAP_PRIVATE, MAP_ANONYMOUS, MAP_FIXED, MAP_FIXED_NOREPLACE (MAP_SHARED
+ * and anything else: -EINVAL). prot is PROT_NONE or a mix of PROT_READ,
+ * PROT_WRITE, PROT_EXEC.
+ */
+int mm_mmap(struct mm *mm, hva_t addr, uint64_t len, int prot, int flags,
+	    hva_t *out);
+int mm_munmap(struct mm *mm, hva_t addr, uint64_t len);
+int mm_mprotect(struct mm *mm, hva_t addr, uint64_t len, int prot);
+/* advice: MADV_DONTNEED drops the pages; MADV_NORMAL, MADV_RANDOM,
+ * MADV_SEQUENTIAL and MADV_WILLNEED are accepted and do nothing; others
+ * come with later features (-EINVAL until then). mm_mprotect and mm_madvise
+ * accept a zero length as a no-op, as mprotect(2)/madvise(2) do. */
+int mm_madvise(struct mm *mm, hva_t addr, uint64_t len, int advice);
+/* Copy-on-write fork: *child gets mm_users = 1. */
+int mm_fork(struct mm *parent, struct mm **child);
+
+/*
+ * GUP: fault the page at addr in (for write, breaking COW) and return it
+ * with a reference; *writable says whether the PTE allows writes now.
+ * Takes mmap_lock for read itself. No long-term pin: the caller drops the
+ * reference with put_page() as soon as it has used or mapped the page.
+ */
+#define FOLL_WRITE   (1u << 0)  /* fault for write */
+#define FOLL_NOFAULT (1u << 1)  /* only if already mapped: -EFAULT otherwise */
+int get_user_page(struct mm *mm, hva_t addr, unsigned int gup_flags,
+		  struct page **pagep, bool *writable);
+
+/* Copy bytes to/from an address space like process_vm_readv/writev,
+ * faulting as needed and setting accessed/dirty. Returns len or -errno
+ * (nothing is written past the first failing page). */
+int64_t mm_read(struct mm *mm, hva_t addr, void *buf, uint64_t len);
+int64_t mm_write(struct mm *mm, hva_t addr, const void *buf, uint64_t len);
+
+/* Read the PTE for addr (0 if none, or for a NULL mm); for tests and tools. */
+pte_t mm_lookup_pte(struct mm *mm, hva_t addr);
+
+#endif

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Install the Debian packages tandem builds against, if any is missing.
+# liburcu: RCU read sides and grace periods; cmocka: the test framework.
+set -euo pipefail
+need=()
+have_pc() { pkg-config --exists "$1" 2>/dev/null; }
+command -v cc >/dev/null 2>&1 || need+=(gcc)
+command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
+have_pc liburcu-memb || need+=(liburcu-dev)
+have_pc cmocka || need+=(libcmocka-dev)
+if [ ${#need[@]} -gt 0 ]; then
+	echo "deps: installing ${need[*]}"
+	export DEBIAN_FRONTEND=noninteractive
+	if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
+	$SUDO apt-get update -qq
+	$SUDO apt-get install -y -qq "${need[@]}" pkg-config >/dev/null
+fi

@@ -1,0 +1,83 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * list.h - circular doubly linked intrusive list, in the kernel's shape.
+ * Not RCU-safe: RCU-read lists publish with C11 atomics instead (see rcu.h).
+ */
+#ifndef TANDEM_BASE_LIST_H
+#define TANDEM_BASE_LIST_H
+
+#include <stdbool.h>
+#include "compiler.h"
+
+struct list_head {
+	struct list_head *next, *prev;
+};
+
+#define LIST_HEAD_INIT(name) { &(name), &(name) }
+
+static inline void INIT_LIST_HEAD(struct list_head *h)
+{
+	h->next = h;
+	h->prev = h;
+}
+
+static inline void __list_add(struct list_head *n, struct list_head *prev,
+			      struct list_head *next)
+{
+	next->prev = n;
+	n->next = next;
+	n->prev = prev;
+	prev->next = n;
+}
+
+static inline void list_add(struct list_head *n, struct list_head *head)
+{
+	__list_add(n, head, head->next);
+}
+
+static inline void list_add_tail(struct list_head *n, struct list_head *head)
+{
+	__list_add(n, head->prev, head);
+}
+
+/* Leaves the entry self-linked so that list_empty() on it is true. */
+static inline void list_del_init(struct list_head *e)
+{
+	e->prev->next = e->next;
+	e->next->prev = e->prev;
+	INIT_LIST_HEAD(e);
+}
+
+static inline bool list_empty(const struct list_head *h)
+{
+	return h->next == h;
+}
+
+static inline void list_move(struct list_head *e, struct list_head *head)
+{
+	list_del_init(e);
+	list_add(e, head);
+}
+
+static inline void list_move_tail(struct list_head *e, struct list_head *head)
+{
+	list_del_init(e);
+	list_add_tail(e, head);
+}
+
+#define list_entry(ptr, type, member) container_of(ptr, type, member)
+#define list_first_entry(head, type, member) list_entry((head)->next, type, member)
+#define list_last_entry(head, type, member) list_entry((head)->prev, type, member)
+
+#define list_for_each_entry(pos, head, member)                                   \
+	for (pos = list_entry((head)->next, __typeof__(*pos), member);           \
+	     &pos->member != (head);                                             \
+	     pos = list_entry(pos->member.next, __typeof__(*pos), member))
+
+#define list_for_each_entry_safe(pos, n, head, member)                           \
+	for (pos = list_entry((head)->next, __typeof__(*pos), member),           \
+	     n = list_entry(pos->member.next, __typeof__(*pos), member);         \
+	     &pos->member != (head);                                             \
+	     pos = n, n = list_entry(n->member.next, __typeof__(*n), member))
+
+#endif

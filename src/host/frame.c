@@ -1,0 +1,354 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * frame.c - the RAM arena, struct page, and the frame allocator.
+ *
+ * The arena is one anonymous mapping of the configured size, split into 4 KiB
+ * frames; struct page i describes frame i (pfn i). Frames are split evenly
+ * across nr_nodes NUMA nodes, each a zone with its own free list and lock.
+ *
+ * Invariants:
+ *  1. A frame is free iff PG_buddy is set; then _refcount == 0,
+ *     _mapcount == 0, rmap == NULL and it is on exactly one zone free list.
+ *  2. host->nr_free == sum of zones' nr_free == number of PG_buddy frames.
+ *  3. The zero page is PG_reserved: get_page/put_page ignore it and it is
+ *     never freed; its contents stay zero.
+ *  4. Debug builds fill a freed frame with POISON_FREE and check the fill is
+ *     intact when it is allocated again, so a write through a stale
+ *     translation (a missing invalidation) is caught at the next allocation.
+ *
+ * Watermarks: an allocation without GFP_ATOMIC fails once nr_free would
+ * drop below wmark_min. (Reclaim, kswapd and the low/high marks are used by
+ * the memory-pressure layer.)
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include "internal.h"
+#include "tandem/mmu_notifier.h"
+
+#define POISON_FREE 0x6b
+
+static const char *const vm_event_names[NR_VM_EVENTS] = {
+	[PGFAULT] = "pgfault",
+	[PGFAULT_ZERO] = "pgfault_zero",
+	[PGFAULT_ZERO_PAGE] = "pgfault_zero_page",
+	[COW_BREAK] = "cow_break",
+	[COW_REUSE] = "cow_reuse",
+	[PGUNMAP] = "pgunmap",
+	[GUP_CALLS] = "gup",
+	[PGALLOC] = "pgalloc",
+	[PGFREE] = "pgfree",
+	[PGALLOC_FAIL] = "pgalloc_fail",
+};
+
+const char *vm_event_name(enum vm_event_item item)
+{
+	if ((unsigned int)item >= NR_VM_EVENTS)
+		return "?";
+	return vm_event_names[item];
+}
+
+pfn_t page_to_pfn(const struct page *page)
+{
+	return (pfn_t)(page - page->host->pages);
+}
+
+struct page *pfn_to_page(struct host *host, pfn_t pfn)
+{
+	BUG_ON(pfn >= host->nr_pages);
+	return &host->pages[pfn];
+}
+
+void *page_address(const struct page *page)
+{
+	return page->host->arena + (page_to_pfn(page) << PAGE_SHIFT);
+}
+
+struct host *page_host(const struct page *page)
+{
+	return page->host;
+}
+
+static void zone_free_locked(struct zone *zone, struct page *page)
+{
+	lockdep_assert_held(&zone->lock);
+	SetPageFlag(page, PG_buddy);
+	list_add(&page->lru, &zone->free_list);
+	atomic_fetch_add(&zone->nr_free, 1);
+}
+
+static int validate_config(const struct host_config *cfg)
+{
+	if (!cfg)
+		return -EINVAL;
+	if (cfg->ram_bytes < HOST_RAM_MIN || cfg->ram_bytes > HOST_RAM_MAX ||
+	    !PAGE_ALIGNED(cfg->ram_bytes))
+		return -EINVAL;
+	if (cfg->nr_nodes < 0 || cfg->nr_nodes > HOST_MAX_NODES)
+		return -EINVAL;
+	return 0;
+}
+
+int host_create(const struct host_config *cfg, struct host **out)
+{
+	struct host *host;
+	int err = validate_config(cfg);
+
+	if (err)
+		return err;
+	if (!out)
+		return -EINVAL;
+	host = calloc(1, sizeof(*host));
+	if (!host)
+		return -ENOMEM;
+	host->cfg = *cfg;
+	host->nr_nodes = cfg->nr_nodes ? cfg->nr_nodes : 1;
+	host->arena_bytes = cfg->ram_bytes;
+	host->nr_pages = cfg->ram_bytes >> PAGE_SHIFT;
+	host->arena = mmap(NULL, host->arena_bytes, PROT_READ | PROT_WRITE,
+			   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE |
+			   (cfg->prefault ? MAP_POPULATE : 0), -1, 0);
+	if (host->arena == MAP_FAILED) {
+		free(host);
+		return -ENOMEM;
+	}
+	host->pages = calloc(host->nr_pages, sizeof(struct page));
+	if (!host->pages) {
+		munmap(host->arena, host->arena_bytes);
+		free(host);
+		return -ENOMEM;
+	}
+	for (int i = 0; i < RMAP_LOCKS; i++)
+		spin_lock_init(&host->rmap_locks[i]);
+	spin_lock_init(&host->mm_list_lock);
+	INIT_LIST_HEAD(&host->mm_list);
+
+	pfn_t per_node = host->nr_pages / (pfn_t)host->nr_nodes;
+	for (int n = 0; n < host->nr_nodes; n++) {
+		struct zone *zone = &host->zones[n];
+
+		spin_lock_init(&zone->lock);
+		INIT_LIST_HEAD(&zone->free_list);
+		zone->nid = n;
+		zone->start_pfn = per_node * (pfn_t)n;
+		zone->end_pfn = n == host->nr_nodes - 1 ? host->nr_pages
+							: zone->start_pfn + per_node;
+	}
+	for (pfn_t pfn = 0; pfn < host->nr_pages; pfn++) {
+		struct page *page = &host->pages[pfn];
+
+		page->host = host;
+		INIT_LIST_HEAD(&page->lru);
+		for (int n = 0; n < host->nr_nodes; n++)
+			if (pfn >= host->zones[n].start_pfn && pfn < host->zones[n].end_pfn)
+				page->nid = n;
+	}
+
+	/* pfn 0 is the shared zero page; the rest go on the free lists, low
+	 * pfns first out. */
+	host->zero_page = &host->pages[0];
+	SetPageFlag(host->zero_page, PG_reserved);
+	atomic_store(&host->zero_page->_refcount, 1);
+	memset(page_address(host->zero_page), 0, PAGE_SIZE);
+	for (pfn_t pfn = host->nr_pages; pfn-- > 1;) {
+		struct page *page = &host->pages[pfn];
+		struct zone *zone = &host->zones[page->nid];
+
+#ifdef TANDEM_DEBUG
+		memset(page_address(page), POISON_FREE, PAGE_SIZE);
+#endif
+		spin_lock(&zone->lock);
+		zone_free_locked(zone, page);
+		spin_unlock(&zone->lock);
+	}
+	atomic_store(&host->nr_free, (long)host->nr_pages - 1);
+
+	/* Linux sizes min_free_kbytes as ~sqrt(16 * lowmem KiB); a fixed
+	 * fraction keeps small test hosts usable. low/high are +25%/+50%. */
+	host->wmark_min = MAX(16L, (long)host->nr_pages / 256);
+	host->wmark_low = host->wmark_min + host->wmark_min / 4;
+	host->wmark_high = host->wmark_min + host->wmark_min / 2;
+	*out = host;
+	return 0;
+}
+
+int host_destroy(struct host *host)
+{
+	if (!host)
+		return -EINVAL;
+	spin_lock(&host->mm_list_lock);
+	bool busy = !list_empty(&host->mm_list);
+	spin_unlock(&host->mm_list_lock);
+	if (busy)
+		return -EBUSY;
+	for (int i = 0; i < RMAP_LOCKS; i++)
+		mutex_destroy(&host->rmap_locks[i]);
+	for (int n = 0; n < host->nr_nodes; n++)
+		mutex_destroy(&host->zones[n].lock);
+	mutex_destroy(&host->mm_list_lock);
+	munmap(host->arena, host->arena_bytes);
+	free(host->pages);
+	free(host);
+	return 0;
+}
+
+void host_set_pte_hook(struct host *host, pte_change_hook_t hook, void *arg)
+{
+	atomic_store_explicit(&host->pte_hook_arg, arg, memory_order_relaxed);
+	atomic_store_explicit(&host->pte_hook, hook, memory_order_release);
+}
+
+uint64_t host_frames_in_use(struct host *host)
+{
+	return host->nr_pages - 1 - (uint64_t)atomic_load(&host->nr_free);
+}
+
+void host_get_stats(struct host *host, struct host_stats *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->ram_pages = host->nr_pages;
+	st->free_pages = (uint64_t)atomic_load(&host->nr_free);
+	st->pgtable_pages = (uint64_t)atomic_load(&host->nr_pgtables);
+	st->reserved_pages = 1;
+	st->watermark_min = (uint64_t)host->wmark_min;
+	st->watermark_low = (uint64_t)host->wmark_low;
+	st->watermark_high = (uint64_t)host->wmark_high;
+	for (int i = 0; i < NR_VM_EVENTS; i++)
+		st->events[i] = (uint64_t)atomic_load_explicit(&host->events[i],
+							       memory_order_relaxed);
+	spin_lock(&host->mm_list_lock);
+	struct mm *mm;
+	list_for_each_entry(mm, &host->mm_list, mmlist) {
+		st->nr_mms++;
+		for (int e = 0; e < MMU_NOTIFY_NR_EVENTS; e++)
+			st->notifier_starts += (uint64_t)atomic_load_explicit(
+				&mm->notifier_subscriptions.nr_calls[e],
+				memory_order_relaxed);
+	}
+	spin_unlock(&host->mm_list_lock);
+}
+
+#ifdef TANDEM_DEBUG
+static void check_poison(struct page *page)
+{
+	const unsigned char *p = page_address(page);
+
+	for (size_t i = 0; i < PAGE_SIZE; i++) {
+		if (p[i] != POISON_FREE) {
+			fprintf(stderr,
+				"tandem: freed frame %llu written at offset %zu "
+				"(0x%02x): a stale translation outlived its page\n",
+				(unsigned long long)page_to_pfn(page), i, p[i]);
+			BUG();
+		}
+	}
+}
+#endif
+
+static struct page *zone_alloc(struct zone *zone)
+{
+	struct page *page = NULL;
+
+	spin_lock(&zone->lock);
+	if (!list_empty(&zone->free_list)) {
+		page = list_first_entry(&zone->free_list, struct page, lru);
+		list_del_init(&page->lru);
+		ClearPageFlag(page, PG_buddy);
+		atomic_fetch_sub(&zone->nr_free, 1);
+	}
+	spin_unlock(&zone->lock);
+	return page;
+}
+
+/*
+ * Allocate one frame, preferably on node nid (-1: round-robin), falling back
+ * to the other nodes. The frame comes back with _refcount 1 and no flags.
+ */
+struct page *alloc_page_node(struct host *host, int nid, unsigned int gfp)
+{
+	struct page *page = NULL;
+	long reserve = (gfp & GFP_ATOMIC) ? 0 : host->wmark_min;
+
+	/* Claim the frame in the global count first, so concurrent
+	 * allocators cannot all pass the watermark check together. */
+	if (atomic_fetch_sub(&host->nr_free, 1) - 1 < reserve) {
+		atomic_fetch_add(&host->nr_free, 1);
+		count_vm_event(host, PGALLOC_FAIL);
+		return NULL;
+	}
+	if (nid < 0 || nid >= host->nr_nodes)
+		nid = (int)(atomic_fetch_add(&host->next_node, 1) % (unsigned)host->nr_nodes);
+	for (int i = 0; i < host->nr_nodes && !page; i++)
+		page = zone_alloc(&host->zones[(nid + i) % host->nr_nodes]);
+	BUG_ON(!page); /* nr_free said there was one */
+	BUG_ON(page_count(page) != 0 || page_mapcount(page) != 0 || page->rmap);
+#ifdef TANDEM_DEBUG
+	check_poison(page);
+#endif
+	atomic_store_explicit(&page->flags, 0, memory_order_relaxed);
+	page->private = 0;
+	atomic_store_explicit(&page->_refcount, 1, memory_order_relaxed);
+	if (gfp & GFP_ZERO)
+		memset(page_address(page), 0, PAGE_SIZE);
+	count_vm_event(host, PGALLOC);
+	return page;
+}
+
+struct page *alloc_page(struct host *host, unsigned int gfp)
+{
+	return alloc_page_node(host, -1, gfp);
+}
+
+/* Return a frame whose last reference is gone to its zone. */
+void __free_page(struct page *page)
+{
+	struct host *host = page->host;
+	struct zone *zone = &host->zones[page->nid];
+
+	BUG_ON(page_count(page) != 0);
+	BUG_ON(page_mapcount(page) != 0 || page->rmap);
+	BUG_ON(PageFlag(page, PG_reserved) || PageFlag(page, PG_buddy));
+	BUG_ON(PageFlag(page, PG_lru));
+#ifdef TANDEM_DEBUG
+	memset(page_address(page), POISON_FREE, PAGE_SIZE);
+#endif
+	atomic_store_explicit(&page->flags, 0, memory_order_relaxed);
+	spin_lock(&zone->lock);
+	zone_free_locked(zone, page);
+	spin_unlock(&zone->lock);
+	atomic_fetch_add(&host->nr_free, 1);
+	count_vm_event(host, PGFREE);
+}
+
+void get_page(struct page *page)
+{
+	if (PageFlag(page, PG_reserved))
+		return;
+	int old = atomic_fetch_add_explicit(&page->_refcount, 1, memory_order_relaxed);
+	BUG_ON(old <= 0); /* a reference to a free frame */
+}
+
+void put_page(struct page *page)
+{
+	if (PageFlag(page, PG_reserved))
+		return;
+	/* acq_rel: every access made under the reference happens-before
+	 * the frame is reused. */
+	int old = atomic_fetch_sub_explicit(&page->_refcount, 1, memory_order_acq_rel);
+	BUG_ON(old <= 0);
+	if (old == 1)
+		__free_page(page);
+}
+
+void set_page_dirty(struct page *page)
+{
+	if (!PageFlag(page, PG_reserved) && !PageFlag(page, PG_dirty))
+		SetPageFlag(page, PG_dirty);
+}
+
+void mark_page_accessed(struct page *page)
+{
+	if (!PageFlag(page, PG_reserved) && !PageFlag(page, PG_referenced))
+		SetPageFlag(page, PG_referenced);
+}

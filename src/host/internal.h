@@ -1,0 +1,193 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * internal.h - what the files of src/host share and nobody else sees.
+ */
+#ifndef TANDEM_HOST_INTERNAL_H
+#define TANDEM_HOST_INTERNAL_H
+
+#include <errno.h>
+#include "tandem/host.h"
+#include "base/compiler.h"
+#include "base/list.h"
+#include "base/lock.h"
+
+/*
+ * PTE layout (x86-64): hardware bits plus software bits 9-11.
+ * A present PTE maps pfn = (pte & PTE_PFN_MASK) >> PAGE_SHIFT. A non-present
+ * PTE is 0 (none). _PAGE_USER clear on a present PTE means PROT_NONE: the
+ * frame stays mapped but no access is allowed.
+ * Upper levels (pgd, pud, pmd entries) hold PRESENT|RW|USER|ACCESSED and the
+ * pfn of the next table.
+ */
+#define _PAGE_PRESENT  (1ULL << 0)
+#define _PAGE_RW       (1ULL << 1)
+#define _PAGE_USER     (1ULL << 2)
+#define _PAGE_ACCESSED (1ULL << 5)
+#define _PAGE_DIRTY    (1ULL << 6)
+#define _PAGE_SPECIAL  (1ULL << 9)   /* no struct page ref/rmap: zero page */
+#define PTE_PFN_MASK   0x000ffffffffff000ULL
+#define _PAGE_TABLE    (_PAGE_PRESENT | _PAGE_RW | _PAGE_USER | _PAGE_ACCESSED)
+
+#define PTRS_PER_TABLE 512
+#define PT_LEVELS      4            /* level 4 = pgd ... level 1 = pte */
+#define LEVEL_SHIFT(l) (PAGE_SHIFT + 9 * ((l) - 1))
+#define LEVEL_SIZE(l)  (1ULL << LEVEL_SHIFT(l))
+#define LEVEL_INDEX(a, l) (((a) >> LEVEL_SHIFT(l)) & (PTRS_PER_TABLE - 1))
+
+static inline bool pte_none(pte_t p)    { return p == 0; }
+static inline bool pte_present(pte_t p) { return p & _PAGE_PRESENT; }
+static inline bool pte_write(pte_t p)   { return p & _PAGE_RW; }
+static inline bool pte_user(pte_t p)    { return p & _PAGE_USER; }
+static inline bool pte_young(pte_t p)   { return p & _PAGE_ACCESSED; }
+static inline bool pte_dirty(pte_t p)   { return p & _PAGE_DIRTY; }
+static inline bool pte_special(pte_t p) { return p & _PAGE_SPECIAL; }
+static inline pfn_t pte_pfn(pte_t p)    { return (p & PTE_PFN_MASK) >> PAGE_SHIFT; }
+static inline pte_t pfn_pte(pfn_t pfn, pte_t bits)
+{
+	return ((pfn << PAGE_SHIFT) & PTE_PFN_MASK) | bits;
+}
+
+#define RMAP_LOCKS 256
+
+struct zone {
+	spinlock_t lock;
+	struct list_head free_list;     /* PG_buddy pages; under lock */
+	pfn_t start_pfn, end_pfn;
+	atomic_long nr_free;
+	int nid;
+};
+
+struct host {
+	struct host_config cfg;
+	char *arena;
+	uint64_t arena_bytes;
+	struct page *pages;
+	pfn_t nr_pages;
+	int nr_nodes;
+	struct zone zones[HOST_MAX_NODES];
+	atomic_long nr_free;            /* sum over zones: the watermark check */
+	atomic_uint next_node;          /* round-robin node choice */
+	long wmark_min, wmark_low, wmark_high;
+	struct page *zero_page;
+	spinlock_t rmap_locks[RMAP_LOCKS];
+	spinlock_t mm_list_lock;
+	struct list_head mm_list;
+	unsigned int next_mm_id;
+	atomic_long nr_pgtables;
+	atomic_long events[NR_VM_EVENTS];
+	pte_change_hook_t _Atomic pte_hook;
+	void *_Atomic pte_hook_arg;
+};
+
+static inline void count_vm_event(struct host *host, enum vm_event_item item)
+{
+	atomic_fetch_add_explicit(&host->events[item], 1, memory_order_relaxed);
+}
+
+static inline bool host_break(struct host *host, enum host_break b)
+{
+	return host->cfg.breaks & b;
+}
+
+static inline bool is_zero_pfn(struct host *host, pfn_t pfn)
+{
+	return pfn == page_to_pfn(host->zero_page);
+}
+
+static inline void add_mm_counter(struct mm *mm, enum mm_counter c, long v)
+{
+	atomic_fetch_add_explicit(&mm->rss[c], v, memory_order_relaxed);
+}
+
+/* frame.c */
+struct page *alloc_page_node(struct host *host, int nid, unsigned int gfp);
+void __free_page(struct page *page);
+static inline void SetPageFlag(struct page *page, enum pageflags f)
+{
+	atomic_fetch_or_explicit(&page->flags, 1UL << f, memory_order_relaxed);
+}
+static inline void ClearPageFlag(struct page *page, enum pageflags f)
+{
+	atomic_fetch_and_explicit(&page->flags, ~(1UL << f), memory_order_relaxed);
+}
+static inline bool TestClearPageFlag(struct page *page, enum pageflags f)
+{
+	return atomic_fetch_and_explicit(&page->flags, ~(1UL << f),
+					 memory_order_relaxed) & (1UL << f);
+}
+static inline int page_count(struct page *page)
+{
+	return atomic_load_explicit(&page->_refcount, memory_order_relaxed);
+}
+static inline int page_mapcount(struct page *page)
+{
+	return atomic_load_explicit(&page->_mapcount, memory_order_relaxed);
+}
+
+/* pgtable.c: page-table walks; callers hold mm->page_table_lock. */
+pte_t *pte_offset(struct mm *mm, hva_t addr);          /* NULL if no table */
+pte_t *pte_alloc(struct mm *mm, hva_t addr);           /* NULL on -ENOMEM */
+void set_pte(struct mm *mm, hva_t addr, pte_t *ptep, pte_t pte);
+pte_t *pgtable_alloc(struct mm *mm, pfn_t *pfn);
+void free_pgtables(struct mm *mm, hva_t start, hva_t end, hva_t floor,
+		   hva_t ceiling);
+static inline pte_t *pfn_table(struct host *host, pfn_t pfn)
+{
+	return (pte_t *)(host->arena + (pfn << PAGE_SHIFT));
+}
+
+/* Walk the present-or-swap leaf PTEs of [start, end): calls fn for each
+ * non-none PTE; stops early if fn returns nonzero (and returns that). */
+typedef int (*pte_walk_fn)(struct mm *mm, hva_t addr, pte_t *ptep, void *arg);
+int walk_pte_range(struct mm *mm, hva_t start, hva_t end, pte_walk_fn fn,
+		   void *arg);
+
+/* rmap.c: called under the mapping mm's page_table_lock. */
+struct rmap_item {
+	struct mm *mm;
+	hva_t addr;
+	struct rmap_item *next;
+};
+void page_add_anon_rmap(struct page *page, struct mm *mm, hva_t addr);
+void page_remove_rmap(struct page *page, struct mm *mm, hva_t addr);
+bool page_rmap_contains(struct page *page, struct mm *mm, hva_t addr);
+int page_rmap_count(struct page *page);
+spinlock_t *page_rmap_lock(struct page *page);
+
+/* vma.c: callers hold mmap_lock (write to change the array). */
+struct vm_area_struct *find_vma(struct mm *mm, hva_t addr); /* first vm_end > addr */
+struct vm_area_struct *vma_lookup(struct mm *mm, hva_t addr);
+unsigned int vma_index(struct mm *mm, hva_t addr);      /* first vm_end > addr */
+int vma_insert(struct mm *mm, struct vm_area_struct *vma);
+void vma_remove_index(struct mm *mm, unsigned int idx);
+void vma_remove_range(struct mm *mm, unsigned int idx, unsigned int nr);
+int vma_split(struct mm *mm, unsigned int idx, hva_t addr);
+void vma_merge_around(struct mm *mm, hva_t start, hva_t end);
+bool vma_range_mapped(struct mm *mm, hva_t start, hva_t end);
+int get_unmapped_area(struct mm *mm, uint64_t len, hva_t *out);
+unsigned long prot_to_vm_flags(int prot);
+
+/* mm.c */
+void zap_page_range_locked(struct mm *mm, hva_t start, hva_t end);
+int do_munmap(struct mm *mm, hva_t start, hva_t end, bool notify);
+int mm_validate_range(hva_t addr, uint64_t len, hva_t *end);
+
+/* fault.c: called with mmap_lock held (any mode). */
+#define FAULT_FLAG_WRITE (1u << 0)
+int handle_mm_fault(struct vm_area_struct *vma, hva_t addr, unsigned int flags);
+
+/* gup.c: with mmap_lock held for read. */
+int __get_user_page_locked(struct mm *mm, hva_t addr, unsigned int gup_flags,
+			   struct page **pagep, bool *writable);
+
+static inline void call_pte_hook(struct mm *mm, hva_t addr, pte_t old, pte_t new)
+{
+	struct host *host = mm->host;
+	pte_change_hook_t hook = atomic_load_explicit(&host->pte_hook,
+						      memory_order_acquire);
+	if (unlikely(hook))
+		hook(atomic_load_explicit(&host->pte_hook_arg, memory_order_relaxed),
+		     mm, addr, old, new);
+}
+
+#endif
