@@ -50,6 +50,11 @@ struct host_config {
 	int nr_nodes;           /* NUMA nodes the RAM is split across; 0 means 1 */
 	bool prefault;          /* touch the arena at start (stable timings) */
 	unsigned int breaks;    /* enum host_break; tests only */
+	/* Debug builds check that freed frames stay poisoned. Normally a
+	 * write into a freed frame is a BUG; with poison_count_only it is
+	 * counted (host_stats.poison_hits) and reported, for runs that break
+	 * a protocol on purpose to watch the damage. */
+	bool poison_count_only;
 };
 
 enum vm_event_item {
@@ -75,6 +80,7 @@ struct host_stats {
 	uint64_t watermark_min, watermark_low, watermark_high;
 	uint64_t events[NR_VM_EVENTS];
 	uint64_t notifier_starts;   /* invalidate_range_start calls, all mms */
+	uint64_t poison_hits;       /* freed frames found written (debug builds) */
 };
 
 struct host;

@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include "tandem/host.h"
+#include "tandem/pgtable.h"
 #include "base/compiler.h"
 #include "base/list.h"
 #include "base/lock.h"
@@ -19,13 +20,13 @@
  * Upper levels (pgd, pud, pmd entries) hold PRESENT|RW|USER|ACCESSED and the
  * pfn of the next table.
  */
-#define _PAGE_PRESENT  (1ULL << 0)
-#define _PAGE_RW       (1ULL << 1)
+#define _PAGE_PRESENT  PTE_BIT_PRESENT
+#define _PAGE_RW       PTE_BIT_RW
 #define _PAGE_USER     (1ULL << 2)
 #define _PAGE_ACCESSED (1ULL << 5)
 #define _PAGE_DIRTY    (1ULL << 6)
 #define _PAGE_SPECIAL  (1ULL << 9)   /* no struct page ref/rmap: zero page */
-#define PTE_PFN_MASK   0x000ffffffffff000ULL
+#define PTE_PFN_MASK   PTE_PFN_BITS
 #define _PAGE_TABLE    (_PAGE_PRESENT | _PAGE_RW | _PAGE_USER | _PAGE_ACCESSED)
 
 #define PTRS_PER_TABLE 512
@@ -74,6 +75,7 @@ struct host {
 	struct list_head mm_list;
 	unsigned int next_mm_id;
 	atomic_long nr_pgtables;
+	atomic_long poison_hits;
 	atomic_long events[NR_VM_EVENTS];
 	pte_change_hook_t _Atomic pte_hook;
 	void *_Atomic pte_hook_arg;

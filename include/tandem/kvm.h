@@ -1,0 +1,71 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * kvm.h - the secondary MMU: VMs, memslots, GPA page tables kept in step
+ * with the host through MMU notifiers, and the vCPUs that use them.
+ *
+ * A VM belongs to one host mm (the VMM's address space). Guest memory is
+ * host memory: a memslot maps a range of guest frames (gfn) onto a range of
+ * the mm's virtual addresses (hva). The VM's GPA page tables (sptes) cache
+ * gfn -> host frame translations built on demand from the host page tables
+ * through GUP, holding no reference once installed; the host's invalidations
+ * tell the VM when a translation must go.
+ */
+#ifndef TANDEM_KVM_H
+#define TANDEM_KVM_H
+
+#include "tandem/types.h"
+#include "tandem/mm_types.h"
+
+#define KVM_MAX_VCPUS    64
+#define KVM_MAX_MEMSLOTS 512
+
+/* Memslot flags, as in the KVM API. */
+#define KVM_MEM_LOG_DIRTY_PAGES (1u << 0)
+#define KVM_MEM_READONLY        (1u << 1)
+
+struct kvm_userspace_memory_region {
+	uint32_t slot;
+	uint32_t flags;
+	gpa_t guest_phys_addr;
+	uint64_t memory_size;   /* 0 deletes the slot */
+	hva_t userspace_addr;
+};
+
+/*
+ * Switches that each disable one piece of the invalidation protocol, so a
+ * user can watch the integrity checker catch the race (tandem run --break).
+ */
+enum kvm_break {
+	KVM_BREAK_SEQ_CHECK   = 1u << 0, /* fault ignores in-progress/seq */
+	KVM_BREAK_FLUSH_WAIT  = 1u << 1, /* TLB flush does not wait for vCPUs */
+	KVM_BREAK_RANGE_ZAP   = 1u << 2, /* range_start does not zap sptes */
+};
+
+struct kvm_config {
+	unsigned int breaks;    /* enum kvm_break */
+};
+
+struct kvm;
+struct kvm_vcpu;
+
+int kvm_create_vm(struct mm *mm, const struct kvm_config *cfg, struct kvm **out);
+/* Stops nothing: vCPUs must have been destroyed. */
+void kvm_destroy_vm(struct kvm *kvm);
+int kvm_set_user_memory_region(struct kvm *kvm,
+			       const struct kvm_userspace_memory_region *mem);
+
+struct kvm_stats {
+	uint64_t faults;            /* slow-path faults resolved */
+	uint64_t fast_faults;       /* resolved by the lockless fast path */
+	uint64_t fault_retries;     /* slow path raced an invalidation */
+	uint64_t invalidations;     /* invalidate_range_start calls */
+	uint64_t sptes_zapped;
+	uint64_t tlb_flushes;       /* remote TLB flush requests */
+	uint64_t mmio_exits;        /* guest access with no writable slot */
+	uint64_t age_calls;
+	uint64_t memslot_updates;
+	uint64_t pgtable_pages;     /* GPA page-table pages now */
+};
+void kvm_get_stats(struct kvm *kvm, struct kvm_stats *st);
+
+#endif

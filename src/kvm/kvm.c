@@ -1,0 +1,327 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * kvm.c - a VM: its lifetime, and the MMU-notifier handlers through which
+ * the host keeps the GPA page tables honest.
+ *
+ * invalidate_range_start (blockable):
+ *   1. mn_active_invalidate_count++ (outside mmu_lock; caches that are
+ *      invalidated before mmu_lock is taken check it on refresh);
+ *   2. write_lock(mmu_lock); in_progress++; widen the in-progress hva
+ *      range (it only grows until in_progress returns to 0);
+ *   3. zap the sptes of every slot overlapping the range; if anything was
+ *      zapped, flush every vCPU's TLB and wait (kvm_flush_remote_tlbs)
+ *      *before* unlocking: after start returns no vCPU can reach the old
+ *      frames, so the host may free them;
+ *   4. write_unlock.
+ * invalidate_range_end:
+ *   write_lock; seq++ then in_progress-- (the bump must be visible to any
+ *   fault that sees the count drop; both are under mmu_lock, which the
+ *   fault's check also holds); write_unlock; active count--, wake waiters.
+ *
+ * Unlike KVM since 5.15 we take mmu_lock on every start and end, whether or
+ * not a slot overlaps: the counts stay balanced however the slots change
+ * between start and end, which is the race 52ac8b358b0c closes with a wait.
+ * The in-progress range is in hva space (as in 5.12-6.7), so it needs no
+ * slot lookup either.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include "kvm_host.h"
+#include "base/rcu.h"
+
+static inline struct kvm *mn_to_kvm(struct mmu_notifier *mn)
+{
+	return container_of(mn, struct kvm, mmu_notifier);
+}
+
+/*
+ * Zap every spte whose slot maps an hva in [start, end). Called with
+ * mmu_lock held for write, inside an RCU read-side section (slots).
+ * Returns true if a TLB flush is due.
+ */
+bool kvm_unmap_hva_range_locked(struct kvm *kvm, hva_t start, hva_t end)
+{
+	struct kvm_memslots *slots = kvm_memslots(kvm);
+	bool flush = false;
+
+	lockdep_assert_held_write(&kvm->mmu_lock);
+	for (unsigned int i = 0; i < slots->nr; i++) {
+		const struct kvm_memory_slot *s = &slots->slots[i];
+		hva_t s_start = s->userspace_addr;
+		hva_t s_end = s_start + (s->npages << PAGE_SHIFT);
+		hva_t a = MAX(start, s_start), b = MIN(end, s_end);
+
+		if (a >= b)
+			continue;
+		gfn_t gs = s->base_gfn + ((a - s_start) >> PAGE_SHIFT);
+		gfn_t ge = s->base_gfn + ((b - s_start + PAGE_SIZE - 1) >> PAGE_SHIFT);
+
+		flush |= kvm_tdp_zap_gfn_range(kvm, gs, ge);
+	}
+	return flush;
+}
+
+static void mn_active_invalidate_inc(struct kvm *kvm)
+{
+	mutex_lock(&kvm->mn_invalidate_lock);
+	kvm->mn_active_invalidate_count++;
+	mutex_unlock(&kvm->mn_invalidate_lock);
+}
+
+static void mn_active_invalidate_dec(struct kvm *kvm)
+{
+	mutex_lock(&kvm->mn_invalidate_lock);
+	BUG_ON(--kvm->mn_active_invalidate_count < 0);
+	if (!kvm->mn_active_invalidate_count)
+		pthread_cond_broadcast(&kvm->mn_invalidate_done);
+	mutex_unlock(&kvm->mn_invalidate_lock);
+}
+
+static int kvm_mmu_notifier_invalidate_range_start(struct mmu_notifier *mn,
+						   const struct mmu_notifier_range *range)
+{
+	struct kvm *kvm = mn_to_kvm(mn);
+	bool flush = false;
+
+	kvm_stat_inc(kvm, invalidations);
+	mn_active_invalidate_inc(kvm);
+
+	rcu_read_lock();
+	down_write(&kvm->mmu_lock);
+	if (kvm->mmu_invalidate_in_progress++ == 0) {
+		kvm->mmu_invalidate_range_start = range->start;
+		kvm->mmu_invalidate_range_end = range->end;
+	} else {
+		/* Grow only: faults must see the union of every range still
+		 * in progress, not just the latest. */
+		kvm->mmu_invalidate_range_start =
+			MIN(kvm->mmu_invalidate_range_start, range->start);
+		kvm->mmu_invalidate_range_end =
+			MAX(kvm->mmu_invalidate_range_end, range->end);
+	}
+	if (!(kvm->cfg.breaks & KVM_BREAK_RANGE_ZAP))
+		flush = kvm_unmap_hva_range_locked(kvm, range->start, range->end);
+	if (flush)
+		kvm_flush_remote_tlbs(kvm);
+	up_write(&kvm->mmu_lock);
+	rcu_read_unlock();
+	return 0;
+}
+
+static void kvm_mmu_notifier_invalidate_range_end(struct mmu_notifier *mn,
+						  const struct mmu_notifier_range *range)
+{
+	struct kvm *kvm = mn_to_kvm(mn);
+
+	down_write(&kvm->mmu_lock);
+	/* seq first: a fault that sees in_progress drop must also see the
+	 * new seq. Both happen under mmu_lock, which the fault's check holds,
+	 * so program order suffices; the release store also serves lockless
+	 * readers of seq. */
+	atomic_fetch_add_explicit(&kvm->mmu_invalidate_seq, 1, memory_order_release);
+	BUG_ON(kvm->mmu_invalidate_in_progress <= 0);
+	kvm->mmu_invalidate_in_progress--;
+	up_write(&kvm->mmu_lock);
+	mn_active_invalidate_dec(kvm);
+}
+
+/* Aging: which slots' gfns back [start, end)? Called with mmu_lock held. */
+static bool kvm_age_hva_range(struct kvm *kvm, hva_t start, hva_t end, bool clear)
+{
+	struct kvm_memslots *slots;
+	bool young = false;
+
+	kvm_stat_inc(kvm, age_calls);
+	rcu_read_lock();
+	slots = kvm_memslots(kvm);
+	down_read(&kvm->mmu_lock);
+	for (unsigned int i = 0; i < slots->nr; i++) {
+		const struct kvm_memory_slot *s = &slots->slots[i];
+		hva_t s_start = s->userspace_addr;
+		hva_t s_end = s_start + (s->npages << PAGE_SHIFT);
+		hva_t a = MAX(start, s_start), b = MIN(end, s_end);
+
+		if (a >= b)
+			continue;
+		young |= kvm_tdp_age_gfn_range(kvm,
+			s->base_gfn + ((a - s_start) >> PAGE_SHIFT),
+			s->base_gfn + ((b - s_start + PAGE_SIZE - 1) >> PAGE_SHIFT), clear);
+	}
+	up_read(&kvm->mmu_lock);
+	rcu_read_unlock();
+	return young;
+}
+
+static int kvm_mmu_notifier_clear_flush_young(struct mmu_notifier *mn, struct mm *mm,
+					      hva_t start, hva_t end)
+{
+	struct kvm *kvm = mn_to_kvm(mn);
+	bool young = kvm_age_hva_range(kvm, start, end, true);
+
+	/* A vCPU's soft TLB hit does not set the accessed bit (only its
+	 * walk does), so the next access must walk again to be seen. */
+	if (young)
+		kvm_make_all_cpus_request(kvm, KVM_REQ_TLB_FLUSH, false);
+	return young;
+}
+
+static int kvm_mmu_notifier_clear_young(struct mmu_notifier *mn, struct mm *mm,
+					hva_t start, hva_t end)
+{
+	/* No flush: cheaper, and approximate, as in KVM. */
+	return kvm_age_hva_range(mn_to_kvm(mn), start, end, true);
+}
+
+static int kvm_mmu_notifier_test_young(struct mmu_notifier *mn, struct mm *mm,
+				       hva_t address)
+{
+	return kvm_age_hva_range(mn_to_kvm(mn), address, address + PAGE_SIZE, false);
+}
+
+/*
+ * change_pte (kvm_set_spte_hva): the seed-era handler. The host calls it
+ * between start and end, after start zapped the spte, so it normally finds
+ * nothing (why Linux 6.10 removed it). If it does find one, it must not
+ * let the new frame in through the back door: a different frame is zapped
+ * (the next fault maps it honestly, respecting read-only slots and keeping
+ * clean pages clean); the same frame only loses write permission when the
+ * new PTE is read-only.
+ */
+static void kvm_mmu_notifier_change_pte(struct mmu_notifier *mn, struct mm *mm,
+					hva_t address, pte_t pte)
+{
+	struct kvm *kvm = mn_to_kvm(mn);
+	struct kvm_memslots *slots;
+	bool flush = false;
+
+	rcu_read_lock();
+	slots = kvm_memslots(kvm);
+	down_write(&kvm->mmu_lock);
+	for (unsigned int i = 0; i < slots->nr; i++) {
+		const struct kvm_memory_slot *s = &slots->slots[i];
+		hva_t s_start = s->userspace_addr;
+
+		if (address < s_start || address >= s_start + (s->npages << PAGE_SHIFT))
+			continue;
+		gfn_t gfn = s->base_gfn + ((address - s_start) >> PAGE_SHIFT);
+		_Atomic spte_t *sptep = tdp_walk(kvm, gfn);
+		spte_t old = sptep ? atomic_load(sptep) : 0;
+
+		if (!is_shadow_present(old))
+			continue;
+		if (!pte_is_present(pte) || pte_to_pfn(pte) != spte_to_pfn(old)) {
+			tdp_set_spte(kvm, gfn, sptep, 0);
+			flush = true;
+		} else if (!pte_is_writable(pte) && (old & SPTE_WRITABLE)) {
+			tdp_set_spte(kvm, gfn, sptep,
+				     old & ~(SPTE_WRITABLE | SPTE_HOST_WRITABLE));
+			flush = true;
+		}
+	}
+	if (flush)
+		kvm_flush_remote_tlbs(kvm);
+	up_write(&kvm->mmu_lock);
+	rcu_read_unlock();
+}
+
+/* The mm is going away: drop every translation before its frames go. */
+static void kvm_mmu_notifier_release(struct mmu_notifier *mn, struct mm *mm)
+{
+	struct kvm *kvm = mn_to_kvm(mn);
+
+	down_write(&kvm->mmu_lock);
+	kvm->mm_released = true;
+	if (kvm_tdp_zap_gfn_range(kvm, 0, TDP_MAX_GFN + 1))
+		kvm_flush_remote_tlbs(kvm);
+	up_write(&kvm->mmu_lock);
+}
+
+static const struct mmu_notifier_ops kvm_mmu_notifier_ops = {
+	.invalidate_range_start = kvm_mmu_notifier_invalidate_range_start,
+	.invalidate_range_end = kvm_mmu_notifier_invalidate_range_end,
+	.clear_flush_young = kvm_mmu_notifier_clear_flush_young,
+	.clear_young = kvm_mmu_notifier_clear_young,
+	.test_young = kvm_mmu_notifier_test_young,
+	.change_pte = kvm_mmu_notifier_change_pte,
+	.release = kvm_mmu_notifier_release,
+};
+
+/*
+ * Flush every vCPU's soft TLB and wait until none can still use an old
+ * translation. Called with mmu_lock held for write, after zapping.
+ */
+void kvm_flush_remote_tlbs(struct kvm *kvm)
+{
+	kvm_stat_inc(kvm, tlb_flushes);
+	kvm_make_all_cpus_request(kvm, KVM_REQ_TLB_FLUSH,
+				  !(kvm->cfg.breaks & KVM_BREAK_FLUSH_WAIT));
+}
+
+int kvm_create_vm(struct mm *mm, const struct kvm_config *cfg, struct kvm **out)
+{
+	struct kvm *kvm;
+	int err;
+
+	if (!mm || !out)
+		return -EINVAL;
+	if (cfg && (cfg->breaks & ~(KVM_BREAK_SEQ_CHECK | KVM_BREAK_FLUSH_WAIT |
+				    KVM_BREAK_RANGE_ZAP)))
+		return -EINVAL;
+	kvm = calloc(1, sizeof(*kvm));
+	if (!kvm)
+		return -ENOMEM;
+	if (cfg)
+		kvm->cfg = *cfg;
+	kvm->mm = mm;
+	rwsem_init(&kvm->mmu_lock);
+	mutex_init(&kvm->mn_invalidate_lock);
+	pthread_cond_init(&kvm->mn_invalidate_done, NULL);
+	mutex_init(&kvm->slots_lock);
+	mutex_init(&kvm->lock);
+	kvm->memslots = calloc(1, sizeof(struct kvm_memslots));
+	if (!kvm->memslots) {
+		err = -ENOMEM;
+		goto out_free;
+	}
+	tdp_init(kvm);
+	kvm->mmu_notifier.ops = &kvm_mmu_notifier_ops;
+	err = mmu_notifier_register(&kvm->mmu_notifier, mm);
+	if (err)
+		goto out_tdp;
+	*out = kvm;
+	return 0;
+out_tdp:
+	tdp_destroy(kvm);
+	free(kvm->memslots);
+out_free:
+	pthread_cond_destroy(&kvm->mn_invalidate_done);
+	free(kvm);
+	return err;
+}
+
+void kvm_destroy_vm(struct kvm *kvm)
+{
+	BUG_ON(atomic_load(&kvm->nr_vcpus) != 0);
+	/* Calls release (zap everything) unless exit already did. */
+	mmu_notifier_unregister(&kvm->mmu_notifier, kvm->mm);
+	BUG_ON(kvm->mn_active_invalidate_count != 0);
+	tdp_destroy(kvm);
+	kvm_free_memslots(kvm);
+	pthread_cond_destroy(&kvm->mn_invalidate_done);
+	rwsem_destroy(&kvm->mmu_lock);
+	mutex_destroy(&kvm->mn_invalidate_lock);
+	mutex_destroy(&kvm->slots_lock);
+	mutex_destroy(&kvm->lock);
+	free(kvm);
+}
+
+void kvm_get_stats(struct kvm *kvm, struct kvm_stats *st)
+{
+	memset(st, 0, sizeof(*st));
+#define S(f) st->f = atomic_load_explicit(&kvm->stat.f, memory_order_relaxed)
+	S(faults); S(fast_faults); S(fault_retries); S(invalidations);
+	S(sptes_zapped); S(tlb_flushes); S(mmio_exits); S(age_calls);
+	S(memslot_updates);
+#undef S
+	st->pgtable_pages = (uint64_t)atomic_load(&kvm->nr_tables);
+}

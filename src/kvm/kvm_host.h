@@ -1,0 +1,214 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * kvm_host.h - the secondary MMU's internal state, shared by src/kvm and
+ * src/vcpu.
+ *
+ * THE invariant of the whole system: while an spte maps frame F under
+ * mmu_lock, the host still maps F at the spte's hva. The host changes a PTE
+ * only after invalidate_range_start returned, and that handler zaps the
+ * sptes under mmu_lock for write and flushes every vCPU's soft TLB; a fault
+ * installs an spte only if no invalidation of its hva ran or is running
+ * since it looked the frame up (the sequence-retry idiom below). So a frame
+ * seen through a present spte, under mmu_lock or from guest mode, is never
+ * a frame the host has taken back.
+ *
+ * Sequence-retry idiom (one for every fill of a secondary mapping):
+ *
+ *   fault (reader)                       invalidation (writer)
+ *   ---------------------------------    -----------------------------------
+ *   seq = mmu_invalidate_seq (acquire)   start: write_lock(mmu_lock)
+ *   GUP -> frame (may sleep)                    in_progress++, widen range
+ *   write_lock(mmu_lock)                        zap sptes, flush TLBs (wait)
+ *   retry if in_progress && hva in range        write_unlock
+ *         or seq != mmu_invalidate_seq   host changes the PTE, frees frame
+ *   install spte                         end:   write_lock(mmu_lock)
+ *   write_unlock; put_page                      seq++ then in_progress--
+ *                                               write_unlock
+ *
+ * The reader's acquire load of seq pairs with the writer's release of
+ * mmu_lock in end: if the reader's GUP saw the old PTE, either the writer
+ * had not yet started (start then zaps what the reader installs, since the
+ * reader installs under mmu_lock before start takes it) or the reader sees
+ * in_progress or the bumped seq under mmu_lock and retries.
+ *
+ * Lock order: slots_lock > (notifier range_lock) > mmu_lock > kvm->lock.
+ * Never call synchronize_rcu() with mmu_lock held or from a notifier
+ * callback. The fault path holds an RCU read-side section from its memslot
+ * lookup until the spte is installed, so a memslot update that waits for a
+ * grace period waits for every fault that used the old slot.
+ */
+#ifndef TANDEM_KVM_HOST_H
+#define TANDEM_KVM_HOST_H
+
+#include <pthread.h>
+#include "tandem/kvm.h"
+#include "tandem/host.h"
+#include "tandem/pgtable.h"
+#include "tandem/vcpu.h"
+#include "tandem/mmu_notifier.h"
+#include "base/compiler.h"
+#include "base/lock.h"
+
+/* ---- sptes (GPA page-table entries) ---- */
+#define SPTE_PRESENT       (1ULL << 0)
+#define SPTE_WRITABLE      (1ULL << 1)
+#define SPTE_HOST_WRITABLE (1ULL << 2)  /* host PTE allowed writes at install */
+#define SPTE_MMU_WRITABLE  (1ULL << 3)  /* the slot allows writes */
+#define SPTE_ACCESSED      (1ULL << 5)
+#define SPTE_DIRTY         (1ULL << 6)
+#define SPTE_PFN_MASK      0x000ffffffffff000ULL
+typedef uint64_t spte_t;
+
+static inline bool is_shadow_present(spte_t s) { return s & SPTE_PRESENT; }
+static inline pfn_t spte_to_pfn(spte_t s) { return (s & SPTE_PFN_MASK) >> PAGE_SHIFT; }
+/* May the fast path make this spte writable without the host? Only if the
+ * host PTE was writable (not COW-shared, not KSM) and the slot allows it. */
+static inline bool spte_can_unsync_write(spte_t s)
+{
+	return (s & (SPTE_HOST_WRITABLE | SPTE_MMU_WRITABLE)) ==
+	       (SPTE_HOST_WRITABLE | SPTE_MMU_WRITABLE);
+}
+
+#define TDP_LEVELS 4
+#define TDP_ENTRIES 512
+#define TDP_MAX_GFN ((1ULL << 36) - 1)
+
+struct tdp_table {
+	_Atomic spte_t e[TDP_ENTRIES];
+};
+
+/* ---- memslots ---- */
+#define KVM_MEMSLOT_INVALID (1u << 16)  /* being deleted or moved */
+
+struct kvm_memory_slot {
+	gfn_t base_gfn;
+	uint64_t npages;
+	hva_t userspace_addr;
+	uint32_t flags;
+	uint32_t id;
+};
+
+/* An immutable, RCU-published set of slots sorted by base_gfn. */
+struct kvm_memslots {
+	uint64_t generation;
+	unsigned int nr;
+	struct kvm_memory_slot slots[];
+};
+
+static inline hva_t slot_gfn_to_hva(const struct kvm_memory_slot *s, gfn_t gfn)
+{
+	return s->userspace_addr + ((gfn - s->base_gfn) << PAGE_SHIFT);
+}
+
+static inline bool slot_is_writable(const struct kvm_memory_slot *s)
+{
+	return !(s->flags & (KVM_MEM_READONLY | KVM_MEM_LOG_DIRTY_PAGES));
+}
+
+/* ---- vCPUs ---- */
+enum vcpu_mode {
+	OUTSIDE_GUEST_MODE,
+	IN_GUEST_MODE,
+	EXITING_GUEST_MODE,
+};
+
+#define KVM_REQ_TLB_FLUSH 0
+#define KVM_REQ_STOP      1
+#define KVM_NR_REQUESTS   2
+
+struct kvm_vcpu;
+
+struct kvm {
+	struct mm *mm;
+	struct kvm_config cfg;
+	struct mmu_notifier mmu_notifier;
+	bool mn_registered;
+
+	/* mmu_lock guards the sptes' contents (write to zap or install; read
+	 * for the aging walks, which change bits with atomics) and the
+	 * invalidate state below. */
+	struct rwsem mmu_lock;
+	_Atomic unsigned long mmu_invalidate_seq;   /* written under mmu_lock */
+	long mmu_invalidate_in_progress;            /* under mmu_lock */
+	hva_t mmu_invalidate_range_start;           /* union of ranges in progress */
+	hva_t mmu_invalidate_range_end;
+	bool mm_released;                           /* under mmu_lock */
+
+	/* Invalidations between start and end, counted outside mmu_lock (for
+	 * caches invalidated before mmu_lock is taken). */
+	struct mutex mn_invalidate_lock;
+	long mn_active_invalidate_count;
+	pthread_cond_t mn_invalidate_done;
+
+	struct tdp_table *root;                     /* GPA page tables */
+	atomic_long nr_tables;
+
+	struct mutex slots_lock;                    /* serializes slot updates */
+	struct kvm_memslots *_Atomic memslots;      /* RCU */
+
+	struct mutex lock;                          /* vcpus[] */
+	struct kvm_vcpu *vcpus[KVM_MAX_VCPUS];
+	atomic_int nr_vcpus;
+
+	struct {
+		atomic_ulong faults, fast_faults, fault_retries, invalidations,
+			sptes_zapped, tlb_flushes, mmio_exits, age_calls,
+			memslot_updates;
+	} stat;
+};
+
+static inline struct kvm_memslots *kvm_memslots(struct kvm *kvm)
+{
+	return __atomic_load_n(&kvm->memslots, __ATOMIC_ACQUIRE);
+}
+
+#define kvm_stat_inc(kvm, f) \
+	atomic_fetch_add_explicit(&(kvm)->stat.f, 1, memory_order_relaxed)
+
+/* memslot.c; lookups need an RCU read-side section. */
+struct kvm_memory_slot *gfn_to_memslot(struct kvm_memslots *slots, gfn_t gfn);
+void kvm_free_memslots(struct kvm *kvm);
+
+/* tdp.c: the GPA page-table walker and its users. */
+typedef bool (*tdp_leaf_fn)(struct kvm *kvm, gfn_t gfn, _Atomic spte_t *sptep,
+			    spte_t old, void *arg);
+void tdp_init(struct kvm *kvm);
+void tdp_destroy(struct kvm *kvm);
+_Atomic spte_t *tdp_walk(struct kvm *kvm, gfn_t gfn);          /* lockless */
+_Atomic spte_t *tdp_walk_alloc(struct kvm *kvm, gfn_t gfn);    /* mmu_lock write */
+bool tdp_for_each_leaf(struct kvm *kvm, gfn_t start, gfn_t end, tdp_leaf_fn fn,
+		       void *arg);
+void tdp_set_spte(struct kvm *kvm, gfn_t gfn, _Atomic spte_t *sptep, spte_t new);
+bool kvm_tdp_zap_gfn_range(struct kvm *kvm, gfn_t start, gfn_t end);
+bool kvm_tdp_age_gfn_range(struct kvm *kvm, gfn_t start, gfn_t end, bool clear);
+
+/* kvm.c */
+void kvm_flush_remote_tlbs(struct kvm *kvm);
+bool kvm_unmap_hva_range_locked(struct kvm *kvm, hva_t start, hva_t end);
+static inline bool mmu_invalidate_retry_hva(struct kvm *kvm, unsigned long seq,
+					    hva_t hva)
+{
+	lockdep_assert_held(&kvm->mmu_lock);
+	if (kvm->mmu_invalidate_in_progress &&
+	    hva >= kvm->mmu_invalidate_range_start &&
+	    hva < kvm->mmu_invalidate_range_end)
+		return true;
+	return atomic_load_explicit(&kvm->mmu_invalidate_seq,
+				    memory_order_relaxed) != seq;
+}
+
+/* vcpu.c */
+void kvm_make_all_cpus_request(struct kvm *kvm, unsigned int req, bool wait);
+
+/* mmu.c: fault results. */
+enum {
+	RET_PF_FIXED = 0,   /* spte installed or already fine: retry the access */
+	RET_PF_RETRY,       /* raced an invalidation or a slot update */
+	RET_PF_MMIO,        /* no slot, or a write to a read-only slot */
+};
+int kvm_mmu_page_fault(struct kvm_vcpu *vcpu, gpa_t gpa, bool write);
+/* Lockless: the "hardware" walk; marks accessed/dirty, may make a spte
+ * writable (fast path). Returns the host address of the frame, or NULL. */
+void *kvm_tdp_translate(struct kvm *kvm, gfn_t gfn, bool write, bool *fast);
+
+#endif
