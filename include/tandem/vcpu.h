@@ -44,6 +44,7 @@ typedef int (*vcpu_guest_fn)(struct kvm_vcpu *vcpu, void *arg);
 enum vcpu_hook_point {
 	VCPU_HOOK_AFTER_GUP,    /* slow fault: frame looked up, mmu_lock not taken */
 	VCPU_HOOK_IN_GUEST,     /* about to access guest memory in guest mode */
+	VCPU_HOOK_BEFORE_ENTER, /* slow path: soft TLB filled, about to re-enter */
 	VCPU_NR_HOOKS
 };
 typedef void (*vcpu_hook_fn)(struct kvm_vcpu *vcpu, enum vcpu_hook_point at, void *arg);
@@ -93,7 +94,9 @@ int kvm_vcpu_stop(struct kvm_vcpu *vcpu);
 void kvm_vcpu_get_stats(struct kvm_vcpu *vcpu, struct vcpu_stats *st);
 
 int vcpu_access_slow(struct kvm_vcpu *vcpu, gva_t gva, bool write, uint64_t *val);
-/* Leave guest mode briefly: handle requests (the bounded-interval exit). */
+/* Leave guest mode briefly: handle requests (the bounded-interval exit).
+ * After a failed access (which returns outside guest mode) it re-enters
+ * guest mode; a guest that goes on after an error must call it first. */
 int vcpu_check_requests(struct kvm_vcpu *vcpu);
 bool vcpu_should_stop(struct kvm_vcpu *vcpu);
 

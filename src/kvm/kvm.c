@@ -212,7 +212,8 @@ static void kvm_mmu_notifier_change_pte(struct mmu_notifier *mn, struct mm *mm,
 		if (!pte_is_present(pte) || pte_to_pfn(pte) != spte_to_pfn(old)) {
 			tdp_set_spte(kvm, gfn, sptep, 0);
 			flush = true;
-		} else if (!pte_is_writable(pte) && (old & SPTE_WRITABLE)) {
+		} else if (!pte_is_writable(pte) &&
+			   (old & (SPTE_WRITABLE | SPTE_HOST_WRITABLE))) {
 			tdp_set_spte(kvm, gfn, sptep,
 				     old & ~(SPTE_WRITABLE | SPTE_HOST_WRITABLE));
 			flush = true;

@@ -54,6 +54,8 @@ void *kvm_tdp_translate(struct kvm *kvm, gfn_t gfn, bool write, bool *fast)
 							  memory_order_acquire))
 			break;
 	}
+	if (*fast)
+		kvm_stat_inc(kvm, fast_faults);
 	return page_address(pfn_to_page(kvm->mm->host, spte_to_pfn(new)));
 }
 
@@ -111,8 +113,10 @@ int kvm_mmu_page_fault(struct kvm_vcpu *vcpu, gpa_t gpa, bool write)
 	unsigned long seq;
 	int r;
 
-	if (gfn > TDP_MAX_GFN)
+	if (gfn > TDP_MAX_GFN) {
+		kvm_stat_inc(kvm, mmio_exits);
 		return RET_PF_MMIO;
+	}
 	/* The RCU section spans lookup to install: a slot update waits for
 	 * us before it zaps (memslot.c). */
 	rcu_read_lock();

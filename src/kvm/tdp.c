@@ -70,6 +70,12 @@ static _Atomic spte_t *walk(struct kvm *kvm, gfn_t gfn, bool alloc)
 {
 	struct tdp_table *t = kvm->root;
 
+	/* The index bits of four levels cover 36 bits of gfn: a larger gfn
+	 * would alias a lower one. Callers that allocate check first. */
+	if (gfn > TDP_MAX_GFN) {
+		BUG_ON(alloc);
+		return NULL;
+	}
 	for (int level = TDP_LEVELS; level > 1; level--) {
 		_Atomic spte_t *ep = &t->e[LEVEL_INDEX(gfn, level)];
 		/* Acquire: pairs with the release that published the table. */

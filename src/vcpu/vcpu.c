@@ -98,12 +98,22 @@ bool vcpu_should_stop(struct kvm_vcpu *v)
 	       (1UL << KVM_REQ_STOP);
 }
 
-/* Called in guest mode; returns in guest mode, or -EINTR outside it. */
+/*
+ * Called in guest mode; returns in guest mode, or -EINTR outside it.
+ * Also called by a guest that goes on after a failed access (which returns
+ * outside guest mode, e.g. -EFAULT from a read-only host mapping): it
+ * re-enters guest mode here. Without that, the guest's next soft-TLB hit
+ * would run outside guest mode, where a flush request does not wait for it.
+ */
 int vcpu_check_requests(struct kvm_vcpu *v)
 {
-	if (!atomic_load_explicit(&v->requests, memory_order_relaxed))
+	bool outside = atomic_load_explicit(&v->mode, memory_order_relaxed) ==
+		       OUTSIDE_GUEST_MODE;
+
+	if (!outside && !atomic_load_explicit(&v->requests, memory_order_relaxed))
 		return 0;
-	vcpu_exit_guest(v);
+	if (!outside)
+		vcpu_exit_guest(v);
 	for (;;) {
 		int r = vcpu_handle_requests(v);
 
@@ -189,6 +199,7 @@ int vcpu_access_slow(struct kvm_vcpu *v, gva_t gva, bool write, uint64_t *val)
 		}
 		return r;
 enter:
+		vcpu_test_hook(v, VCPU_HOOK_BEFORE_ENTER);
 		if (vcpu_enter_guest(v))
 			continue;
 		break;
