@@ -14,6 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "cli/cli.h"
+#include "base/compiler.h"
 
 struct bench {
 	const char *name;
@@ -24,6 +25,8 @@ struct bench {
 static const struct bench benches[] = {
 	{ "host", "primary MMU: demand-zero and COW faults, munmap, notifier calls",
 	  bench_host },
+	{ "kvm", "secondary MMU: first touch, soft-TLB hit, DONTNEED + refault, "
+	  "2 MiB invalidation", bench_kvm },
 };
 #define NR_BENCHES (sizeof(benches) / sizeof(benches[0]))
 
@@ -41,9 +44,10 @@ void bench_usage(FILE *f)
 	fprintf(f,
 		"\noptions:\n"
 		"  -r, --repeat N    runs per measure; the median is printed (default 5)\n"
-		"  -s, --size SIZE   region per fault/munmap measure, K/M/G suffix\n"
-		"                    (default 64M = 16384 pages)\n"
-		"  -c, --calls N     loop length of per-call measures (default 1000000)\n"
+		"  -s, --size SIZE   region per fault/munmap/first-touch/DONTNEED measure,\n"
+		"                    K/M/G suffix (default 64M = 16384 pages)\n"
+		"  -c, --calls N     loop length of per-call measures (default 1000000;\n"
+		"                    kvm warm_access makes 16 x N accesses per run)\n"
 		"      --json        one JSON array of results instead of text lines\n"
 		"  -h, --help        this text\n");
 }
@@ -150,8 +154,17 @@ static void note_machine(const struct bench_opts *o)
 		fclose(f);
 		load[strcspn(load, "\n")] = '\0';
 	}
-	bench_note(o, "machine: %ld online CPUs, /proc/loadavg %s",
-		   sysconf(_SC_NPROCESSORS_ONLN), load);
+	if (!o->json) {
+		bench_note(o, "machine: %ld online CPUs, /proc/loadavg %s",
+			   sysconf(_SC_NPROCESSORS_ONLN), load);
+		return;
+	}
+	/* JSON has no comments: the same context as the first object. */
+	struct bench_field fields[] = {
+		BENCH_INT("online_cpus", (uint64_t)sysconf(_SC_NPROCESSORS_ONLN)),
+		BENCH_STR("loadavg", load),
+	};
+	bench_report(o, "tandem", "machine", fields, ARRAY_SIZE(fields));
 }
 
 static const struct bench *find_bench(const char *name)
