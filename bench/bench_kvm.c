@@ -92,6 +92,7 @@ struct samples {
 
 struct kvm_bench {
 	const struct bench_opts *o;
+	enum kvm_kick_mode kick;        /* VMs made now use this flush protocol */
 	uint64_t pages;                 /* first_touch / dontneed_refault region */
 	uint64_t bytes;
 	struct host *host;
@@ -195,7 +196,7 @@ static int vm_create(struct kvm_bench *kb, uint64_t pages, int n,
 		}
 		vm->probes[0] = before;
 	}
-	err = kvm_create_vm(vm->mm, NULL, &vm->kvm);
+	err = kvm_create_vm(vm->mm, &(struct kvm_config){ .kick = kb->kick }, &vm->kvm);
 	if (err) {
 		fail("kvm_create_vm", err);
 		goto out_probes;
@@ -1287,9 +1288,17 @@ static int bench_invalidate(struct kvm_bench *kb)
 	double nv = percentile(novm, total, 50), nv99 = percentile(novm, total, 99);
 	double na = percentile(native, total, 50), na99 = percentile(native, total, 99);
 
+	/* Both flush protocols: RSEQ (where built) and KVM's WAIT. */
+	static const enum kvm_kick_mode kicks[] = { KVM_KICK_RSEQ, KVM_KICK_WAIT };
+
+	for (size_t k = 0; k < ARRAY_SIZE(kicks) && !ret; k++)
 	for (size_t c = 0; c < ARRAY_SIZE(vcpu_counts) && !ret; c++) {
 		int n = vcpu_counts[c];
 		struct inv_result res = { 0 };
+
+		if (kicks[k] == KVM_KICK_RSEQ && !vcpu_rseq_available())
+			break;
+		kb->kick = kicks[k];
 
 		res.us = xcalloc(total, sizeof(double));
 		res.kvm_start_us = xcalloc(total, sizeof(double));
@@ -1312,6 +1321,7 @@ static int bench_invalidate(struct kvm_bench *kb)
 #define NUM2(k, v) { .key = (k), .kind = BF_NUM, .num = (v), .prec = 2 }
 			struct bench_field f[] = {
 				BENCH_INT("vcpus", (uint64_t)n),
+				BENCH_STR("kick", kvm_kick_mode_name(kicks[k])),
 				BENCH_NUM("us_median", m),
 				BENCH_NUM("us_p99", p99),
 				BENCH_NUM("novm_us_median", nv),
@@ -1358,6 +1368,7 @@ static int bench_invalidate(struct kvm_bench *kb)
 		free(res.ontime_us);
 		free(res.run_median.v);
 		free(res.run_p99.v);
+		kb->kick = KVM_KICK_AUTO;
 	}
 	free(novm);
 	free(native);

@@ -37,13 +37,39 @@ struct kvm_userspace_memory_region {
  */
 enum kvm_break {
 	KVM_BREAK_SEQ_CHECK   = 1u << 0, /* fault ignores in-progress/seq */
-	KVM_BREAK_FLUSH_WAIT  = 1u << 1, /* TLB flush does not wait for vCPUs */
+	KVM_BREAK_FLUSH_WAIT  = 1u << 1, /* TLB flush neither waits for vCPUs
+					  * nor (RSEQ) calls membarrier */
 	KVM_BREAK_RANGE_ZAP   = 1u << 2, /* range_start does not zap sptes */
+};
+
+/*
+ * How a remote TLB flush makes sure no vCPU still uses a zapped translation.
+ *  WAIT: KVM's protocol -- set the request, kick, sleep until every vCPU that
+ *        was in guest mode has left it. A vCPU preempted in guest mode makes
+ *        the flush wait for the scheduler to run it again.
+ *  RSEQ: each soft-TLB hit is an rseq critical section that the kernel
+ *        aborts on preemption (a VM exit, as on real hardware); the flush
+ *        sets the request and calls membarrier(EXPEDITED_RSEQ) to abort the
+ *        running ones. Never waits for a vCPU. x86-64, non-sanitizer builds.
+ *  AUTO: RSEQ where available, else WAIT.
+ */
+struct kvm;
+struct kvm_vcpu;
+
+enum kvm_kick_mode {
+	KVM_KICK_AUTO = 0,
+	KVM_KICK_WAIT,
+	KVM_KICK_RSEQ,
 };
 
 struct kvm_config {
 	unsigned int breaks;    /* enum kvm_break */
+	enum kvm_kick_mode kick;
 };
+
+/* The mode a VM resolved KVM_KICK_AUTO to. */
+enum kvm_kick_mode kvm_kick_mode(struct kvm *kvm);
+const char *kvm_kick_mode_name(enum kvm_kick_mode mode);
 
 struct kvm;
 struct kvm_vcpu;

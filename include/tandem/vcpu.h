@@ -63,7 +63,9 @@ struct vcpu_stats {
 struct kvm_vcpu {
 	/* Hot: read on every guest access. */
 	_Atomic unsigned long requests;
+	bool rseq;                      /* hits run as rseq sections (vcpu_rseq.h) */
 	unsigned int mmu_idx;
+	struct stlb_entry *stlb_cur;    /* stlb[mmu_idx]: change them together */
 	struct stlb_entry stlb[STLB_NB_MODES][STLB_SIZE];
 
 	struct kvm *kvm;
@@ -93,10 +95,9 @@ int kvm_vcpu_run(struct kvm_vcpu *vcpu, vcpu_guest_fn fn, void *arg);
 int kvm_vcpu_stop(struct kvm_vcpu *vcpu);
 void kvm_vcpu_get_stats(struct kvm_vcpu *vcpu, struct vcpu_stats *st);
 
+/* Returns in guest mode, except -EINTR (stop requested). */
 int vcpu_access_slow(struct kvm_vcpu *vcpu, gva_t gva, bool write, uint64_t *val);
-/* Leave guest mode briefly: handle requests (the bounded-interval exit).
- * After a failed access (which returns outside guest mode) it re-enters
- * guest mode; a guest that goes on after an error must call it first. */
+/* Leave guest mode briefly: handle requests (the bounded-interval exit). */
 int vcpu_check_requests(struct kvm_vcpu *vcpu);
 bool vcpu_should_stop(struct kvm_vcpu *vcpu);
 
@@ -106,8 +107,12 @@ bool vcpu_should_stop(struct kvm_vcpu *vcpu);
 
 static inline struct stlb_entry *stlb_entry(struct kvm_vcpu *v, gva_t gva)
 {
-	return &v->stlb[v->mmu_idx][(gva >> PAGE_SHIFT) & (STLB_SIZE - 1)];
+	/* One load for the table rather than mmu_idx, a shift and an add:
+	 * a hit is a couple of dozen instructions, and this is ~7% of it. */
+	return &v->stlb_cur[(gva >> PAGE_SHIFT) & (STLB_SIZE - 1)];
 }
+
+#include "tandem/vcpu_rseq.h"
 
 /*
  * Guest memory accesses are relaxed atomics: another vCPU may access the
@@ -119,6 +124,13 @@ static inline int vcpu_load64(struct kvm_vcpu *v, gva_t gva, uint64_t *val)
 {
 	struct stlb_entry *e = stlb_entry(v, gva);
 
+#ifdef VCPU_HAVE_RSEQ
+	if (__builtin_expect(v->rseq, 1)) {
+		if (__builtin_expect(stlb_rseq_load64(&v->requests, e, gva, val), 1))
+			return 0;
+		return vcpu_access_slow(v, gva, false, val);
+	}
+#endif
 	if (__builtin_expect(e->addr_read == (gva & STLB_CMP_MASK) &&
 			     !atomic_load_explicit(&v->requests, memory_order_relaxed), 1)) {
 		*val = __atomic_load_n((uint64_t *)(e->addend + gva), __ATOMIC_RELAXED);
@@ -131,6 +143,13 @@ static inline int vcpu_store64(struct kvm_vcpu *v, gva_t gva, uint64_t val)
 {
 	struct stlb_entry *e = stlb_entry(v, gva);
 
+#ifdef VCPU_HAVE_RSEQ
+	if (__builtin_expect(v->rseq, 1)) {
+		if (__builtin_expect(stlb_rseq_store64(&v->requests, e, gva, val), 1))
+			return 0;
+		return vcpu_access_slow(v, gva, true, &val);
+	}
+#endif
 	if (__builtin_expect(e->addr_write == (gva & STLB_CMP_MASK) &&
 			     !atomic_load_explicit(&v->requests, memory_order_relaxed), 1)) {
 		__atomic_store_n((uint64_t *)(e->addend + gva), val, __ATOMIC_RELAXED);

@@ -268,11 +268,18 @@ int kvm_create_vm(struct mm *mm, const struct kvm_config *cfg, struct kvm **out)
 	if (cfg && (cfg->breaks & ~(KVM_BREAK_SEQ_CHECK | KVM_BREAK_FLUSH_WAIT |
 				    KVM_BREAK_RANGE_ZAP)))
 		return -EINVAL;
+	if (cfg && (unsigned int)cfg->kick > KVM_KICK_RSEQ)
+		return -EINVAL;
+	if (cfg && cfg->kick == KVM_KICK_RSEQ && !vcpu_rseq_available())
+		return -EOPNOTSUPP;
 	kvm = calloc(1, sizeof(*kvm));
 	if (!kvm)
 		return -ENOMEM;
 	if (cfg)
 		kvm->cfg = *cfg;
+	kvm->kick = kvm->cfg.kick;
+	if (kvm->kick == KVM_KICK_AUTO)
+		kvm->kick = vcpu_rseq_available() ? KVM_KICK_RSEQ : KVM_KICK_WAIT;
 	kvm->mm = mm;
 	rwsem_init(&kvm->mmu_lock);
 	mutex_init(&kvm->mn_invalidate_lock);
@@ -314,6 +321,21 @@ void kvm_destroy_vm(struct kvm *kvm)
 	mutex_destroy(&kvm->slots_lock);
 	mutex_destroy(&kvm->lock);
 	free(kvm);
+}
+
+enum kvm_kick_mode kvm_kick_mode(struct kvm *kvm)
+{
+	return kvm->kick;
+}
+
+const char *kvm_kick_mode_name(enum kvm_kick_mode mode)
+{
+	switch (mode) {
+	case KVM_KICK_AUTO: return "auto";
+	case KVM_KICK_WAIT: return "wait";
+	case KVM_KICK_RSEQ: return "rseq";
+	}
+	return "?";
 }
 
 void kvm_get_stats(struct kvm *kvm, struct kvm_stats *st)

@@ -121,6 +121,7 @@ struct kvm_vcpu;
 struct kvm {
 	struct mm *mm;
 	struct kvm_config cfg;
+	enum kvm_kick_mode kick;        /* WAIT or RSEQ, resolved at creation */
 	struct mmu_notifier mmu_notifier;
 	bool mn_registered;
 
@@ -199,6 +200,7 @@ static inline bool mmu_invalidate_retry_hva(struct kvm *kvm, unsigned long seq,
 
 /* vcpu.c */
 void kvm_make_all_cpus_request(struct kvm *kvm, unsigned int req, bool wait);
+bool vcpu_rseq_available(void);
 
 /* mmu.c: fault results. */
 enum {

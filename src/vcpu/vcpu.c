@@ -27,11 +27,19 @@
  * count, so exits with nobody waiting cost no syscall). A running vCPU sees
  * the request at its next guest access, so the wait is one access long; a
  * vCPU preempted in guest mode delays the wait until it runs again (the
- * requester's sleep gives it the core).
+ * requester's sleep gives it the core) -- up to a scheduler tick.
+ *
+ * Hence the RSEQ kick mode (vcpu_rseq.h): every access to guest memory in
+ * guest mode is an rseq critical section, which the kernel aborts when the
+ * thread is preempted, and the requester replaces the wait by one
+ * membarrier(EXPEDITED_RSEQ) that aborts the running ones. Modes, requests
+ * and exits work as above; only the wait changes.
  */
 #include <errno.h>
 #include <limits.h>
 #include <linux/futex.h>
+#include <linux/membarrier.h>
+#include <pthread.h>
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
@@ -99,11 +107,9 @@ bool vcpu_should_stop(struct kvm_vcpu *v)
 }
 
 /*
- * Called in guest mode; returns in guest mode, or -EINTR outside it.
- * Also called by a guest that goes on after a failed access (which returns
- * outside guest mode, e.g. -EFAULT from a read-only host mapping): it
- * re-enters guest mode here. Without that, the guest's next soft-TLB hit
- * would run outside guest mode, where a flush request does not wait for it.
+ * Called in guest mode; returns in guest mode, or -EINTR outside it. (It
+ * also re-enters guest mode if called outside it, e.g. after -EINTR was
+ * handled by a guest that means to go on.)
  */
 int vcpu_check_requests(struct kvm_vcpu *v)
 {
@@ -135,12 +141,48 @@ static void stlb_fill(struct kvm_vcpu *v, gva_t gva, void *host, bool writable)
 	v->stat.stlb_fills++;
 }
 
+/* Re-enter guest mode after an exit, handling what arrives meanwhile.
+ * Returns 0 in guest mode, or -EINTR outside it. */
+static int vcpu_reenter_guest(struct kvm_vcpu *v)
+{
+	while (vcpu_enter_guest(v)) {
+		int r = vcpu_handle_requests(v);
+
+		if (r)
+			return r;
+	}
+	return 0;
+}
+
+/* The access itself, in guest mode with the translation in the soft TLB.
+ * Returns false if it must be retried from the slow path (RSEQ: a request
+ * arrived or the section was aborted). */
+static bool vcpu_access_in_guest(struct kvm_vcpu *v, gva_t gva, bool write,
+				 uint64_t *val)
+{
+	struct stlb_entry *e = stlb_entry(v, gva);
+
+#ifdef VCPU_HAVE_RSEQ
+	if (v->rseq)
+		return write ? stlb_rseq_store64(&v->requests, e, gva, *val)
+			     : stlb_rseq_load64(&v->requests, e, gva, val);
+#endif
+	uint64_t *p = (uint64_t *)(e->addend + gva);
+
+	if (write)
+		__atomic_store_n(p, *val, __ATOMIC_RELAXED);
+	else
+		*val = __atomic_load_n(p, __ATOMIC_RELAXED);
+	return true;
+}
+
 /*
  * A guest access that missed the soft TLB (or saw a request). Called in
  * guest mode; leaves it, resolves the translation, re-enters, and performs
- * the access. Returns 0, or a negative errno with the vCPU outside guest
- * mode: -EINVAL unaligned, -EINTR stop requested, -ENOMEM / -ESRCH / -EFAULT
- * from the host.
+ * the access. Returns 0, or a negative errno: -EINVAL unaligned, -ENOMEM /
+ * -ESRCH / -EFAULT from the host (the access did not happen), or -EINTR
+ * (stop requested). Every return but -EINTR is in guest mode, so a guest
+ * that goes on after an error is still covered by the flush protocol.
  */
 int vcpu_access_slow(struct kvm_vcpu *v, gva_t gva, bool write, uint64_t *val)
 {
@@ -190,30 +232,53 @@ int vcpu_access_slow(struct kvm_vcpu *v, gva_t gva, bool write, uint64_t *val)
 				v->mmio_fn(v, gva, write, val, v->mmio_arg);
 			else if (!write)
 				*val = ~0ULL;
-			while (vcpu_enter_guest(v)) {
-				r = vcpu_handle_requests(v);
-				if (r)
-					return r;
-			}
-			return 0;
+			return vcpu_reenter_guest(v);
 		}
-		return r;
+		/* The host refused (-EFAULT, -ENOMEM, -ESRCH): the access did
+		 * not happen; go back to the guest with the error. */
+		int err = vcpu_reenter_guest(v);
+
+		return err ? err : r;
 enter:
 		vcpu_test_hook(v, VCPU_HOOK_BEFORE_ENTER);
 		if (vcpu_enter_guest(v))
 			continue;
-		break;
+		/* In guest mode, requests checked, translation cached. */
+		vcpu_test_hook(v, VCPU_HOOK_IN_GUEST);
+		if (vcpu_access_in_guest(v, gva, write, val))
+			return 0;
+		vcpu_exit_guest(v); /* RSEQ: a request or an abort; again */
 	}
-	/* In guest mode, requests checked, translation in the soft TLB. */
-	vcpu_test_hook(v, VCPU_HOOK_IN_GUEST);
-	struct stlb_entry *e = stlb_entry(v, gva);
-	uint64_t *p = (uint64_t *)(e->addend + gva);
+}
 
-	if (write)
-		__atomic_store_n(p, *val, __ATOMIC_RELAXED);
-	else
-		*val = __atomic_load_n(p, __ATOMIC_RELAXED);
-	return 0;
+#ifdef VCPU_HAVE_RSEQ
+static int membarrier(int cmd)
+{
+	return (int)syscall(__NR_membarrier, cmd, 0, 0);
+}
+
+static pthread_once_t rseq_once = PTHREAD_ONCE_INIT;
+static bool rseq_ok;
+
+static void rseq_probe(void)
+{
+	/* glibc registers an rseq area per thread unless told not to
+	 * (glibc.pthread.rseq=0); the kernel must allow expedited RSEQ
+	 * membarriers for this process. */
+	rseq_ok = __rseq_size > 0 &&
+		  membarrier(MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED_RSEQ) == 0;
+}
+#endif
+
+/* Whether the RSEQ kick mode can run here (registers it on first use). */
+bool vcpu_rseq_available(void)
+{
+#ifdef VCPU_HAVE_RSEQ
+	pthread_once(&rseq_once, rseq_probe);
+	return rseq_ok;
+#else
+	return false;
+#endif
 }
 
 /*
@@ -243,6 +308,22 @@ void kvm_make_all_cpus_request(struct kvm *kvm, unsigned int req, bool wait)
 			continue;
 		need[i] = wait;
 	}
+#ifdef VCPU_HAVE_RSEQ
+	if (kvm->kick == KVM_KICK_RSEQ) {
+		/* Instead of waiting: abort every section still running with
+		 * an old translation (vcpu_rseq.h). Needed only if a vCPU was
+		 * seen in guest mode: one seen outside will check the request
+		 * (set above, seq_cst) when it enters. */
+		bool any = false;
+
+		for (int i = 0; i < n; i++)
+			any |= need[i];
+		if (any)
+			BUG_ON(membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED_RSEQ));
+		mutex_unlock(&kvm->lock);
+		return;
+	}
+#endif
 	for (int i = 0; i < n; i++) {
 		struct kvm_vcpu *v = kvm->vcpus[i];
 
@@ -267,6 +348,8 @@ int kvm_vcpu_create(struct kvm *kvm, int id, struct kvm_vcpu **out)
 		return -ENOMEM;
 	memset(v, 0, sizeof(*v));
 	memset(v->stlb, 0xff, sizeof(v->stlb));
+	v->stlb_cur = v->stlb[0];
+	v->rseq = kvm->kick == KVM_KICK_RSEQ;
 	v->kvm = kvm;
 	v->vcpu_id = id;
 	atomic_init(&v->mode, OUTSIDE_GUEST_MODE);
