@@ -1,0 +1,190 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * workload.h - guest workloads, host churn and the integrity checker: the
+ * scenario that `tandem run` and the stress test drive.
+ *
+ * A scenario is N VMs, each with its own host mm (the VMM process), M vCPUs
+ * running guest code through the load/store API, and one churn thread doing
+ * host operations on the VM's memory while the guests run: MADV_DONTNEED,
+ * mprotect read-only and back, munmap + mmap of a slot's backing (the slot
+ * updated), fork and the child's exit. Every data page a guest writes
+ * carries (VM id, gfn, version); the checker knows the last version
+ * committed for every page and fails on any read that disagrees (a lost
+ * write, a stale read, another VM's or page's data, zeroes where data was
+ * expected, data where the host discarded it). Churn adds its own checks:
+ * nothing may change a page while it is read-only, nor a forked child's copy
+ * after the fork. A read-only memslot per VM ("ROM") checks that guest
+ * writes to it exit to the VMM with the right address and change nothing.
+ *
+ * The run ends at its deadline or at the first failure; then the VMM
+ * re-reads every page through the host, tears everything down and checks
+ * that every host frame came back.
+ */
+#ifndef TANDEM_WORKLOAD_H
+#define TANDEM_WORKLOAD_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include "tandem/types.h"
+#include "tandem/host.h"
+#include "tandem/kvm.h"
+#include "tandem/vcpu.h"
+
+#define WL_MAX_VMS      16
+#define WL_MAX_VCPUS    16      /* per VM */
+#define WL_NR_SLOTS     8       /* RAM memslots per VM, equal sizes */
+#define WL_GUEST_MEM_MIN (1ULL << 20)
+#define WL_GUEST_MEM_MAX (16ULL << 30)
+#define WL_FIRST_FAILURES 8     /* failures kept with details */
+
+enum wl_workload {
+	WL_MIXED,       /* each vCPU cycles through the four below */
+	WL_SEQ,         /* sequential write passes over the vCPU's pages */
+	WL_UNIFORM,     /* uniform random read/write */
+	WL_ZIPF,        /* zipfian random read/write (theta 0.99, scrambled) */
+	WL_VERIFY,      /* one write pass, then read-and-check passes */
+	WL_NR_WORKLOADS
+};
+
+/* Churn operations (scenario_config.churn is a mask of these). */
+enum wl_churn {
+	WL_CHURN_DONTNEED,
+	WL_CHURN_MPROTECT,
+	WL_CHURN_REMAP,
+	WL_CHURN_FORK,
+	WL_NR_CHURN
+};
+#define WL_CHURN_ALL ((1u << WL_NR_CHURN) - 1)
+
+enum wl_fail_kind {
+	WL_FAIL_STALE,          /* own page, wrong version: lost write / stale read */
+	WL_FAIL_OTHER_VM,       /* another VM's data */
+	WL_FAIL_WRONG_GFN,      /* another page's data */
+	WL_FAIL_ZERO,           /* zeroes where data was expected */
+	WL_FAIL_CORRUPT,        /* check word wrong, garbage, freed-frame poison */
+	WL_FAIL_RO_WRITE,       /* a page changed while mapped read-only */
+	WL_FAIL_FORK_CHILD,     /* a forked child's copy changed after the fork */
+	WL_FAIL_ROM,            /* ROM misread or changed */
+	WL_FAIL_MMIO,           /* missing, extra or misdirected MMIO exit */
+	WL_FAIL_ACCESS,         /* a guest access failed unexpectedly */
+	WL_FAIL_HOST,           /* a host or KVM call of the VMM/churn failed */
+	WL_FAIL_POISON,         /* host poison hits: freed frames written */
+	WL_FAIL_LEAK,           /* host frames in use after teardown */
+	WL_NR_FAIL_KINDS
+};
+
+const char *wl_workload_name(enum wl_workload w);
+const char *wl_churn_name(enum wl_churn c);
+const char *wl_fail_kind_name(enum wl_fail_kind k);    /* for people */
+const char *wl_fail_kind_key(enum wl_fail_kind k);     /* for JSON */
+
+struct wl_failure {
+	enum wl_fail_kind kind;
+	int vm;                 /* -1: not tied to a VM */
+	int vcpu;               /* -1: found by the VMM (churn, final check) */
+	uint64_t gfn;
+	double t_s;             /* since the guests started */
+	char msg[192];
+};
+
+/* One progress sample, about every second. */
+struct scenario_progress {
+	double t_s;
+	double accesses_per_s;      /* guest loads and stores */
+	double faults_per_s;        /* slow-path faults resolved */
+	double invalidations_per_s; /* invalidate_range_start calls */
+	uint64_t retries;           /* fault retries in the interval */
+	uint64_t tlb_flushes;       /* remote TLB flushes in the interval */
+	uint64_t churn_ops;         /* churn operations in the interval */
+	uint64_t failures;          /* so far */
+};
+
+struct scenario_config {
+	unsigned int nr_vms;
+	unsigned int nr_vcpus;          /* per VM */
+	uint64_t guest_mem;             /* per VM: multiple of 1 MiB */
+	uint64_t host_mem;              /* 0: sized to fit (scenario_host_mem) */
+	uint64_t duration_ns;
+	enum wl_workload workload;
+	unsigned int write_pct;         /* random workloads: writes per 100 ops */
+	uint64_t seed;
+	unsigned int churn;             /* mask of 1u << enum wl_churn */
+	unsigned int churn_interval_us; /* pause between one VM's churn ops */
+	unsigned int breaks;            /* enum kvm_break */
+	enum kvm_kick_mode kick;        /* how TLB flushes reach vCPUs (kvm.h) */
+	/*
+	 * Stall vCPUs at the two vulnerable points of the protocol (after the
+	 * fault's GUP, and in guest mode just before an access through a fresh
+	 * translation) until the churn thread has finished its next host
+	 * operation, or a few milliseconds -- a vCPU preempted at the wrong
+	 * moment. The protocol makes this harmless; with a --break it turns a
+	 * rare race into a certain one.
+	 */
+	bool stall;
+	bool cross_reads;               /* also read other vCPUs' pages */
+	bool prefault;                  /* pre-fault the host's RAM arena */
+	void (*progress)(const struct scenario_progress *p, void *arg);
+	void *progress_arg;
+};
+
+/* The `tandem run` defaults: 2 VMs x 2 vCPUs, 256 MiB each, all churn, 10 s. */
+void scenario_config_default(struct scenario_config *cfg);
+/* host_mem for cfg when it is 0: guest memory twice over (fork copies),
+ * page tables and slack. */
+uint64_t scenario_host_mem(const struct scenario_config *cfg);
+/* 0, or -EINVAL with a reason for people in why. */
+int scenario_check_config(const struct scenario_config *cfg, char *why, size_t len);
+
+struct scenario_counts {
+	uint64_t accesses;              /* guest loads + stores */
+	uint64_t page_reads;            /* own pages read and checked */
+	uint64_t page_writes;           /* own pages written (committed) */
+	uint64_t writes_refused;        /* -EFAULT: host mapping read-only */
+	uint64_t cross_reads;           /* other vCPUs' pages read and checked */
+	uint64_t frozen_skips;          /* ops skipped: churn owned the page */
+	uint64_t rom_reads;
+	uint64_t rom_writes;            /* each must be one MMIO exit */
+	uint64_t mmio_exits;            /* seen by the VMM's handler */
+	uint64_t stalls;                /* cfg.stall: vCPU stalls taken */
+	uint64_t churn[WL_NR_CHURN];
+	uint64_t pages_checked_by_churn;/* hashed/compared by mprotect and fork */
+};
+
+struct scenario_vm_result {
+	struct scenario_counts c;
+	struct kvm_stats kvm;
+	struct vcpu_stats vcpu;         /* summed over the VM's vCPUs */
+};
+
+struct scenario_result {
+	double elapsed_s;               /* guests running */
+	double setup_s, teardown_s;
+	uint64_t host_mem;
+	unsigned int nr_vms;
+	enum kvm_kick_mode kick;        /* what KVM_KICK_AUTO resolved to */
+	struct scenario_counts total;
+	struct kvm_stats kvm;           /* summed over VMs */
+	struct vcpu_stats vcpu;
+	struct scenario_vm_result vm[WL_MAX_VMS];
+	uint64_t final_pages_checked;   /* re-read through the host at the end */
+	uint64_t poison_hits;
+	uint64_t frames_in_use;         /* after teardown: must be 0 */
+	struct host_stats host;         /* just before teardown */
+	uint64_t fail_count[WL_NR_FAIL_KINDS];
+	uint64_t failures;              /* sum of fail_count */
+	struct wl_failure first[WL_FIRST_FAILURES];
+	unsigned int nr_first;
+	bool stopped_early;             /* ended at the first failure */
+	bool ok;                        /* integrity: OK */
+	char verdict[256];              /* "OK", or what failed */
+};
+
+/*
+ * Run cfg to the end. Returns 0 when the scenario ran (res->ok is the
+ * verdict), -EINVAL for a bad config, -EOPNOTSUPP if cfg->kick is RSEQ and
+ * this build or kernel cannot do it, or another -errno if it could not be
+ * set up; res->verdict then says why.
+ */
+int scenario_run(const struct scenario_config *cfg, struct scenario_result *res);
+
+#endif

@@ -1,0 +1,595 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * scenario.c - a whole run: build the host, the VMs and their vCPUs, run
+ * the guests with churn for the duration, sample progress, then stop, check
+ * and tear down. Shared by `tandem run` and the stress test.
+ *
+ * Lifecycle (states of a run, and who moves between them):
+ *   SETUP     scenario_run: host_create; per VM: mm, RAM slots (8 host
+ *             mappings), ROM (filled), VM, memslots, vCPUs (MMIO handler,
+ *             stall hook)
+ *   RUNNING   vCPU threads run wl_guest_main, churn threads wl_churn_main;
+ *             the caller's thread samples progress every second
+ *   STOPPING  at the deadline or the first failure (sc->failed): sc->stop,
+ *             join churn, kvm_vcpu_stop every vCPU
+ *   CHECK     wl_final_check re-reads every page and the ROM through the
+ *             host; counters and stats are collected
+ *   TEARDOWN  destroy vCPUs and VMs, mmput the mms; every host frame must be
+ *             free again (host_frames_in_use() == 0), then host_destroy
+ *
+ * The verdict is OK iff no failure of any kind was recorded: checker
+ * failures, host poison hits (debug builds; counted instead of fatal when a
+ * --break is on) and leaked frames.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "workload_int.h"
+
+static const char *const workload_names[WL_NR_WORKLOADS] = {
+	[WL_MIXED] = "mixed", [WL_SEQ] = "seq", [WL_UNIFORM] = "uniform",
+	[WL_ZIPF] = "zipf", [WL_VERIFY] = "verify",
+};
+
+static const char *const churn_names[WL_NR_CHURN] = {
+	[WL_CHURN_DONTNEED] = "dontneed", [WL_CHURN_MPROTECT] = "mprotect",
+	[WL_CHURN_REMAP] = "remap", [WL_CHURN_FORK] = "fork",
+};
+
+const char *wl_workload_name(enum wl_workload w)
+{
+	return (unsigned int)w < WL_NR_WORKLOADS ? workload_names[w] : "?";
+}
+
+const char *wl_churn_name(enum wl_churn c)
+{
+	return (unsigned int)c < WL_NR_CHURN ? churn_names[c] : "?";
+}
+
+void scenario_config_default(struct scenario_config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->nr_vms = 2;
+	cfg->nr_vcpus = 2;
+	cfg->guest_mem = 256ULL << 20;
+	cfg->duration_ns = 10000000000ULL;
+	cfg->workload = WL_MIXED;
+	cfg->write_pct = 50;
+	cfg->seed = 1;
+	cfg->churn = WL_CHURN_ALL;
+	cfg->churn_interval_us = 10000;
+	cfg->cross_reads = true;
+	cfg->prefault = true;
+}
+
+#define MiB (1ULL << 20)
+
+/* The host must hold every VM's RAM, a second copy of it (a forked child
+ * keeps the old frames while the guests break COW), page tables and ROMs. */
+uint64_t scenario_host_mem(const struct scenario_config *cfg)
+{
+	uint64_t total = (uint64_t)cfg->nr_vms * cfg->guest_mem;
+	uint64_t mem = 2 * total + total / 64 + (uint64_t)cfg->nr_vms * MiB + 64 * MiB;
+
+	mem = (mem + MiB - 1) & ~(MiB - 1);
+	return MIN(MAX(mem, HOST_RAM_MIN), HOST_RAM_MAX);
+}
+
+/* Below this the guests alone could exhaust the host. */
+static uint64_t host_mem_min(const struct scenario_config *cfg)
+{
+	uint64_t total = (uint64_t)cfg->nr_vms * cfg->guest_mem;
+
+	return total + total / 4 + (uint64_t)cfg->nr_vms * MiB + 32 * MiB;
+}
+
+int scenario_check_config(const struct scenario_config *cfg, char *why, size_t len)
+{
+	const unsigned int breaks = KVM_BREAK_SEQ_CHECK | KVM_BREAK_FLUSH_WAIT |
+				    KVM_BREAK_RANGE_ZAP;
+
+	if (cfg->nr_vms < 1 || cfg->nr_vms > WL_MAX_VMS)
+		snprintf(why, len, "VMs: %u is out of range (1..%d)", cfg->nr_vms, WL_MAX_VMS);
+	else if (cfg->nr_vcpus < 1 || cfg->nr_vcpus > WL_MAX_VCPUS)
+		snprintf(why, len, "vCPUs per VM: %u is out of range (1..%d)", cfg->nr_vcpus,
+			 WL_MAX_VCPUS);
+	else if (cfg->guest_mem < WL_GUEST_MEM_MIN || cfg->guest_mem > WL_GUEST_MEM_MAX ||
+		 cfg->guest_mem % MiB)
+		snprintf(why, len, "guest memory: %llu bytes is not a whole number of MiB "
+			 "in 1M..16G", (unsigned long long)cfg->guest_mem);
+	else if (cfg->duration_ns == 0 || cfg->duration_ns > 86400ULL * 1000000000ULL)
+		snprintf(why, len, "duration: must be more than 0 and at most 24 hours");
+	else if ((unsigned int)cfg->workload >= WL_NR_WORKLOADS)
+		snprintf(why, len, "workload: unknown (%d)", (int)cfg->workload);
+	else if (cfg->write_pct > 100)
+		snprintf(why, len, "write ratio: %u%% is more than 100%%", cfg->write_pct);
+	else if (cfg->churn & ~WL_CHURN_ALL)
+		snprintf(why, len, "churn: unknown bits %#x", cfg->churn & ~WL_CHURN_ALL);
+	else if (cfg->churn_interval_us > 10000000)
+		snprintf(why, len, "churn interval: %u us is more than 10 s",
+			 cfg->churn_interval_us);
+	else if ((unsigned int)cfg->kick > KVM_KICK_RSEQ)
+		snprintf(why, len, "kick mode: unknown (%d)", (int)cfg->kick);
+	else if (cfg->breaks & ~breaks)
+		snprintf(why, len, "breaks: unknown bits %#x", cfg->breaks & ~breaks);
+	else if (cfg->host_mem && (cfg->host_mem < HOST_RAM_MIN ||
+				   cfg->host_mem > HOST_RAM_MAX ||
+				   !PAGE_ALIGNED(cfg->host_mem)))
+		snprintf(why, len, "host memory: %llu bytes is not a multiple of 4K in 16M..64G",
+			 (unsigned long long)cfg->host_mem);
+	else if (cfg->host_mem && cfg->host_mem < host_mem_min(cfg))
+		snprintf(why, len, "host memory: %llu MiB is too small for %u VMs x %llu MiB "
+			 "(at least %llu MiB; default %llu MiB)",
+			 (unsigned long long)(cfg->host_mem / MiB), cfg->nr_vms,
+			 (unsigned long long)(cfg->guest_mem / MiB),
+			 (unsigned long long)((host_mem_min(cfg) + MiB - 1) / MiB),
+			 (unsigned long long)(scenario_host_mem(cfg) / MiB));
+	else if (!cfg->host_mem && host_mem_min(cfg) > HOST_RAM_MAX)
+		snprintf(why, len, "guest memory: %u VMs x %llu MiB does not fit a 64G host",
+			 cfg->nr_vms, (unsigned long long)(cfg->guest_mem / MiB));
+	else
+		return 0;
+	return -EINVAL;
+}
+
+/* ---- setup and teardown of one VM ---------------------------------------- */
+
+static void vm_free(struct wl_vm *vm)
+{
+	for (unsigned int i = 0; i < vm->nr_vcpus; i++) {
+		struct wl_vcpu *w = vm->vcpus[i];
+
+		if (w->vcpu)
+			kvm_vcpu_destroy(w->vcpu);
+		free(w);
+	}
+	if (vm->kvm)
+		kvm_destroy_vm(vm->kvm);
+	if (vm->mm)
+		mmput(vm->mm);
+	free((void *)vm->expected);
+	free((void *)vm->frozen);
+	free(vm->hash);
+	free(vm->hash_ver);
+	free(vm->exp_before);
+	free(vm->exp_after);
+	free(vm);
+}
+
+static int vm_fail_setup(struct scenario *sc, struct wl_vm *vm, const char *what, int err,
+			 char *why, size_t len)
+{
+	snprintf(why, len, "VM %u: %s: %s", vm->id, what, strerror(-err));
+	return err;
+}
+
+static int vm_setup(struct scenario *sc, unsigned int id, struct wl_vm **out, char *why,
+		    size_t len)
+{
+	const struct scenario_config *cfg = &sc->cfg;
+	struct kvm_config kcfg = { .breaks = cfg->breaks, .kick = cfg->kick };
+	struct wl_vm *vm = calloc(1, sizeof(*vm));
+	uint64_t slot_bytes, zero = 0;
+	int err;
+
+	if (!vm)
+		return -ENOMEM;
+	*out = vm;
+	vm->sc = sc;
+	vm->id = id;
+	vm->npages = cfg->guest_mem >> PAGE_SHIFT;
+	vm->slot_pages = vm->npages / WL_NR_SLOTS;
+	slot_bytes = vm->slot_pages * PAGE_SIZE;
+	/* Chunks: the largest power of two up to 2 MiB that divides a slot. */
+	vm->chunk_pages = WL_MAX_CHUNK_PAGES;
+	while (vm->slot_pages % vm->chunk_pages)
+		vm->chunk_pages /= 2;
+	vm->nchunks = vm->npages / vm->chunk_pages;
+	vm->rom_gpa = cfg->guest_mem;
+	vm->churn_rng = wl_mix64(cfg->seed * 0x9e3779b97f4a7c15ULL + 2 * id + 1) | 1;
+	vm->expected = calloc(vm->npages, sizeof(*vm->expected));
+	vm->frozen = calloc(vm->nchunks, sizeof(*vm->frozen));
+	vm->hash = calloc(vm->slot_pages, sizeof(uint64_t));
+	vm->hash_ver = calloc(vm->slot_pages, sizeof(uint64_t));
+	vm->exp_before = calloc(vm->npages, sizeof(uint32_t));
+	vm->exp_after = calloc(vm->npages, sizeof(uint32_t));
+	if (!vm->expected || !vm->frozen || !vm->hash || !vm->hash_ver || !vm->exp_before ||
+	    !vm->exp_after)
+		return vm_fail_setup(sc, vm, "allocating checker state", -ENOMEM, why, len);
+
+	err = mm_create(sc->host, &vm->mm);
+	if (err)
+		return vm_fail_setup(sc, vm, "mm_create", err, why, len);
+	for (unsigned int s = 0; s < WL_NR_SLOTS; s++) {
+		err = mm_mmap(vm->mm, 0, slot_bytes, PROT_READ | PROT_WRITE,
+			      MAP_PRIVATE | MAP_ANONYMOUS, &vm->slot_hva[s]);
+		if (err)
+			return vm_fail_setup(sc, vm, "mmap of guest RAM", err, why, len);
+		/* Page tables for all of guest RAM now, so that they come from
+		 * frames no guest ever had (a --break run writes through
+		 * stale translations: better data frames than page tables). */
+		for (uint64_t off = 0; off < slot_bytes + 2 * MiB; off += 2 * MiB) {
+			uint64_t at = MIN(off, slot_bytes - sizeof(zero));
+			int64_t r = mm_write(vm->mm, vm->slot_hva[s] + at, &zero, sizeof(zero));
+
+			if (r != sizeof(zero))
+				return vm_fail_setup(sc, vm, "touching guest RAM",
+						     r < 0 ? (int)r : -EIO, why, len);
+		}
+	}
+	err = mm_mmap(vm->mm, 0, WL_ROM_PAGES * PAGE_SIZE, PROT_READ | PROT_WRITE,
+		      MAP_PRIVATE | MAP_ANONYMOUS, &vm->rom_hva);
+	if (err)
+		return vm_fail_setup(sc, vm, "mmap of the ROM", err, why, len);
+	for (uint64_t i = 0; i < WL_ROM_PAGES * WL_WORDS; i++) {
+		uint64_t w = wl_rom_word(id, i);
+		int64_t r = mm_write(vm->mm, vm->rom_hva + 8 * i, &w, sizeof(w));
+
+		if (r != sizeof(w))
+			return vm_fail_setup(sc, vm, "filling the ROM", r < 0 ? (int)r : -EIO,
+					     why, len);
+	}
+
+	err = kvm_create_vm(vm->mm, &kcfg, &vm->kvm);
+	if (err == -EOPNOTSUPP) {
+		snprintf(why, len, "the rseq kick mode is not available here "
+			 "(sanitizer build, or no rseq/membarrier support)");
+		return err;
+	}
+	if (err)
+		return vm_fail_setup(sc, vm, "kvm_create_vm", err, why, len);
+	for (unsigned int s = 0; s < WL_NR_SLOTS; s++) {
+		struct kvm_userspace_memory_region mem = {
+			.slot = s,
+			.guest_phys_addr = (gpa_t)s * slot_bytes,
+			.memory_size = slot_bytes,
+			.userspace_addr = vm->slot_hva[s],
+		};
+
+		err = kvm_set_user_memory_region(vm->kvm, &mem);
+		if (err)
+			return vm_fail_setup(sc, vm, "memslot", err, why, len);
+	}
+	struct kvm_userspace_memory_region rom = {
+		.slot = WL_ROM_SLOT,
+		.flags = KVM_MEM_READONLY,
+		.guest_phys_addr = vm->rom_gpa,
+		.memory_size = WL_ROM_PAGES * PAGE_SIZE,
+		.userspace_addr = vm->rom_hva,
+	};
+	err = kvm_set_user_memory_region(vm->kvm, &rom);
+	if (err)
+		return vm_fail_setup(sc, vm, "ROM memslot", err, why, len);
+
+	for (unsigned int i = 0; i < cfg->nr_vcpus; i++) {
+		struct wl_vcpu *w = aligned_alloc(64, (sizeof(*w) + 63) & ~(size_t)63);
+
+		if (!w)
+			return vm_fail_setup(sc, vm, "vCPU state", -ENOMEM, why, len);
+		memset(w, 0, sizeof(*w));
+		vm->vcpus[vm->nr_vcpus++] = w;
+		w->vm = vm;
+		w->idx = i;
+		w->n_own = (vm->npages - i + cfg->nr_vcpus - 1) / cfg->nr_vcpus;
+		w->rng = wl_mix64(cfg->seed ^ wl_mix64(((uint64_t)id << 16 | i) + 1)) | 1;
+		atomic_init(&w->cur_chunk, -1);
+		for (unsigned int j = 0; j < WL_RING; j++)
+			atomic_init(&w->ring[j], UINT64_MAX);
+		err = kvm_vcpu_create(vm->kvm, (int)i, &w->vcpu);
+		if (err)
+			return vm_fail_setup(sc, vm, "kvm_vcpu_create", err, why, len);
+		kvm_vcpu_set_mmio(w->vcpu, wl_mmio, w);
+		if (cfg->stall)
+			kvm_vcpu_set_hook(w->vcpu, wl_stall_hook, w);
+	}
+	return 0;
+}
+
+/* ---- running ------------------------------------------------------------- */
+
+struct sample {
+	uint64_t t, accesses, faults, invalidations, retries, flushes, churn;
+};
+
+static void take_sample(struct scenario *sc, struct sample *s)
+{
+	memset(s, 0, sizeof(*s));
+	s->t = wl_now_ns();
+	for (unsigned int i = 0; i < sc->cfg.nr_vms; i++) {
+		struct wl_vm *vm = sc->vms[i];
+		struct kvm_stats st;
+
+		for (unsigned int j = 0; j < vm->nr_vcpus; j++)
+			s->accesses += atomic_load_explicit(&vm->vcpus[j]->pub_accesses,
+							    memory_order_relaxed);
+		kvm_get_stats(vm->kvm, &st);
+		s->faults += st.faults;
+		s->invalidations += st.invalidations;
+		s->retries += st.fault_retries;
+		s->flushes += st.tlb_flushes;
+		for (unsigned int k = 0; k < WL_NR_CHURN; k++)
+			s->churn += atomic_load_explicit(&vm->churn_ops[k], memory_order_relaxed);
+	}
+}
+
+static uint64_t failures_so_far(struct scenario *sc)
+{
+	uint64_t n = 0;
+
+	for (int k = 0; k < WL_NR_FAIL_KINDS; k++)
+		n += atomic_load(&sc->fail_count[k]);
+	return n;
+}
+
+static void report_progress(struct scenario *sc, const struct sample *a,
+			    const struct sample *b)
+{
+	struct scenario_progress p;
+	double dt = (double)(b->t - a->t) / 1e9;
+
+	if (!sc->cfg.progress || dt <= 0)
+		return;
+	p.t_s = (double)(b->t - sc->start_ns) / 1e9;
+	p.accesses_per_s = (double)(b->accesses - a->accesses) / dt;
+	p.faults_per_s = (double)(b->faults - a->faults) / dt;
+	p.invalidations_per_s = (double)(b->invalidations - a->invalidations) / dt;
+	p.retries = b->retries - a->retries;
+	p.tlb_flushes = b->flushes - a->flushes;
+	p.churn_ops = b->churn - a->churn;
+	p.failures = failures_so_far(sc);
+	sc->cfg.progress(&p, sc->cfg.progress_arg);
+}
+
+/* Sleep until the deadline or the first failure, reporting every second. */
+static void run_loop(struct scenario *sc, struct scenario_result *res)
+{
+	struct sample prev, cur;
+	uint64_t next = sc->start_ns + 1000000000ULL;
+
+	take_sample(sc, &prev);
+	prev.t = sc->start_ns;
+	for (;;) {
+		uint64_t now = wl_now_ns();
+
+		if (atomic_load(&sc->failed)) {
+			res->stopped_early = true;
+			break;
+		}
+		if (now >= next && next <= sc->deadline_ns) {
+			take_sample(sc, &cur);
+			report_progress(sc, &prev, &cur);
+			prev = cur;
+			next += 1000000000ULL;
+			continue;
+		}
+		if (now >= sc->deadline_ns)
+			break;
+		uint64_t step = MIN(MIN(next, sc->deadline_ns) - now, 10000000ULL);
+		nanosleep(&(struct timespec){ .tv_nsec = (long)step }, NULL);
+	}
+}
+
+static void add_counts(struct scenario_counts *to, const struct scenario_counts *c)
+{
+	to->accesses += c->accesses;
+	to->page_reads += c->page_reads;
+	to->page_writes += c->page_writes;
+	to->writes_refused += c->writes_refused;
+	to->cross_reads += c->cross_reads;
+	to->frozen_skips += c->frozen_skips;
+	to->rom_reads += c->rom_reads;
+	to->rom_writes += c->rom_writes;
+	to->mmio_exits += c->mmio_exits;
+	to->stalls += c->stalls;
+	for (int k = 0; k < WL_NR_CHURN; k++)
+		to->churn[k] += c->churn[k];
+	to->pages_checked_by_churn += c->pages_checked_by_churn;
+}
+
+static void add_kvm_stats(struct kvm_stats *to, const struct kvm_stats *s)
+{
+	to->faults += s->faults;
+	to->fast_faults += s->fast_faults;
+	to->fault_retries += s->fault_retries;
+	to->invalidations += s->invalidations;
+	to->sptes_zapped += s->sptes_zapped;
+	to->tlb_flushes += s->tlb_flushes;
+	to->mmio_exits += s->mmio_exits;
+	to->age_calls += s->age_calls;
+	to->memslot_updates += s->memslot_updates;
+	to->pgtable_pages += s->pgtable_pages;
+}
+
+static void add_vcpu_stats(struct vcpu_stats *to, const struct vcpu_stats *s)
+{
+	to->accesses_slow += s->accesses_slow;
+	to->stlb_fills += s->stlb_fills;
+	to->stlb_flushes += s->stlb_flushes;
+	to->fast_faults += s->fast_faults;
+	to->faults += s->faults;
+	to->fault_retries += s->fault_retries;
+	to->mmio_exits += s->mmio_exits;
+	to->guest_exits += s->guest_exits;
+}
+
+/* Counters of stopped vCPUs and churn threads, and the VM's stats. */
+static void collect(struct scenario *sc, struct scenario_result *res)
+{
+	for (unsigned int i = 0; i < sc->cfg.nr_vms; i++) {
+		struct wl_vm *vm = sc->vms[i];
+		struct scenario_vm_result *vr = &res->vm[i];
+
+		for (unsigned int j = 0; j < vm->nr_vcpus; j++) {
+			struct vcpu_stats vs;
+
+			add_counts(&vr->c, &vm->vcpus[j]->c);
+			kvm_vcpu_get_stats(vm->vcpus[j]->vcpu, &vs);
+			add_vcpu_stats(&vr->vcpu, &vs);
+		}
+		for (int k = 0; k < WL_NR_CHURN; k++)
+			vr->c.churn[k] = atomic_load(&vm->churn_ops[k]);
+		vr->c.pages_checked_by_churn = atomic_load(&vm->churn_pages_checked);
+		kvm_get_stats(vm->kvm, &vr->kvm);
+		add_counts(&res->total, &vr->c);
+		add_kvm_stats(&res->kvm, &vr->kvm);
+		add_vcpu_stats(&res->vcpu, &vr->vcpu);
+	}
+}
+
+static void verdict(struct scenario *sc, struct scenario_result *res)
+{
+	size_t off;
+
+	for (int k = 0; k < WL_NR_FAIL_KINDS; k++) {
+		res->fail_count[k] = atomic_load(&sc->fail_count[k]);
+		res->failures += res->fail_count[k];
+	}
+	pthread_mutex_lock(&sc->fail_lock);
+	res->nr_first = sc->nr_first;
+	memcpy(res->first, sc->first, sizeof(res->first));
+	pthread_mutex_unlock(&sc->fail_lock);
+	res->ok = res->failures == 0;
+	if (res->ok) {
+		snprintf(res->verdict, sizeof(res->verdict), "OK");
+		return;
+	}
+	off = (size_t)snprintf(res->verdict, sizeof(res->verdict), "%llu failure%s:",
+			       (unsigned long long)res->failures, res->failures == 1 ? "" : "s");
+	for (int k = 0; k < WL_NR_FAIL_KINDS && off < sizeof(res->verdict); k++) {
+		if (!res->fail_count[k])
+			continue;
+		off += (size_t)snprintf(res->verdict + off, sizeof(res->verdict) - off, " %s %llu,",
+					wl_fail_kind_name(k),
+					(unsigned long long)res->fail_count[k]);
+	}
+	if (off < sizeof(res->verdict) && res->verdict[off - 1] == ',')
+		res->verdict[off - 1] = '\0';
+}
+
+int scenario_run(const struct scenario_config *cfg, struct scenario_result *res)
+{
+	struct host_config hcfg = { 0 };
+	struct scenario *sc;
+	unsigned int nr_vms_up = 0;
+	uint64_t t0 = wl_now_ns();
+	char why[sizeof(res->verdict)] = "";
+	int err = 0;
+
+	memset(res, 0, sizeof(*res));
+	if (!cfg) {
+		snprintf(res->verdict, sizeof(res->verdict), "no config");
+		return -EINVAL;
+	}
+	if (scenario_check_config(cfg, why, sizeof(why))) {
+		snprintf(res->verdict, sizeof(res->verdict), "%s", why);
+		return -EINVAL;
+	}
+	sc = calloc(1, sizeof(*sc));
+	if (!sc) {
+		snprintf(res->verdict, sizeof(res->verdict), "out of memory");
+		return -ENOMEM;
+	}
+	sc->cfg = *cfg;
+	if (!sc->cfg.host_mem)
+		sc->cfg.host_mem = scenario_host_mem(cfg);
+	res->host_mem = sc->cfg.host_mem;
+	res->nr_vms = cfg->nr_vms;
+	pthread_mutex_init(&sc->fail_lock, NULL);
+
+	hcfg.ram_bytes = sc->cfg.host_mem;
+	hcfg.prefault = cfg->prefault;
+	/* A break lets guests write freed frames: count that, don't abort. */
+	hcfg.poison_count_only = cfg->breaks != 0;
+	err = host_create(&hcfg, &sc->host);
+	if (err) {
+		snprintf(res->verdict, sizeof(res->verdict), "host_create (%llu MiB): %s",
+			 (unsigned long long)(hcfg.ram_bytes / MiB), strerror(-err));
+		goto out_free;
+	}
+	for (; nr_vms_up < cfg->nr_vms; nr_vms_up++) {
+		err = vm_setup(sc, nr_vms_up, &sc->vms[nr_vms_up], why, sizeof(why));
+		if (err) {
+			if (sc->vms[nr_vms_up])
+				nr_vms_up++;    /* half built: vm_free handles it */
+			goto out_teardown;
+		}
+	}
+
+	sc->start_ns = wl_now_ns();
+	sc->deadline_ns = sc->start_ns + cfg->duration_ns;
+	res->setup_s = (double)(sc->start_ns - t0) / 1e9;
+	for (unsigned int i = 0; i < cfg->nr_vms && !err; i++)
+		for (unsigned int j = 0; j < sc->vms[i]->nr_vcpus && !err; j++) {
+			struct wl_vcpu *w = sc->vms[i]->vcpus[j];
+
+			err = kvm_vcpu_run(w->vcpu, wl_guest_main, w);
+			if (err)
+				snprintf(why, sizeof(why), "starting vCPU %u of VM %u: %s", j, i,
+					 strerror(-err));
+			else
+				w->started = true;
+		}
+	for (unsigned int i = 0; i < cfg->nr_vms && !err && cfg->churn; i++) {
+		err = -pthread_create(&sc->vms[i]->churn_thread, NULL, wl_churn_main, sc->vms[i]);
+		if (err)
+			snprintf(why, sizeof(why), "starting churn of VM %u: %s", i, strerror(-err));
+		else
+			sc->vms[i]->churn_started = true;
+	}
+	if (!err)
+		run_loop(sc, res);
+
+	/* STOPPING */
+	atomic_store(&sc->stop, true);
+	for (unsigned int i = 0; i < nr_vms_up; i++)
+		if (sc->vms[i]->churn_started)
+			pthread_join(sc->vms[i]->churn_thread, NULL);
+	for (unsigned int i = 0; i < nr_vms_up; i++)
+		for (unsigned int j = 0; j < sc->vms[i]->nr_vcpus; j++)
+			if (sc->vms[i]->vcpus[j]->started)
+				kvm_vcpu_stop(sc->vms[i]->vcpus[j]->vcpu);
+	res->elapsed_s = (double)(wl_now_ns() - sc->start_ns) / 1e9;
+	if (err)
+		goto out_teardown;
+
+	/* CHECK */
+	res->kick = kvm_kick_mode(sc->vms[0]->kvm);
+	collect(sc, res);
+	for (unsigned int i = 0; i < nr_vms_up; i++)
+		res->final_pages_checked += wl_final_check(sc->vms[i]);
+	host_get_stats(sc->host, &res->host);
+
+out_teardown:
+	t0 = wl_now_ns();
+	for (unsigned int i = 0; i < nr_vms_up; i++)
+		vm_free(sc->vms[i]);
+	res->frames_in_use = host_frames_in_use(sc->host);
+	{
+		struct host_stats st;
+
+		host_get_stats(sc->host, &st);
+		res->poison_hits = st.poison_hits;
+	}
+	if (!err) {
+		if (res->poison_hits)
+			wl_fail(sc, WL_FAIL_POISON, -1, -1, 0, "%llu freed host frames were "
+				"written (a stale translation outlived its frame)",
+				(unsigned long long)res->poison_hits);
+		if (res->frames_in_use)
+			wl_fail(sc, WL_FAIL_LEAK, -1, -1, 0, "%llu host frames still in use "
+				"after teardown", (unsigned long long)res->frames_in_use);
+	}
+	if (host_destroy(sc->host) && !err) {
+		err = -EBUSY;
+		snprintf(why, sizeof(why), "host_destroy: an address space is still alive");
+	}
+	res->teardown_s = (double)(wl_now_ns() - t0) / 1e9;
+	if (err)
+		snprintf(res->verdict, sizeof(res->verdict), "%s", why);
+	else
+		verdict(sc, res);
+out_free:
+	pthread_mutex_destroy(&sc->fail_lock);
+	free(sc);
+	return err;
+}

@@ -1,0 +1,240 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * workload_int.h - what the pieces of src/workload share: the scenario, its
+ * VMs and vCPUs, the page format and the freeze protocol between guests and
+ * churn.
+ *
+ * Guest memory layout of a VM (gpa):
+ *   [0, guest_mem)                RAM: WL_NR_SLOTS equal memslots, each its
+ *                                 own host mapping (so one can be remapped)
+ *   [guest_mem, +WL_ROM_PAGES)    ROM: a KVM_MEM_READONLY slot the VMM
+ *                                 filled before the guests started
+ *
+ * Ownership: vCPU i of a VM owns the RAM gfns with gfn % nr_vcpus == i. Only
+ * the owner writes its pages, and only the owner and the churn thread (with
+ * the page's chunk frozen) change expected[gfn]: so the owner's checks are
+ * exact, while other vCPUs' reads of the page check bounds.
+ *
+ * Freeze protocol (chunk = chunk_pages consecutive gfns, within one slot):
+ *
+ *   vCPU                                 churn
+ *   ---------------------------------    ---------------------------------
+ *   cur_chunk = c            (seq_cst)   frozen[c] = 1           (seq_cst)
+ *   if frozen[c]: cur_chunk = -1, skip   wait until no cur_chunk == c
+ *   ... access pages of c ...            host op on c; expected[c..] = 0
+ *   cur_chunk = -1           (release)   frozen[c] = 0           (seq_cst)
+ *
+ * A Dekker pair: either the vCPU sees the chunk frozen, or the churn thread
+ * sees the vCPU in it and waits. So while churn owns a chunk no guest
+ * access, and no expected[] update, is in flight on it.
+ */
+#ifndef TANDEM_WORKLOAD_INT_H
+#define TANDEM_WORKLOAD_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <time.h>
+#include "tandem/workload.h"
+#include "base/compiler.h"
+
+#define WL_ROM_PAGES    16
+#define WL_ROM_SLOT     WL_NR_SLOTS     /* memslot id of the ROM */
+#define WL_RING         8               /* recent writes remembered per vCPU */
+#define WL_MAX_CHUNK_PAGES 512          /* 2 MiB */
+
+/* ---- page format --------------------------------------------------------
+ * word 0: tag = magic | VM id | gfn        (0 on a page never written)
+ * word 1: version                          (commit point: written last)
+ * word wl_check_index(version): wl_check_word(vm, gfn, version)
+ * A write stores the check word, then the tag, then the version; an
+ * interrupted or refused write leaves the old version valid (consecutive
+ * versions use different check words). A page whose expected version is 0
+ * (never written, discarded, remapped) must read version 0 and a tag of 0
+ * (or its own tag: a first write that stopped before its version).
+ */
+#define WL_TAG_MAGIC    0x7a4eULL
+#define WL_WORDS        (PAGE_SIZE / 8)
+#define WL_POISON_WORD  0x6b6b6b6b6b6b6b6bULL  /* debug builds' freed frames */
+
+static inline uint64_t wl_mix64(uint64_t x)
+{
+	x ^= x >> 30;
+	x *= 0xbf58476d1ce4e5b9ULL;
+	x ^= x >> 27;
+	x *= 0x94d049bb133111ebULL;
+	x ^= x >> 31;
+	return x;
+}
+
+static inline uint64_t wl_page_tag(unsigned int vm, gfn_t gfn)
+{
+	return WL_TAG_MAGIC << 48 | (uint64_t)(vm & 0xff) << 40 |
+	       (gfn & ((1ULL << 40) - 1));
+}
+
+static inline unsigned int wl_check_index(uint64_t version)
+{
+	return 2 + (unsigned int)(version % (WL_WORDS - 2));
+}
+
+static inline uint64_t wl_check_word(unsigned int vm, gfn_t gfn, uint64_t version)
+{
+	return wl_mix64(wl_page_tag(vm, gfn) ^ wl_mix64(version + 1));
+}
+
+/* ROM word i of VM vm. */
+static inline uint64_t wl_rom_word(unsigned int vm, uint64_t i)
+{
+	return wl_mix64(0x524f4dULL << 40 ^ (uint64_t)vm << 32 ^ i);
+}
+
+/* xorshift64*: each thread its own state, seeded from the run's seed. */
+static inline uint64_t wl_rand(uint64_t *s)
+{
+	uint64_t x = *s;
+
+	x ^= x >> 12;
+	x ^= x << 25;
+	x ^= x >> 27;
+	*s = x;
+	return x * 0x2545f4914f6cdd1dULL;
+}
+
+static inline uint64_t wl_rand_below(uint64_t *s, uint64_t n)
+{
+	return n ? (uint64_t)(((unsigned __int128)wl_rand(s) * n) >> 64) : 0;
+}
+
+/* YCSB's zipfian generator (Gray et al., "Quickly generating billion-record
+ * synthetic databases"): ranks 0..n-1, rank 0 the most popular. */
+struct wl_zipf {
+	uint64_t n;
+	double theta, alpha, zetan, eta, two_cut;
+};
+
+struct scenario;
+struct wl_vm;
+
+struct wl_vcpu {
+	/* Shared with the churn thread. */
+	_Atomic int64_t cur_chunk __attribute__((aligned(64)));
+	_Atomic uint64_t ring[WL_RING];         /* gfns about to be written */
+	_Atomic unsigned int ring_pos;
+	/* Published by the vCPU for progress lines. */
+	_Atomic uint64_t pub_accesses __attribute__((aligned(64)));
+
+	/* The vCPU thread's own (read by others only after it stopped). */
+	struct wl_vm *vm __attribute__((aligned(64)));
+	struct kvm_vcpu *vcpu;
+	unsigned int idx;
+	uint64_t n_own;                 /* pages owned */
+	uint64_t rng;
+	struct wl_zipf zipf;
+	struct scenario_counts c;
+	bool intent_write;              /* stall hook: a store is under way */
+	unsigned int stall_tick[VCPU_NR_HOOKS];
+	uint64_t mmio_count;            /* MMIO exits seen by the handler */
+	gpa_t mmio_gpa;
+	bool mmio_write;
+	bool rom_write_pending;
+	bool started;
+};
+
+struct wl_vm {
+	struct scenario *sc;
+	unsigned int id;
+	struct mm *mm;
+	struct kvm *kvm;
+	struct wl_vcpu *vcpus[WL_MAX_VCPUS];
+	unsigned int nr_vcpus;
+
+	uint64_t npages;                /* RAM pages */
+	uint64_t slot_pages;
+	uint64_t chunk_pages, nchunks;
+	hva_t slot_hva[WL_NR_SLOTS];    /* changed by the churn thread only */
+	gpa_t rom_gpa;
+	hva_t rom_hva;
+
+	_Atomic uint32_t *expected;     /* per RAM gfn: last version committed */
+	_Atomic uint8_t *frozen;        /* per chunk: churn owns it */
+	_Atomic uint64_t churn_epoch;   /* ++ after each churn op's host step */
+
+	pthread_t churn_thread;
+	bool churn_started;
+	uint64_t churn_rng;
+	_Atomic uint64_t churn_ops[WL_NR_CHURN];
+	_Atomic uint64_t churn_pages_checked;
+	/* churn scratch */
+	uint64_t *hash, *hash_ver;      /* mprotect region */
+	uint32_t *exp_before, *exp_after;       /* fork */
+};
+
+struct scenario {
+	struct scenario_config cfg;
+	struct host *host;
+	struct wl_vm *vms[WL_MAX_VMS];
+	uint64_t start_ns, deadline_ns;
+	atomic_bool stop;               /* churn threads: wind down */
+	atomic_bool failed;             /* first failure seen: end the run */
+
+	pthread_mutex_t fail_lock;
+	_Atomic uint64_t fail_count[WL_NR_FAIL_KINDS];
+	struct wl_failure first[WL_FIRST_FAILURES];     /* under fail_lock */
+	unsigned int nr_first;
+};
+
+/* checker.c */
+void wl_fail(struct scenario *sc, enum wl_fail_kind kind, int vm, int vcpu,
+	     gfn_t gfn, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+/* Check the header (tag, version) of page gfn of VM vm against its expected
+ * version. Returns -1 if it matches (then, for expected > 0, the caller
+ * checks the check word), else the failure kind, with a description. */
+int wl_check_header(unsigned int vm, gfn_t gfn, uint64_t expected, uint64_t tag,
+		    uint64_t version, char *why, size_t len);
+/* The same for a page another vCPU owns: its version must lie within
+ * [lo, hi + 1] (hi + 1: a write of the owner's in flight). */
+int wl_check_header_bounds(unsigned int vm, gfn_t gfn, uint64_t lo, uint64_t hi,
+			   uint64_t tag, uint64_t version, char *why, size_t len);
+uint64_t wl_hash_page(const void *page);
+/* Re-read every RAM page and the ROM of vm through the host (after its
+ * vCPUs stopped); returns pages checked. */
+uint64_t wl_final_check(struct wl_vm *vm);
+
+/* workload.c */
+int wl_guest_main(struct kvm_vcpu *v, void *arg);
+void wl_mmio(struct kvm_vcpu *v, gpa_t gpa, bool write, uint64_t *val, void *arg);
+void wl_stall_hook(struct kvm_vcpu *v, enum vcpu_hook_point at, void *arg);
+
+/* churn.c */
+void *wl_churn_main(void *arg);
+
+static inline uint64_t wl_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+static inline double wl_elapsed_s(const struct scenario *sc)
+{
+	return (double)(wl_now_ns() - sc->start_ns) / 1e9;
+}
+
+static inline bool wl_should_end(struct scenario *sc)
+{
+	return atomic_load_explicit(&sc->stop, memory_order_relaxed) ||
+	       atomic_load_explicit(&sc->failed, memory_order_relaxed);
+}
+
+static inline uint64_t wl_chunk_of(const struct wl_vm *vm, gfn_t gfn)
+{
+	return gfn / vm->chunk_pages;
+}
+
+static inline hva_t wl_gfn_to_hva(const struct wl_vm *vm, gfn_t gfn)
+{
+	return vm->slot_hva[gfn / vm->slot_pages] + (gfn % vm->slot_pages) * PAGE_SIZE;
+}
+
+#endif
