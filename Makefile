@@ -1,7 +1,7 @@
 # tandem - build, test, run.
 #
 #   make            release library + the tandem binary (build/release/tandem)
-#   make run        the default scenario
+#   make run        the default scenario (tandem run: 2 VMs x 2 vCPUs under churn)
 #   make test       installs missing Debian packages, then builds and runs the
 #                   suites in three variants: debug, ASan+UBSan, TSan
 #   make bench      tandem bench
@@ -59,7 +59,7 @@ deps:
 	@scripts/deps.sh
 
 run: all
-	./build/release/tandem host-demo
+	./build/release/tandem run
 
 bench: all
 	./build/release/tandem bench

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Run every test binary of the given variants and print one aggregate line
-# last: "N passed, N failed". cmocka prints per-binary "[  PASSED  ] N" and
+# last: "N passed, N failed, N skipped". cmocka prints per-binary "[  PASSED  ] N" and
 # "[  FAILED  ] N" lines; a binary that dies before its summary counts as
 # one failure.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 passed=0
 failed=0
+skipped=0
 export TSAN_OPTIONS="${TSAN_OPTIONS:-halt_on_error=1 second_deadlock_stack=1}"
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1 abort_on_error=1}"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1 halt_on_error=1}"
@@ -20,14 +21,15 @@ for v in "$@"; do
 		secs=$(( $(date +%s) - start ))
 		p=$(sed -n 's/^\[  PASSED  \] \([0-9]*\) test.*/\1/p' "$log" | tail -1)
 		f=$(sed -n 's/^\[  FAILED  \] \([0-9]*\) test.*/\1/p' "$log" | tail -1)
-		p=${p:-0}; f=${f:-0}
+		k=$(sed -n 's/^\[  SKIPPED \] \([0-9]*\) test.*/\1/p' "$log" | tail -1)
+		p=${p:-0}; f=${f:-0}; k=${k:-0}
 		if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi
-		passed=$((passed + p)); failed=$((failed + f))
+		passed=$((passed + p)); failed=$((failed + f)); skipped=$((skipped + k))
 		status=ok; [ "$f" -ne 0 ] && status=FAIL
-		printf '%-4s %-5s %-40s %3d passed %3d failed %4ds\n' "$status" "$v" "${t##*/}" "$p" "$f" "$secs"
+		printf '%-4s %-5s %-32s %3d passed %3d failed %2d skipped %4ds\n' "$status" "$v" "${t##*/}" "$p" "$f" "$k" "$secs"
 		if [ "$f" -ne 0 ]; then sed 's/^/    | /' "$log" | tail -60; fi
 		rm -f "$log"
 	done
 done
-echo "$passed passed, $failed failed"
+echo "$passed passed, $failed failed, $skipped skipped"
 [ "$failed" -eq 0 ]

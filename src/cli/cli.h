@@ -59,8 +59,10 @@ uint64_t now_ns(void);
 /* argv[0] is the command name; getopt_long starts at argv[1]. */
 int cmd_host_demo(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+int cmd_run(int argc, char **argv);
 void host_demo_usage(FILE *f);
 void bench_usage(FILE *f);
+void run_usage(FILE *f);
 
 /* --- benchmarks (bench.c runs them, bench/ holds them) ------------------ */
 

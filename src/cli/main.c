@@ -4,8 +4,7 @@
  *
  * Commands live in one table; each parses its own options with getopt_long
  * (argv[0] is the command's name) and returns the process exit status
- * (cli.h: 0 ok, 1 failed, 2 usage). A new command (`run`, for the
- * secondary MMU) is one more row.
+ * (cli.h: 0 ok, 1 failed, 2 usage). A new command is one more row.
  */
 #include <stdio.h>
 #include <string.h>
@@ -22,6 +21,8 @@ static int cmd_help(int argc, char **argv);
 static int cmd_version(int argc, char **argv);
 
 static const struct command commands[] = {
+	{ "run", "VMs run checking workloads while the host churns their memory",
+	  cmd_run, run_usage },
 	{ "host-demo", "exercise the primary MMU from several threads and verify it",
 	  cmd_host_demo, host_demo_usage },
 	{ "bench", "micro-benchmarks beside native baselines (tandem bench host)",

@@ -1,0 +1,633 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * run.c - `tandem run`: the main job. VMs with vCPUs run checking guest
+ * workloads while the host churns their memory; one progress line a second,
+ * then a summary whose last line is the integrity checker's verdict:
+ * `integrity: OK` (exit 0) or `integrity: FAILED: <what>` (exit 1).
+ *
+ * The scenario itself is src/workload/scenario.c (the stress test runs the
+ * same code); this file parses options and prints.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "cli/cli.h"
+#include "tandem/workload.h"
+
+#define CMD "run"
+
+static const struct {
+	const char *name;
+	unsigned int bit;
+	const char *what;
+} break_names[] = {
+	{ "seq", KVM_BREAK_SEQ_CHECK,
+	  "the fault skips its invalidation seq/in-progress check" },
+	{ "flush-wait", KVM_BREAK_FLUSH_WAIT,
+	  "TLB flushes don't wait for vCPUs in guest mode\n"
+	  "                       (implies --kick wait unless given)" },
+	{ "zap", KVM_BREAK_RANGE_ZAP,
+	  "invalidate_range_start doesn't zap the sptes" },
+};
+
+/* Churn used with --break when --churn is not given: the host operations
+ * that expose each race fastest (and, for zap, no fork or remap: those
+ * allocate page tables from frames stale sptes may still write). */
+static unsigned int break_churn(unsigned int breaks)
+{
+	unsigned int churn = 0;
+
+	if (breaks & KVM_BREAK_SEQ_CHECK)
+		churn |= 1u << WL_CHURN_FORK | 1u << WL_CHURN_MPROTECT;
+	if (breaks & KVM_BREAK_FLUSH_WAIT)
+		churn |= 1u << WL_CHURN_FORK | 1u << WL_CHURN_MPROTECT;
+	if (breaks & KVM_BREAK_RANGE_ZAP)
+		churn |= 1u << WL_CHURN_DONTNEED | 1u << WL_CHURN_MPROTECT;
+	return churn;
+}
+
+void run_usage(FILE *f)
+{
+	struct scenario_config d;
+
+	scenario_config_default(&d);
+	fprintf(f,
+		"usage: tandem run [options]\n"
+		"\nVMs run guest workloads on software vCPUs through the secondary MMU while\n"
+		"the host churns their memory (MADV_DONTNEED, mprotect read-only and back,\n"
+		"munmap + mmap of a memslot's backing, fork + child exit). Every page a guest\n"
+		"writes carries (VM, gfn, version); the integrity checker fails on a lost\n"
+		"write, a stale read, another VM's data, a write through a read-only mapping,\n"
+		"or a forked child seeing a later write. Guest writes to a read-only slot\n"
+		"(ROM) must exit to the VMM with their address. One progress line a second,\n"
+		"then a summary ending 'integrity: OK' (exit 0) or 'integrity: FAILED: ...'\n"
+		"(exit 1). Bad options: exit 2.\n"
+		"\noptions:\n"
+		"      --vms N            VMs, each its own host mm (default %u; 1..%d)\n"
+		"      --vcpus N          vCPUs per VM (default %u; 1..%d)\n"
+		"      --guest-mem SIZE   guest RAM per VM, whole MiB (default %lluM; 1M..16G)\n"
+		"      --host-mem SIZE    host RAM (default: twice the guest RAM + slack)\n"
+		"  -d, --duration SECS    run time, e.g. 10, 2.5, 500ms (default %llu)\n"
+		"  -w, --workload NAME    mixed (each vCPU cycles through the others), seq,\n"
+		"                         uniform, zipf, verify (default %s)\n"
+		"      --write-ratio PCT  writes per 100 random ops (default %u)\n"
+		"  -s, --seed N           seed of the guests' and churn's choices (default %llu)\n"
+		"      --churn LIST       all, none, or a comma list of dontneed, mprotect,\n"
+		"                         remap, fork (default all; with --break: the ops\n"
+		"                         that expose the race)\n"
+		"      --break LIST       disable one piece of the protocol to watch the\n"
+		"                         checker catch the race (comma list or repeated):\n",
+		d.nr_vms, WL_MAX_VMS, d.nr_vcpus, WL_MAX_VCPUS,
+		(unsigned long long)(d.guest_mem >> 20),
+		(unsigned long long)(d.duration_ns / 1000000000ULL),
+		wl_workload_name(d.workload), d.write_pct, (unsigned long long)d.seed);
+	for (size_t i = 0; i < ARRAY_SIZE(break_names); i++)
+		fprintf(f, "          %-10s   %s\n", break_names[i].name,
+			break_names[i].what);
+	fprintf(f,
+		"                         (implies --stall; the run ends at the first failure;\n"
+		"                         zap with fork or remap churn may corrupt the host)\n"
+		"      --stall            stall vCPUs at the protocol's vulnerable points until\n"
+		"                         the next host operation is done (harmless unless a\n"
+		"                         --break is on)\n"
+		"      --kick MODE        how TLB flushes reach vCPUs in guest mode: wait\n"
+		"                         (sleep until they leave it, as KVM), rseq (abort\n"
+		"                         their restartable accesses with membarrier), auto\n"
+		"                         (rseq where available; the default)\n"
+		"      --json             print the summary as JSON (progress goes to stderr)\n"
+		"  -q, --quiet            no progress lines\n"
+		"  -h, --help             this text\n");
+}
+
+/* ---- options ---------------------------------------------------------------- */
+
+struct run_opts {
+	struct scenario_config cfg;
+	bool churn_set, stall_set, kick_set;
+	bool json, quiet;
+};
+
+/* "a,b,c" against names[]; each found name ORs its bit into *mask. */
+static int parse_list(const char *opt, const char *val, const char *const *names,
+		      const unsigned int *bits, size_t n, unsigned int *mask)
+{
+	char *copy = strdup(val), *save = NULL;
+	int ret = 0;
+
+	if (!copy)
+		return -1;
+	if (!*val) {
+		fprintf(stderr, "tandem " CMD ": --%s: empty value\n", opt);
+		ret = -1;
+	}
+	for (char *tok = strtok_r(copy, ",", &save); tok && !ret;
+	     tok = strtok_r(NULL, ",", &save)) {
+		size_t i;
+
+		for (i = 0; i < n; i++)
+			if (strcmp(tok, names[i]) == 0)
+				break;
+		if (i == n) {
+			fprintf(stderr, "tandem " CMD ": --%s: '%s': unknown (have:", opt, tok);
+			for (i = 0; i < n; i++)
+				fprintf(stderr, " %s", names[i]);
+			fprintf(stderr, ")\n");
+			ret = -1;
+			break;
+		}
+		*mask |= bits[i];
+	}
+	free(copy);
+	return ret;
+}
+
+static int parse_churn(const char *val, unsigned int *churn)
+{
+	const char *names[WL_NR_CHURN];
+	unsigned int bits[WL_NR_CHURN];
+
+	if (strcmp(val, "all") == 0) {
+		*churn = WL_CHURN_ALL;
+		return 0;
+	}
+	if (strcmp(val, "none") == 0) {
+		*churn = 0;
+		return 0;
+	}
+	for (unsigned int k = 0; k < WL_NR_CHURN; k++) {
+		names[k] = wl_churn_name(k);
+		bits[k] = 1u << k;
+	}
+	*churn = 0;
+	return parse_list("churn", val, names, bits, WL_NR_CHURN, churn);
+}
+
+static int parse_break(const char *val, unsigned int *breaks)
+{
+	const char *names[ARRAY_SIZE(break_names)];
+	unsigned int bits[ARRAY_SIZE(break_names)];
+
+	for (size_t i = 0; i < ARRAY_SIZE(break_names); i++) {
+		names[i] = break_names[i].name;
+		bits[i] = break_names[i].bit;
+	}
+	return parse_list("break", val, names, bits, ARRAY_SIZE(break_names), breaks);
+}
+
+static int parse_opts(int argc, char **argv, struct run_opts *o)
+{
+	enum { O_VMS = 256, O_VCPUS, O_GUEST_MEM, O_HOST_MEM, O_WRITE_RATIO, O_CHURN,
+	       O_BREAK, O_STALL, O_KICK, O_JSON };
+	static const struct option longopts[] = {
+		{ "vms", required_argument, NULL, O_VMS },
+		{ "vcpus", required_argument, NULL, O_VCPUS },
+		{ "guest-mem", required_argument, NULL, O_GUEST_MEM },
+		{ "host-mem", required_argument, NULL, O_HOST_MEM },
+		{ "duration", required_argument, NULL, 'd' },
+		{ "workload", required_argument, NULL, 'w' },
+		{ "write-ratio", required_argument, NULL, O_WRITE_RATIO },
+		{ "seed", required_argument, NULL, 's' },
+		{ "churn", required_argument, NULL, O_CHURN },
+		{ "break", required_argument, NULL, O_BREAK },
+		{ "stall", no_argument, NULL, O_STALL },
+		{ "kick", required_argument, NULL, O_KICK },
+		{ "json", no_argument, NULL, O_JSON },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct scenario_config *cfg = &o->cfg;
+	char why[256];
+	uint64_t v;
+	int c;
+
+	optind = 0;
+	while ((c = getopt_long(argc, argv, ":d:w:s:qh", longopts, NULL)) != -1) {
+		switch (c) {
+		case O_VMS:
+			if (cli_u64_arg(CMD, "vms", optarg, 1, WL_MAX_VMS, &v))
+				return EXIT_USAGE;
+			cfg->nr_vms = (unsigned int)v;
+			break;
+		case O_VCPUS:
+			if (cli_u64_arg(CMD, "vcpus", optarg, 1, WL_MAX_VCPUS, &v))
+				return EXIT_USAGE;
+			cfg->nr_vcpus = (unsigned int)v;
+			break;
+		case O_GUEST_MEM:
+			if (cli_size_arg(CMD, "guest-mem", optarg, WL_GUEST_MEM_MIN,
+					 WL_GUEST_MEM_MAX, &cfg->guest_mem))
+				return EXIT_USAGE;
+			if (cfg->guest_mem % (1ULL << 20)) {
+				fprintf(stderr, "tandem " CMD ": --guest-mem: '%s': not a whole "
+					"number of MiB\n", optarg);
+				return EXIT_USAGE;
+			}
+			break;
+		case O_HOST_MEM:
+			if (cli_size_arg(CMD, "host-mem", optarg, HOST_RAM_MIN, HOST_RAM_MAX,
+					 &cfg->host_mem))
+				return EXIT_USAGE;
+			if (!PAGE_ALIGNED(cfg->host_mem)) {
+				fprintf(stderr, "tandem " CMD ": --host-mem: '%s': not a multiple "
+					"of the 4K page size\n", optarg);
+				return EXIT_USAGE;
+			}
+			break;
+		case 'd':
+			if (cli_duration_arg(CMD, "duration", optarg, &cfg->duration_ns))
+				return EXIT_USAGE;
+			if (cfg->duration_ns > 86400ULL * 1000000000ULL) {
+				fprintf(stderr, "tandem " CMD ": --duration: '%s': more than 24 "
+					"hours\n", optarg);
+				return EXIT_USAGE;
+			}
+			break;
+		case 'w': {
+			unsigned int k;
+
+			for (k = 0; k < WL_NR_WORKLOADS; k++)
+				if (strcmp(optarg, wl_workload_name(k)) == 0)
+					break;
+			if (k == WL_NR_WORKLOADS) {
+				fprintf(stderr, "tandem " CMD ": --workload: '%s': unknown (have:",
+					optarg);
+				for (k = 0; k < WL_NR_WORKLOADS; k++)
+					fprintf(stderr, " %s", wl_workload_name(k));
+				fprintf(stderr, ")\n");
+				return EXIT_USAGE;
+			}
+			cfg->workload = k;
+			break;
+		}
+		case O_WRITE_RATIO:
+			if (cli_u64_arg(CMD, "write-ratio", optarg, 0, 100, &v))
+				return EXIT_USAGE;
+			cfg->write_pct = (unsigned int)v;
+			break;
+		case 's':
+			if (cli_u64_arg(CMD, "seed", optarg, 0, UINT64_MAX, &cfg->seed))
+				return EXIT_USAGE;
+			break;
+		case O_CHURN:
+			if (parse_churn(optarg, &cfg->churn))
+				return EXIT_USAGE;
+			o->churn_set = true;
+			break;
+		case O_BREAK:
+			if (parse_break(optarg, &cfg->breaks))
+				return EXIT_USAGE;
+			break;
+		case O_STALL:
+			cfg->stall = true;
+			o->stall_set = true;
+			break;
+		case O_KICK: {
+			enum kvm_kick_mode m;
+
+			for (m = KVM_KICK_AUTO; m <= KVM_KICK_RSEQ; m++)
+				if (strcmp(optarg, kvm_kick_mode_name(m)) == 0)
+					break;
+			if (m > KVM_KICK_RSEQ) {
+				fprintf(stderr, "tandem " CMD ": --kick: '%s': unknown (have: "
+					"auto wait rseq)\n", optarg);
+				return EXIT_USAGE;
+			}
+			cfg->kick = m;
+			o->kick_set = true;
+			break;
+		}
+		case O_JSON:
+			o->json = true;
+			break;
+		case 'q':
+			o->quiet = true;
+			break;
+		case 'h':
+			run_usage(stdout);
+			return -1;
+		default:
+			cli_getopt_error(CMD, c, argv);
+			return EXIT_USAGE;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "tandem " CMD ": unexpected argument '%s'\n", argv[optind]);
+		return EXIT_USAGE;
+	}
+	if (cfg->breaks) {
+		cfg->stall = true;
+		if (!o->churn_set)
+			cfg->churn = break_churn(cfg->breaks);
+		/* Under RSEQ the access re-checks requests inside a restartable
+		 * section: what flush-wait breaks is the waiting protocol's. */
+		if ((cfg->breaks & KVM_BREAK_FLUSH_WAIT) && !o->kick_set)
+			cfg->kick = KVM_KICK_WAIT;
+	}
+	if (scenario_check_config(cfg, why, sizeof(why))) {
+		fprintf(stderr, "tandem " CMD ": %s\n", why);
+		return EXIT_USAGE;
+	}
+	/* The arena is real memory (pre-faulted): refuse what this machine
+	 * cannot hold rather than meet the kernel's OOM killer. */
+	uint64_t host_mem = cfg->host_mem ? cfg->host_mem : scenario_host_mem(cfg);
+	uint64_t phys = (uint64_t)sysconf(_SC_PHYS_PAGES) * (uint64_t)sysconf(_SC_PAGE_SIZE);
+
+	if (phys && host_mem > phys / 10 * 9) {
+		fprintf(stderr, "tandem " CMD ": host memory %llu MiB%s does not fit this "
+			"machine's %llu MiB of RAM\n", (unsigned long long)(host_mem >> 20),
+			cfg->host_mem ? "" : " (what the guests need)",
+			(unsigned long long)(phys >> 20));
+		return EXIT_USAGE;
+	}
+	if ((cfg->breaks & KVM_BREAK_RANGE_ZAP) &&
+	    (cfg->churn & (1u << WL_CHURN_FORK | 1u << WL_CHURN_REMAP)))
+		fprintf(stderr, "tandem " CMD ": note: with --break=zap, fork and remap churn "
+			"allocate host page tables from frames that stale sptes may still "
+			"write: the host may hit a BUG before the checker's verdict\n");
+	return 0;
+}
+
+/* ---- output ------------------------------------------------------------------ */
+
+/* 1234567 -> "1.23M" (static buffers: up to 8 live at once). */
+static const char *human(double v)
+{
+	static char bufs[8][16];
+	static unsigned int n;
+	char *b = bufs[n++ % 8];
+
+	if (v >= 1e9)
+		snprintf(b, 16, "%.2fG", v / 1e9);
+	else if (v >= 1e6)
+		snprintf(b, 16, "%.2fM", v / 1e6);
+	else if (v >= 1e4)
+		snprintf(b, 16, "%.1fk", v / 1e3);
+	else
+		snprintf(b, 16, "%.0f", v);
+	return b;
+}
+
+static void progress(const struct scenario_progress *p, void *arg)
+{
+	FILE *f = arg;
+
+	fprintf(f, "[%5.1fs] accesses/s %7s  faults/s %7s  invalidations/s %6s  "
+		"retries %5llu  tlb-flushes %6llu  churn %4llu%s\n",
+		p->t_s, human(p->accesses_per_s), human(p->faults_per_s),
+		human(p->invalidations_per_s), (unsigned long long)p->retries,
+		(unsigned long long)p->tlb_flushes, (unsigned long long)p->churn_ops,
+		p->failures ? "  FAILURES" : "");
+	fflush(f);
+}
+
+static void churn_list(const struct scenario_config *cfg, char *buf, size_t len)
+{
+	size_t off = 0;
+
+	buf[0] = '\0';
+	for (unsigned int k = 0; k < WL_NR_CHURN; k++)
+		if (cfg->churn & (1u << k))
+			off += (size_t)snprintf(buf + off, len - off, "%s%s", off ? "," : "",
+						wl_churn_name(k));
+	if (!off)
+		snprintf(buf, len, "none");
+}
+
+static void break_list(unsigned int breaks, char *buf, size_t len)
+{
+	size_t off = 0;
+
+	buf[0] = '\0';
+	for (size_t i = 0; i < ARRAY_SIZE(break_names); i++)
+		if (breaks & break_names[i].bit)
+			off += (size_t)snprintf(buf + off, len - off, "%s%s", off ? "," : "",
+						break_names[i].name);
+	if (!off)
+		snprintf(buf, len, "none");
+}
+
+#define U(x) ((unsigned long long)(x))
+
+static void print_text(const struct run_opts *o, const struct scenario_result *r)
+{
+	const struct scenario_config *cfg = &o->cfg;
+	const struct scenario_counts *t = &r->total;
+	double el = r->elapsed_s > 0 ? r->elapsed_s : 1;
+	char churn[64], brk[64];
+
+	churn_list(cfg, churn, sizeof(churn));
+	break_list(cfg->breaks, brk, sizeof(brk));
+	printf("tandem run: %u VMs x %u vCPUs, %llu MiB guest RAM each, host %llu MiB, "
+	       "workload %s (%u%% writes), churn %s, kick %s, seed %llu%s%s%s\n",
+	       cfg->nr_vms, cfg->nr_vcpus, U(cfg->guest_mem >> 20), U(r->host_mem >> 20),
+	       wl_workload_name(cfg->workload), cfg->write_pct, churn,
+	       kvm_kick_mode_name(r->kick), U(cfg->seed),
+	       cfg->breaks ? ", BREAK " : "", cfg->breaks ? brk : "",
+	       cfg->stall ? ", stalls on" : "");
+	printf("  ran %.2f s%s (setup %.2f s, teardown %.2f s)\n", r->elapsed_s,
+	       r->stopped_early ? ", stopped at the first failure" : "", r->setup_s,
+	       r->teardown_s);
+	printf("guests:\n");
+	printf("  accesses             %14llu  (%s/s)\n", U(t->accesses),
+	       human((double)t->accesses / el));
+	printf("  pages read+checked   %14llu\n", U(t->page_reads));
+	printf("  pages written        %14llu  (each checked first)\n", U(t->page_writes));
+	printf("  writes refused       %14llu  (-EFAULT: host mapping read-only)\n",
+	       U(t->writes_refused));
+	printf("  cross-vCPU reads     %14llu\n", U(t->cross_reads));
+	printf("  skipped (frozen)     %14llu  (churn owned the page)\n", U(t->frozen_skips));
+	printf("  ROM reads            %14llu\n", U(t->rom_reads));
+	printf("  ROM writes           %14llu  (MMIO exits to the VMM: %llu)\n",
+	       U(t->rom_writes), U(t->mmio_exits));
+	if (cfg->stall)
+		printf("  stalls               %14llu\n", U(t->stalls));
+	printf("secondary MMU:\n");
+	printf("  faults               %14llu  (%s/s; fast path %llu)\n", U(r->kvm.faults),
+	       human((double)r->kvm.faults / el), U(r->kvm.fast_faults));
+	printf("  fault retries        %14llu\n", U(r->kvm.fault_retries));
+	printf("  invalidations        %14llu  (%s/s)\n", U(r->kvm.invalidations),
+	       human((double)r->kvm.invalidations / el));
+	printf("  sptes zapped         %14llu\n", U(r->kvm.sptes_zapped));
+	printf("  TLB flushes          %14llu\n", U(r->kvm.tlb_flushes));
+	printf("  memslot updates      %14llu\n", U(r->kvm.memslot_updates));
+	printf("  MMIO exits           %14llu\n", U(r->kvm.mmio_exits));
+	printf("  vCPU soft-TLB        %14llu misses, %llu fills, %llu flushes, %llu guest "
+	       "exits\n", U(r->vcpu.accesses_slow), U(r->vcpu.stlb_fills),
+	       U(r->vcpu.stlb_flushes), U(r->vcpu.guest_exits));
+	printf("churn:\n  ");
+	for (unsigned int k = 0; k < WL_NR_CHURN; k++)
+		printf("%s %llu  ", wl_churn_name(k), U(t->churn[k]));
+	printf("(pages compared %llu)\n", U(t->pages_checked_by_churn));
+	printf("per VM:\n");
+	for (unsigned int i = 0; i < r->nr_vms; i++) {
+		const struct scenario_vm_result *v = &r->vm[i];
+
+		printf("  vm%-2u accesses %s  faults %s  retries %llu  invalidations %s  "
+		       "tlb-flushes %s  churn %llu/%llu/%llu/%llu\n", i,
+		       human((double)v->c.accesses), human((double)v->kvm.faults),
+		       U(v->kvm.fault_retries), human((double)v->kvm.invalidations),
+		       human((double)v->kvm.tlb_flushes), U(v->c.churn[0]), U(v->c.churn[1]),
+		       U(v->c.churn[2]), U(v->c.churn[3]));
+	}
+	printf("host:\n");
+	printf("  final check          %14llu  pages re-read through the host\n",
+	       U(r->final_pages_checked));
+	printf("  poison hits          %14llu\n", U(r->poison_hits));
+	printf("  frames in use        %14llu  after teardown\n", U(r->frames_in_use));
+	if (r->failures) {
+		printf("failures:\n");
+		for (int k = 0; k < WL_NR_FAIL_KINDS; k++)
+			if (r->fail_count[k])
+				printf("  %-45s %llu\n", wl_fail_kind_name(k), U(r->fail_count[k]));
+		printf("  first %u:\n", r->nr_first);
+		for (unsigned int i = 0; i < r->nr_first; i++) {
+			const struct wl_failure *f = &r->first[i];
+			char who[48] = "";
+
+			if (f->vm >= 0 && f->vcpu >= 0)
+				snprintf(who, sizeof(who), "vm%d vcpu%d", f->vm, f->vcpu);
+			else if (f->vm >= 0)
+				snprintf(who, sizeof(who), "vm%d vmm", f->vm);
+			else
+				snprintf(who, sizeof(who), "host");
+			printf("  [%6.3fs] %-13s %s: %s\n", f->t_s, who, wl_fail_kind_key(f->kind),
+			       f->msg);
+		}
+	}
+	if (r->ok)
+		printf("integrity: OK\n");
+	else
+		printf("integrity: FAILED: %s\n", r->verdict);
+}
+
+static void json_counts(const struct scenario_counts *c)
+{
+	printf("{\"accesses\": %llu, \"page_reads\": %llu, \"page_writes\": %llu, "
+	       "\"writes_refused\": %llu, \"cross_reads\": %llu, \"frozen_skips\": %llu, "
+	       "\"rom_reads\": %llu, \"rom_writes\": %llu, \"mmio_exits\": %llu, "
+	       "\"stalls\": %llu, \"churn\": {", U(c->accesses), U(c->page_reads),
+	       U(c->page_writes), U(c->writes_refused), U(c->cross_reads),
+	       U(c->frozen_skips), U(c->rom_reads), U(c->rom_writes), U(c->mmio_exits),
+	       U(c->stalls));
+	for (unsigned int k = 0; k < WL_NR_CHURN; k++)
+		printf("%s\"%s\": %llu", k ? ", " : "", wl_churn_name(k), U(c->churn[k]));
+	printf("}, \"pages_checked_by_churn\": %llu}", U(c->pages_checked_by_churn));
+}
+
+static void json_kvm(const struct kvm_stats *s)
+{
+	printf("{\"faults\": %llu, \"fast_faults\": %llu, \"fault_retries\": %llu, "
+	       "\"invalidations\": %llu, \"sptes_zapped\": %llu, \"tlb_flushes\": %llu, "
+	       "\"mmio_exits\": %llu, \"memslot_updates\": %llu}", U(s->faults),
+	       U(s->fast_faults), U(s->fault_retries), U(s->invalidations),
+	       U(s->sptes_zapped), U(s->tlb_flushes), U(s->mmio_exits),
+	       U(s->memslot_updates));
+}
+
+static void print_json(const struct run_opts *o, const struct scenario_result *r)
+{
+	const struct scenario_config *cfg = &o->cfg;
+	char churn[64], brk[64];
+
+	churn_list(cfg, churn, sizeof(churn));
+	break_list(cfg->breaks, brk, sizeof(brk));
+	printf("{\"command\": \"run\", \"config\": {\"vms\": %u, \"vcpus\": %u, "
+	       "\"guest_mem\": %llu, \"host_mem\": %llu, \"duration_s\": %.3f, "
+	       "\"workload\": \"%s\", \"write_pct\": %u, \"seed\": %llu, \"churn\": \"%s\", "
+	       "\"break\": \"%s\", \"stall\": %s, \"kick\": \"%s\"},\n", cfg->nr_vms,
+	       cfg->nr_vcpus, U(cfg->guest_mem), U(r->host_mem),
+	       (double)cfg->duration_ns / 1e9, wl_workload_name(cfg->workload),
+	       cfg->write_pct, U(cfg->seed), churn, brk, cfg->stall ? "true" : "false",
+	       kvm_kick_mode_name(r->kick));
+	printf(" \"elapsed_s\": %.3f, \"setup_s\": %.3f, \"teardown_s\": %.3f, "
+	       "\"stopped_early\": %s,\n", r->elapsed_s, r->setup_s, r->teardown_s,
+	       r->stopped_early ? "true" : "false");
+	printf(" \"totals\": ");
+	json_counts(&r->total);
+	printf(",\n \"kvm\": ");
+	json_kvm(&r->kvm);
+	printf(",\n \"vcpu\": {\"accesses_slow\": %llu, \"stlb_fills\": %llu, "
+	       "\"stlb_flushes\": %llu, \"guest_exits\": %llu},\n",
+	       U(r->vcpu.accesses_slow), U(r->vcpu.stlb_fills), U(r->vcpu.stlb_flushes),
+	       U(r->vcpu.guest_exits));
+	printf(" \"vms\": [");
+	for (unsigned int i = 0; i < r->nr_vms; i++) {
+		printf("%s\n  {\"vm\": %u, \"counts\": ", i ? "," : "", i);
+		json_counts(&r->vm[i].c);
+		printf(", \"kvm\": ");
+		json_kvm(&r->vm[i].kvm);
+		printf("}");
+	}
+	printf("],\n \"final_pages_checked\": %llu, \"poison_hits\": %llu, "
+	       "\"frames_in_use\": %llu,\n \"failures\": {", U(r->final_pages_checked),
+	       U(r->poison_hits), U(r->frames_in_use));
+	for (int k = 0, first = 1; k < WL_NR_FAIL_KINDS; k++) {
+		if (!r->fail_count[k])
+			continue;
+		printf("%s\"%s\": %llu", first ? "" : ", ", wl_fail_kind_key(k),
+		       U(r->fail_count[k]));
+		first = 0;
+	}
+	printf("},\n \"first_failures\": [");
+	for (unsigned int i = 0; i < r->nr_first; i++) {
+		const struct wl_failure *f = &r->first[i];
+
+		printf("%s{\"kind\": \"%s\", \"vm\": %d, \"vcpu\": %d, \"gfn\": %llu, "
+		       "\"t_s\": %.3f, \"message\": ", i ? ", " : "", wl_fail_kind_key(f->kind),
+		       f->vm, f->vcpu, U(f->gfn), f->t_s);
+		json_print_string(stdout, f->msg);
+		printf("}");
+	}
+	printf("],\n \"integrity\": \"%s\", \"verdict\": ", r->ok ? "OK" : "FAILED");
+	json_print_string(stdout, r->verdict);
+	printf("}\n");
+}
+
+int cmd_run(int argc, char **argv)
+{
+	struct run_opts o = { 0 };
+	struct scenario_result *res;
+	int status, err;
+
+	scenario_config_default(&o.cfg);
+	status = parse_opts(argc, argv, &o);
+	if (status)
+		return status < 0 ? 0 : status;
+	if (!o.quiet) {
+		o.cfg.progress = progress;
+		o.cfg.progress_arg = o.json ? stderr : stdout;
+	}
+	res = calloc(1, sizeof(*res));
+	if (!res) {
+		fprintf(stderr, "tandem " CMD ": out of memory\n");
+		return 1;
+	}
+	err = scenario_run(&o.cfg, res);
+	if (err == -EINVAL || err == -EOPNOTSUPP) {
+		fprintf(stderr, "tandem " CMD ": %s\n", res->verdict);
+		free(res);
+		return EXIT_USAGE;
+	}
+	if (err) {
+		fprintf(stderr, "tandem " CMD ": could not set up the scenario: %s\n",
+			res->verdict);
+		if (o.json)
+			printf("{\"command\": \"run\", \"integrity\": \"FAILED\", \"verdict\": "
+			       "\"setup failed\"}\n");
+		else
+			printf("integrity: FAILED: setup: %s\n", res->verdict);
+		free(res);
+		return 1;
+	}
+	if (o.json)
+		print_json(&o, res);
+	else
+		print_text(&o, res);
+	status = res->ok ? 0 : 1;
+	free(res);
+	return status;
+}
