@@ -31,6 +31,7 @@
 #define HOST_RAM_MIN   (16ULL << 20)
 #define HOST_RAM_MAX   (64ULL << 30)
 #define HOST_MAX_NODES 8
+#define HOST_SWAP_MAX  (256ULL << 30)
 
 /*
  * Test-only switches that each skip one class of notifier call, so that
@@ -55,6 +56,15 @@ struct host_config {
 	 * counted (host_stats.poison_hits) and reported, for runs that break
 	 * a protocol on purpose to watch the damage. */
 	bool poison_count_only;
+	/* Swap: a real file of swap_bytes (0: no swap). swap_path NULL puts
+	 * it in $TMPDIR (or /tmp); the file is unlinked at once either way
+	 * unless keep_swap_file. */
+	uint64_t swap_bytes;
+	const char *swap_path;
+	bool keep_swap_file;
+	/* Reclaim: kswapd runs when free frames drop below the low
+	 * watermark, up to high; direct reclaim when an allocation fails. */
+	bool no_kswapd;
 };
 
 enum vm_event_item {
@@ -68,6 +78,17 @@ enum vm_event_item {
 	PGALLOC,
 	PGFREE,
 	PGALLOC_FAIL,
+	PSWPIN,             /* pages read from swap */
+	PSWPOUT,            /* pages written to swap */
+	SWAP_WRITE_ERROR,   /* failed swap writes (page kept, still dirty) */
+	SWAP_READ_ERROR,    /* failed swap reads (the fault fails with -EIO) */
+	PGSCAN,             /* pages looked at by reclaim */
+	PGSTEAL,            /* pages reclaimed */
+	PGACTIVATE,         /* referenced pages moved back to active */
+	PGDEACTIVATE,
+	PGREFERENCED_SECONDARY, /* referenced only through a secondary MMU */
+	KSWAPD_WAKEUP,
+	ALLOCSTALL,         /* direct reclaims */
 	NR_VM_EVENTS
 };
 
@@ -81,7 +102,14 @@ struct host_stats {
 	uint64_t events[NR_VM_EVENTS];
 	uint64_t notifier_starts;   /* invalidate_range_start calls, all mms */
 	uint64_t poison_hits;       /* freed frames found written (debug builds) */
+	uint64_t swap_slots, swap_free_slots;
+	uint64_t lru_active, lru_inactive;
 };
+
+/* Fault injection (tests, tandem run): fail the next n swap writes/reads. */
+void host_swap_inject_failures(struct host *host, long writes, long reads);
+/* Reclaim nr pages now (as kswapd would); returns pages reclaimed. */
+unsigned long host_reclaim(struct host *host, unsigned long nr);
 
 struct host;
 
@@ -173,5 +201,42 @@ int64_t mm_write(struct mm *mm, hva_t addr, const void *buf, uint64_t len);
 
 /* Read the PTE for addr (0 if none, or for a NULL mm); for tests and tools. */
 pte_t mm_lookup_pte(struct mm *mm, hva_t addr);
+
+/*
+ * Idle page tracking (src/host/idle.c), like /sys/kernel/mm/page_idle.
+ * Only user pages take part (on an LRU list or mapped); free, reserved and
+ * page-table frames are skipped and never reported idle.
+ *
+ * page_idle_mark: for each user page in pfns [start, start + nr), clear its
+ * young state -- host PTEs' accessed bits, and secondary MMUs' through
+ * mmu_notifier_clear_young (no secondary TLB flush, as in Linux and KVM) --
+ * then mark it idle (PG_idle). Returns the number of pages marked.
+ * page_idle_get: bit i of bitmap (word i / 64, bit i % 64; (nr + 63) / 64
+ * words, all written) says whether pfn start + i is still idle: marked, and
+ * no mapping young since (the check clears the young bits it consumes and
+ * the mark of a page found used). Returns the number of idle pages.
+ * Because no secondary TLB is flushed, a guest access that hits a vCPU's
+ * soft TLB entry which outlived the mark goes unseen (the page reads idle).
+ * Both return -EINVAL for a NULL host or bitmap, or a range beyond RAM.
+ *
+ * mm_idle_mark_range / mm_idle_count_range: the same for the frames mapped
+ * (present, not the zero page) in [start, end) of mm, for a VMM sizing a
+ * guest's working set: mark them; then count those still idle (*idle) and
+ * those mapped (*mapped; either pointer may be NULL), the working set being
+ * mapped - idle. These ask secondary MMUs for clear_flush_young (in both
+ * passes): a young page's secondary TLB entries are flushed, so later
+ * guest accesses are seen and the count is exact, for one flush request per
+ * young page. Do not mix in page_idle_* over the same pages meanwhile.
+ * Return the pages marked / 0, -EINVAL (NULL mm, unaligned or inverted
+ * range, end > TASK_SIZE) or -ESRCH (the mm is exiting). A zero-length
+ * range does nothing.
+ *
+ * All four are called with no lock held and may sleep.
+ */
+int page_idle_mark(struct host *host, pfn_t start, uint64_t nr);
+int page_idle_get(struct host *host, pfn_t start, uint64_t nr, uint64_t *bitmap);
+int mm_idle_mark_range(struct mm *mm, hva_t start, hva_t end);
+int mm_idle_count_range(struct mm *mm, hva_t start, hva_t end, uint64_t *idle,
+			uint64_t *mapped);
 
 #endif

@@ -18,6 +18,7 @@
 
 struct checker {
 	struct host *host;
+	uint32_t *swaps;        /* swap PTEs seen per slot */
 	uint32_t *maps;         /* PTEs seen per pfn */
 	uint8_t *is_table;      /* pfn is a page table of some mm */
 	long errors;
@@ -35,7 +36,7 @@ struct checker {
 	} while (0)
 
 static long check_table(struct checker *ck, struct mm *mm, pfn_t pfn,
-			int level, hva_t base, long *anon)
+			int level, hva_t base, long *anon, long *swapents)
 {
 	pte_t *table = pfn_table(ck->host, pfn);
 	long tables = 1;
@@ -61,13 +62,24 @@ static long check_table(struct checker *ck, struct mm *mm, pfn_t pfn,
 			      mm->id, (unsigned long long)addr);
 			if (pte_present(e))
 				tables += check_table(ck, mm, pte_pfn(e), level - 1,
-						      addr, anon);
+						      addr, anon, swapents);
 			continue;
 		}
 		struct vm_area_struct *vma = vma_lookup(mm, addr);
 
 		CHECK(vma, "mm %u: PTE at %#llx outside every VMA", mm->id,
 		      (unsigned long long)addr);
+		if (pte_is_swap(e)) {
+			uint64_t slot = pte_swp_slot(e);
+			bool ok = ck->host->swap && slot < ck->host->swap->nr_slots;
+
+			CHECK(ok, "mm %u: swap PTE at %#llx names bad slot %llu", mm->id,
+			      (unsigned long long)addr, (unsigned long long)slot);
+			if (ok)
+				ck->swaps[slot]++;
+			(*swapents)++;
+			continue;
+		}
 		CHECK(pte_present(e), "mm %u: unknown non-present PTE %#llx at %#llx",
 		      mm->id, (unsigned long long)e, (unsigned long long)addr);
 		if (!vma || !pte_present(e))
@@ -114,11 +126,14 @@ int host_check_invariants(struct host *host)
 	ck->host = host;
 	ck->maps = calloc(host->nr_pages, sizeof(*ck->maps));
 	ck->is_table = calloc(host->nr_pages, 1);
-	BUG_ON(!ck->maps || !ck->is_table);
+	ck->swaps = calloc(host->swap ? host->swap->nr_slots : 1, sizeof(*ck->swaps));
+	BUG_ON(!ck->maps || !ck->is_table || !ck->swaps);
 
+	/* Reclaim (kswapd) moves pages between lists and PTEs: hold it off. */
+	down_write(&host->reclaim_lock);
 	spin_lock(&host->mm_list_lock);
 	list_for_each_entry(mm, &host->mm_list, mmlist) {
-		long anon = 0, tables;
+		long anon = 0, swapents = 0, tables;
 
 		down_read(&mm->mmap_lock);
 		spin_lock(&mm->page_table_lock);
@@ -140,7 +155,10 @@ int host_check_invariants(struct host *host)
 				      (unsigned long long)n->vm_start);
 			}
 		}
-		tables = check_table(ck, mm, mm->pgd_pfn, PT_LEVELS, 0, &anon);
+		tables = check_table(ck, mm, mm->pgd_pfn, PT_LEVELS, 0, &anon, &swapents);
+		CHECK(swapents == atomic_load(&mm->rss[MM_SWAPENTS]),
+		      "mm %u: %ld swap PTEs, counter says %ld", mm->id, swapents,
+		      (long)atomic_load(&mm->rss[MM_SWAPENTS]));
 		CHECK(tables - 1 == atomic_load(&mm->nr_pgtables),
 		      "mm %u: %ld tables below pgd, counter says %ld", mm->id,
 		      tables - 1, (long)atomic_load(&mm->nr_pgtables));
@@ -153,7 +171,7 @@ int host_check_invariants(struct host *host)
 	}
 	spin_unlock(&host->mm_list_lock);
 
-	long nfree = 0, tbl = 0, used = 0, reserved = 0;
+	long nfree = 0, tbl = 0, used = 0, reserved = 0, on_lru = 0, cached = 0;
 	for (pfn_t pfn = 0; pfn < host->nr_pages; pfn++) {
 		struct page *page = &host->pages[pfn];
 		int rc = page_count(page), mc = page_mapcount(page);
@@ -176,6 +194,18 @@ int host_check_invariants(struct host *host)
 			continue;
 		}
 		used++;
+		if (PageFlag(page, PG_lru))
+			on_lru++;
+		if (PageFlag(page, PG_swapcache)) {
+			struct swap_info *si = host->swap;
+
+			cached++;
+			CHECK(si && page->private < si->nr_slots && si->cache[page->private] == page,
+			      "pfn %llu: PG_swapcache but not cache[%lu]",
+			      (unsigned long long)pfn, page->private);
+			CHECK(rc >= mc + 1, "pfn %llu: swap cache page with refcount %d, mapcount %d",
+			      (unsigned long long)pfn, rc, mc);
+		}
 		CHECK(rc > 0, "in-use pfn %llu has refcount %d", (unsigned long long)pfn, rc);
 		CHECK((uint32_t)mc == ck->maps[pfn],
 		      "pfn %llu: mapcount %d but %u PTEs map it",
@@ -192,8 +222,36 @@ int host_check_invariants(struct host *host)
 	      tables_total, (long)atomic_load(&host->nr_pgtables));
 	CHECK(nfree + tbl + used + reserved == (long)host->nr_pages,
 	      "frames do not add up");
+	spin_lock(&host->lru.lock);
+	CHECK(on_lru == host->lru.nr_active + host->lru.nr_inactive,
+	      "%ld pages have PG_lru, lists hold %ld", on_lru,
+	      host->lru.nr_active + host->lru.nr_inactive);
+	spin_unlock(&host->lru.lock);
+	if (host->swap) {
+		struct swap_info *si = host->swap;
+		uint64_t free_slots = 0;
+		long in_cache = 0;
+
+		spin_lock(&si->lock);
+		for (uint64_t slot = 0; slot < si->nr_slots; slot++) {
+			CHECK(si->map[slot] == ck->swaps[slot],
+			      "swap slot %llu: count %u but %u swap PTEs",
+			      (unsigned long long)slot, si->map[slot], ck->swaps[slot]);
+			if (si->cache[slot])
+				in_cache++;
+			else if (!si->map[slot])
+				free_slots++;
+		}
+		CHECK(free_slots == si->nr_free, "%llu free swap slots, counter says %llu",
+		      (unsigned long long)free_slots, (unsigned long long)si->nr_free);
+		CHECK(in_cache == cached, "%ld swap cache entries, %ld PG_swapcache pages",
+		      in_cache, cached);
+		spin_unlock(&si->lock);
+	}
+	up_write(&host->reclaim_lock);
 	long errors = ck->errors;
 	free(ck->maps);
 	free(ck->is_table);
+	free(ck->swaps);
 	return errors ? -EUCLEAN : 0;
 }

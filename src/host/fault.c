@@ -56,6 +56,7 @@ static int do_anonymous_page(struct vm_area_struct *vma, hva_t addr, bool write)
 		page_add_anon_rmap(page, mm, addr);
 		add_mm_counter(mm, MM_ANONPAGES, 1);
 		count_vm_event(mm->host, PGFAULT_ZERO);
+		lru_cache_add(page);
 		page = NULL; /* the PTE owns the allocation reference */
 	} else {
 		count_vm_event(mm->host, PGFAULT_ZERO_PAGE);
@@ -124,6 +125,7 @@ static int do_wp_page(struct vm_area_struct *vma, hva_t addr, pte_t *ptep,
 	set_pte(mm, addr, ptep, 0);
 	set_pte(mm, addr, ptep, pte);
 	page_add_anon_rmap(new, mm, addr);
+	lru_cache_add(new);
 	if (old) {
 		page_remove_rmap(old, mm, addr);
 		put_page(old); /* the old PTE's reference */
@@ -139,6 +141,48 @@ out:
 		mmu_notifier_invalidate_range_end(&range);
 	if (old)
 		put_page(old); /* ours */
+	return 0;
+}
+
+/*
+ * The PTE holds a swap entry: find the page in the swap cache or read it
+ * in, and map it read-only (a write fault then goes through do_wp_page,
+ * which reuses the page once nothing else holds it). Dropping the last swap
+ * reference releases the swap cache entry, so that reuse can happen.
+ * Returns 0 (retry the access), -ENOMEM, or -EIO (the slot could not be
+ * read: the data is lost, and the caller -- the VM that needed it -- dies).
+ */
+static int do_swap_page(struct vm_area_struct *vma, hva_t addr, pte_t entry)
+{
+	struct mm *mm = vma->vm_mm;
+	struct host *host = mm->host;
+	uint64_t slot = pte_swp_slot(entry);
+	struct page *page;
+	pte_t *ptep;
+	int err;
+
+	err = swapin_page(host, slot, &page);
+	if (err == -EAGAIN)
+		return 0;       /* the entry went away: look again */
+	if (err)
+		return err;
+	spin_lock(&mm->page_table_lock);
+	ptep = pte_offset(mm, addr);
+	if (!ptep || READ_ONCE(*ptep) != entry) {
+		spin_unlock(&mm->page_table_lock);
+		put_page(page);
+		return 0;
+	}
+	get_page(page); /* the PTE's reference */
+	page_add_anon_rmap(page, mm, addr);
+	add_mm_counter(mm, MM_ANONPAGES, 1);
+	add_mm_counter(mm, MM_SWAPENTS, -1);
+	set_pte(mm, addr, ptep, pfn_pte(page_to_pfn(page), _PAGE_PRESENT |
+		_PAGE_USER | _PAGE_ACCESSED));
+	spin_unlock(&mm->page_table_lock);
+	swap_free(host, slot);
+	mark_page_accessed(page);
+	put_page(page);
 	return 0;
 }
 
@@ -164,6 +208,10 @@ int handle_mm_fault(struct vm_area_struct *vma, hva_t addr, unsigned int flags)
 	if (pte_none(pte)) {
 		spin_unlock(&mm->page_table_lock);
 		return do_anonymous_page(vma, addr, write);
+	}
+	if (pte_is_swap(pte)) {
+		spin_unlock(&mm->page_table_lock);
+		return do_swap_page(vma, addr, pte);
 	}
 	BUG_ON(!pte_present(pte));
 	if (write && !pte_write(pte))

@@ -23,6 +23,7 @@ struct copy_arg {
 	struct vm_area_struct *vma;
 	int err;
 	long copied;
+	long swapped;
 };
 
 /* Under both page_table_locks. */
@@ -33,12 +34,20 @@ static int copy_one(struct mm *src, hva_t addr, pte_t *ptep, void *arg)
 	pte_t pte = READ_ONCE(*ptep);
 	pte_t *dptep;
 
-	BUG_ON(!pte_present(pte));
 	dptep = pte_alloc(dst, addr);
 	if (!dptep) {
 		ca->err = -ENOMEM;
 		return 1;
 	}
+	if (pte_is_swap(pte)) {
+		/* Parent and child share the slot; whoever faults first
+		 * reads it in, and the other finds it in the swap cache. */
+		swap_duplicate(src->host, pte_swp_slot(pte));
+		set_pte(dst, addr, dptep, pte);
+		ca->swapped++;
+		return 0;
+	}
+	BUG_ON(!pte_present(pte));
 	if ((ca->vma->vm_flags & VM_WRITE) && pte_write(pte)) {
 		pte &= ~_PAGE_RW;
 		set_pte(src, addr, ptep, pte);
@@ -74,6 +83,7 @@ static int copy_vma_ptes(struct mm *src, struct mm *dst,
 	spin_unlock(&dst->page_table_lock);
 	spin_unlock(&src->page_table_lock);
 	add_mm_counter(dst, MM_ANONPAGES, ca.copied);
+	add_mm_counter(dst, MM_SWAPENTS, ca.swapped);
 	if (notify)
 		mmu_notifier_invalidate_range_end(&range);
 	return ca.err;

@@ -20,6 +20,7 @@
  * drop below wmark_min. (Reclaim, kswapd and the low/high marks are used by
  * the memory-pressure layer.)
  */
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,6 +41,17 @@ static const char *const vm_event_names[NR_VM_EVENTS] = {
 	[PGALLOC] = "pgalloc",
 	[PGFREE] = "pgfree",
 	[PGALLOC_FAIL] = "pgalloc_fail",
+	[PSWPIN] = "pswpin",
+	[PSWPOUT] = "pswpout",
+	[SWAP_WRITE_ERROR] = "swap_write_error",
+	[SWAP_READ_ERROR] = "swap_read_error",
+	[PGSCAN] = "pgscan",
+	[PGSTEAL] = "pgsteal",
+	[PGACTIVATE] = "pgactivate",
+	[PGDEACTIVATE] = "pgdeactivate",
+	[PGREFERENCED_SECONDARY] = "pgreferenced_secondary",
+	[KSWAPD_WAKEUP] = "kswapd_wakeup",
+	[ALLOCSTALL] = "allocstall",
 };
 
 const char *vm_event_name(enum vm_event_item item)
@@ -87,6 +99,8 @@ static int validate_config(const struct host_config *cfg)
 		return -EINVAL;
 	if (cfg->nr_nodes < 0 || cfg->nr_nodes > HOST_MAX_NODES)
 		return -EINVAL;
+	if (!PAGE_ALIGNED(cfg->swap_bytes) || cfg->swap_bytes > HOST_SWAP_MAX)
+		return -EINVAL;
 	return 0;
 }
 
@@ -122,6 +136,7 @@ int host_create(const struct host_config *cfg, struct host **out)
 	for (int i = 0; i < RMAP_LOCKS; i++)
 		spin_lock_init(&host->rmap_locks[i]);
 	spin_lock_init(&host->mm_list_lock);
+	lru_init(host);
 	INIT_LIST_HEAD(&host->mm_list);
 
 	pfn_t per_node = host->nr_pages / (pfn_t)host->nr_nodes;
@@ -169,6 +184,19 @@ int host_create(const struct host_config *cfg, struct host **out)
 	host->wmark_min = MAX(16L, (long)host->nr_pages / 256);
 	host->wmark_low = host->wmark_min + host->wmark_min / 4;
 	host->wmark_high = host->wmark_min + host->wmark_min / 2;
+
+	err = swap_init(host);
+	if (!err) {
+		err = kswapd_start(host);
+		if (err)
+			swap_exit(host);
+	}
+	if (err) {
+		munmap(host->arena, host->arena_bytes);
+		free(host->pages);
+		free(host);
+		return err;
+	}
 	*out = host;
 	return 0;
 }
@@ -182,6 +210,10 @@ int host_destroy(struct host *host)
 	spin_unlock(&host->mm_list_lock);
 	if (busy)
 		return -EBUSY;
+	kswapd_stop(host);
+	swap_exit(host);
+	mutex_destroy(&host->lru.lock);
+	rwsem_destroy(&host->reclaim_lock);
 	for (int i = 0; i < RMAP_LOCKS; i++)
 		mutex_destroy(&host->rmap_locks[i]);
 	for (int n = 0; n < host->nr_nodes; n++)
@@ -212,6 +244,16 @@ void host_get_stats(struct host *host, struct host_stats *st)
 	st->pgtable_pages = (uint64_t)atomic_load(&host->nr_pgtables);
 	st->reserved_pages = 1;
 	st->poison_hits = (uint64_t)atomic_load(&host->poison_hits);
+	if (host->swap) {
+		spin_lock(&host->swap->lock);
+		st->swap_slots = host->swap->nr_slots;
+		st->swap_free_slots = host->swap->nr_free;
+		spin_unlock(&host->swap->lock);
+	}
+	spin_lock(&host->lru.lock);
+	st->lru_active = (uint64_t)host->lru.nr_active;
+	st->lru_inactive = (uint64_t)host->lru.nr_inactive;
+	spin_unlock(&host->lru.lock);
 	st->watermark_min = (uint64_t)host->wmark_min;
 	st->watermark_low = (uint64_t)host->wmark_low;
 	st->watermark_high = (uint64_t)host->wmark_high;
@@ -272,18 +314,41 @@ static struct page *zone_alloc(struct zone *zone)
  * Allocate one frame, preferably on node nid (-1: round-robin), falling back
  * to the other nodes. The frame comes back with _refcount 1 and no flags.
  */
+static bool claim_frame(struct host *host, long reserve)
+{
+	/* Claim the frame in the global count first, so concurrent
+	 * allocators cannot all pass the watermark check together. */
+	if (atomic_fetch_sub(&host->nr_free, 1) - 1 < reserve) {
+		atomic_fetch_add(&host->nr_free, 1);
+		return false;
+	}
+	return true;
+}
+
 struct page *alloc_page_node(struct host *host, int nid, unsigned int gfp)
 {
 	struct page *page = NULL;
 	long reserve = (gfp & GFP_ATOMIC) ? 0 : host->wmark_min;
 
-	/* Claim the frame in the global count first, so concurrent
-	 * allocators cannot all pass the watermark check together. */
-	if (atomic_fetch_sub(&host->nr_free, 1) - 1 < reserve) {
-		atomic_fetch_add(&host->nr_free, 1);
-		count_vm_event(host, PGALLOC_FAIL);
-		return NULL;
+	if (!claim_frame(host, reserve)) {
+		/* Direct reclaim: free some frames ourselves, then retry. */
+		bool ok = false;
+
+		if (!(gfp & (GFP_ATOMIC | GFP_NORECLAIM)) && host->swap) {
+			for (int tries = 0; tries < 4 && !ok; tries++) {
+				count_vm_event(host, ALLOCSTALL);
+				wakeup_kswapd(host);
+				try_to_free_pages(host, 32);
+				ok = claim_frame(host, reserve);
+			}
+		}
+		if (!ok) {
+			count_vm_event(host, PGALLOC_FAIL);
+			return NULL;
+		}
 	}
+	if (atomic_load(&host->nr_free) < host->wmark_low)
+		wakeup_kswapd(host);
 	if (nid < 0 || nid >= host->nr_nodes)
 		nid = (int)(atomic_fetch_add(&host->next_node, 1) % (unsigned)host->nr_nodes);
 	for (int i = 0; i < host->nr_nodes && !page; i++)
@@ -316,7 +381,9 @@ void __free_page(struct page *page)
 	BUG_ON(page_count(page) != 0);
 	BUG_ON(page_mapcount(page) != 0 || page->rmap);
 	BUG_ON(PageFlag(page, PG_reserved) || PageFlag(page, PG_buddy));
-	BUG_ON(PageFlag(page, PG_lru));
+	if (PageFlag(page, PG_lru))
+		lru_del_on_free(page);
+	BUG_ON(PageFlag(page, PG_swapcache) || PageFlag(page, PG_locked));
 #ifdef TANDEM_DEBUG
 	memset(page_address(page), POISON_FREE, PAGE_SIZE);
 #endif
@@ -346,6 +413,37 @@ void put_page(struct page *page)
 	BUG_ON(old <= 0);
 	if (old == 1)
 		__free_page(page);
+}
+
+bool get_page_unless_zero(struct page *page)
+{
+	int old = atomic_load_explicit(&page->_refcount, memory_order_relaxed);
+
+	do {
+		if (old == 0)
+			return false;
+	} while (!atomic_compare_exchange_weak(&page->_refcount, &old, old + 1));
+	return true;
+}
+
+/* PG_locked: held while a page's content moves between frame and swap. */
+bool trylock_page(struct page *page)
+{
+	return !(atomic_fetch_or_explicit(&page->flags, 1UL << PG_locked,
+					  memory_order_acquire) & (1UL << PG_locked));
+}
+
+void unlock_page(struct page *page)
+{
+	BUG_ON(!PageFlag(page, PG_locked));
+	atomic_fetch_and_explicit(&page->flags, ~(1UL << PG_locked), memory_order_release);
+}
+
+/* Held only across one swap I/O: yield until it is done. */
+void wait_on_page_locked(struct page *page)
+{
+	while (atomic_load_explicit(&page->flags, memory_order_acquire) & (1UL << PG_locked))
+		sched_yield();
 }
 
 void set_page_dirty(struct page *page)

@@ -6,6 +6,7 @@
 #define TANDEM_HOST_INTERNAL_H
 
 #include <errno.h>
+#include <pthread.h>
 #include "tandem/host.h"
 #include "tandem/pgtable.h"
 #include "base/compiler.h"
@@ -35,7 +36,22 @@
 #define LEVEL_SIZE(l)  (1ULL << LEVEL_SHIFT(l))
 #define LEVEL_INDEX(a, l) (((a) >> LEVEL_SHIFT(l)) & (PTRS_PER_TABLE - 1))
 
+/*
+ * A swap entry is a non-present PTE with _PAGE_SWP set and the swap slot
+ * in the pfn bits. Everything else non-present is 0 (none).
+ */
+#define _PAGE_SWP      (1ULL << 1)
+
 static inline bool pte_none(pte_t p)    { return p == 0; }
+static inline bool pte_is_swap(pte_t p)
+{
+	return !(p & _PAGE_PRESENT) && (p & _PAGE_SWP);
+}
+static inline uint64_t pte_swp_slot(pte_t p) { return (p & PTE_PFN_MASK) >> PAGE_SHIFT; }
+static inline pte_t swp_slot_pte(uint64_t slot)
+{
+	return ((slot << PAGE_SHIFT) & PTE_PFN_MASK) | _PAGE_SWP;
+}
 static inline bool pte_present(pte_t p) { return p & _PAGE_PRESENT; }
 static inline bool pte_write(pte_t p)   { return p & _PAGE_RW; }
 static inline bool pte_user(pte_t p)    { return p & _PAGE_USER; }
@@ -58,8 +74,46 @@ struct zone {
 	int nid;
 };
 
+/*
+ * The swap device: a real file of nr_slots 4 KiB slots.
+ *   map[slot]   swap PTEs referencing the slot (fork shares them);
+ *   cache[slot] the swap-cache page for the slot, holding one reference
+ *               (PG_swapcache, page->private == slot), or NULL.
+ * A slot is free iff map == 0 and cache == NULL. All under lock. A page's
+ * content moves between frame and slot only with PG_locked held.
+ */
+struct swap_info {
+	int fd;
+	char path[256];
+	uint64_t nr_slots;
+	spinlock_t lock;
+	uint32_t *map;
+	struct page **cache;
+	uint64_t nr_free;
+	uint64_t cursor;
+	atomic_long fail_writes;        /* fault injection: fail the next N */
+	atomic_long fail_reads;
+};
+
+/* LRU lists of anonymous pages (active, inactive), under lock. A page is on
+ * one iff PG_lru; PG_active says which. Reclaim isolates pages (clears
+ * PG_lru, takes a reference) before working on them. */
+struct lruvec {
+	spinlock_t lock;
+	struct list_head active, inactive;
+	long nr_active, nr_inactive;
+};
+
 struct host {
 	struct host_config cfg;
+	struct swap_info *swap;         /* NULL: no swap */
+	struct lruvec lru;
+	struct rwsem reclaim_lock;      /* read: a reclaim pass; write: the checker */
+	pthread_t kswapd;
+	bool kswapd_running;
+	pthread_mutex_t kswapd_lock;
+	pthread_cond_t kswapd_wait;
+	bool kswapd_stop, kswapd_woken;
 	char *arena;
 	uint64_t arena_bytes;
 	struct page *pages;
@@ -102,8 +156,39 @@ static inline void add_mm_counter(struct mm *mm, enum mm_counter c, long v)
 }
 
 /* frame.c */
+#define GFP_NORECLAIM (1u << 8)  /* internal: never enter direct reclaim */
 struct page *alloc_page_node(struct host *host, int nid, unsigned int gfp);
 void __free_page(struct page *page);
+bool get_page_unless_zero(struct page *page);
+bool trylock_page(struct page *page);
+void unlock_page(struct page *page);
+void wait_on_page_locked(struct page *page);
+
+/* swap.c: callers hold no page_table_lock unless stated. */
+int swap_init(struct host *host);
+void swap_exit(struct host *host);
+int add_to_swap(struct page *page);             /* page locked */
+void swap_duplicate(struct host *host, uint64_t slot);
+void swap_free(struct host *host, uint64_t slot);
+struct page *lookup_swap_cache(struct host *host, uint64_t slot);
+int swap_readpage(struct host *host, uint64_t slot, struct page *page);
+int swap_writepage(struct host *host, uint64_t slot, struct page *page);
+bool try_to_free_swap_locked(struct page *page);   /* page locked */
+bool remove_mapping_swap(struct page *page, int expected_refs);
+int swapin_page(struct host *host, uint64_t slot, struct page **pagep);
+uint32_t swap_count(struct host *host, uint64_t slot);
+
+/* vmscan.c */
+void lru_init(struct host *host);
+void lru_cache_add(struct page *page);
+void lru_del_on_free(struct page *page);
+void deactivate_page(struct page *page);
+unsigned long try_to_free_pages(struct host *host, unsigned long nr);
+unsigned long reclaim_pages(struct host *host, struct list_head *pages, bool force);
+bool isolate_lru_page(struct page *page);
+int kswapd_start(struct host *host);
+void kswapd_stop(struct host *host);
+void wakeup_kswapd(struct host *host);
 static inline void SetPageFlag(struct page *page, enum pageflags f)
 {
 	atomic_fetch_or_explicit(&page->flags, 1UL << f, memory_order_relaxed);
@@ -155,6 +240,11 @@ void page_remove_rmap(struct page *page, struct mm *mm, hva_t addr);
 bool page_rmap_contains(struct page *page, struct mm *mm, hva_t addr);
 int page_rmap_count(struct page *page);
 spinlock_t *page_rmap_lock(struct page *page);
+typedef bool (*rmap_one_fn)(struct page *page, struct mm *mm, hva_t addr, void *arg);
+int rmap_walk(struct page *page, rmap_one_fn fn, void *arg);
+pte_t *page_pte_locked(struct page *page, struct mm *mm, hva_t addr);
+int page_referenced(struct page *page, bool flush);
+int page_referenced_ex(struct page *page, bool flush, int *secondary);
 
 /* vma.c: callers hold mmap_lock (write to change the array). */
 struct vm_area_struct *find_vma(struct mm *mm, hva_t addr); /* first vm_end > addr */

@@ -106,6 +106,7 @@ bool mmget_not_zero(struct mm *mm)
 
 struct zap_arg {
 	long anon;
+	long swap;
 };
 
 /* Called under page_table_lock for each non-none PTE being removed. */
@@ -116,7 +117,12 @@ static int zap_one(struct mm *mm, hva_t addr, pte_t *ptep, void *arg)
 	struct page *page;
 
 	set_pte(mm, addr, ptep, 0);
-	BUG_ON(!pte_present(pte)); /* swap entries come with the swap layer */
+	if (pte_is_swap(pte)) {
+		swap_free(mm->host, pte_swp_slot(pte));
+		za->swap++;
+		return 0;
+	}
+	BUG_ON(!pte_present(pte));
 	if (pte_special(pte))
 		return 0;
 	page = pfn_to_page(mm->host, pte_pfn(pte));
@@ -141,6 +147,7 @@ void zap_page_range_locked(struct mm *mm, hva_t start, hva_t end)
 	walk_pte_range(mm, start, end, zap_one, &za);
 	spin_unlock(&mm->page_table_lock);
 	add_mm_counter(mm, MM_ANONPAGES, -za.anon);
+	add_mm_counter(mm, MM_SWAPENTS, -za.swap);
 }
 
 /*
@@ -226,6 +233,7 @@ static void exit_mmap(struct mm *mm)
 		do_munmap(mm, TASK_UNMAPPED_FLOOR, TASK_SIZE, false);
 	BUG_ON(mm->nr_vmas);
 	BUG_ON(atomic_load(&mm->rss[MM_ANONPAGES]) != 0);
+	BUG_ON(atomic_load(&mm->rss[MM_SWAPENTS]) != 0);
 	up_write(&mm->mmap_lock);
 }
 

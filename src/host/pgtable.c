@@ -24,7 +24,8 @@
 
 pte_t *pgtable_alloc(struct mm *mm, pfn_t *pfn)
 {
-	struct page *page = alloc_page(mm->host, GFP_ZERO);
+	/* Often under page_table_lock: no direct reclaim from here. */
+	struct page *page = alloc_page(mm->host, GFP_ZERO | GFP_NORECLAIM);
 
 	if (!page)
 		return NULL;
