@@ -11,6 +11,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 #include <string.h>
+#include <unistd.h>
 #include "tandem/host.h"
 #include "host/internal.h"
 
@@ -243,6 +244,92 @@ static void test_referenced_kept(void **state)
 	teardown_host(h);
 }
 
+/* MADV_PAGEOUT reclaims exactly the range now; MADV_COLD deactivates. */
+static void test_madvise_pageout_cold(void **state)
+{
+	struct host *h = mkhost(RAM, SWAP, false);
+	unsigned int n = 256;
+	struct mm *mm = map(h, (uint64_t)n * PAGE_SIZE);
+	struct host_stats st0, st;
+
+	write_pages(mm, BASE, n, 8);
+	host_get_stats(h, &st0);
+	assert_int_equal(mm_madvise(mm, BASE, 64 * PAGE_SIZE, MADV_PAGEOUT), 0);
+	host_get_stats(h, &st);
+	assert_int_equal(st.events[PSWPOUT] - st0.events[PSWPOUT], 64);
+	for (unsigned int i = 0; i < n; i++)
+		assert_int_equal(pte_is_swap(mm_lookup_pte(mm, BASE + (hva_t)i * PAGE_SIZE)),
+				 i < 64);
+	assert_int_equal(mm_madvise(mm, BASE + 64 * PAGE_SIZE, 64 * PAGE_SIZE, MADV_COLD), 0);
+	host_get_stats(h, &st);
+	assert_true(st.lru_inactive >= 64);
+	assert_int_equal(host_check_invariants(h), 0);
+	check_pages(mm, BASE, n, 8);
+	mmput(mm);
+	teardown_host(h);
+}
+
+struct oom_log {
+	_Atomic(struct mm *) victim;
+	atomic_int calls;
+};
+
+static void oom_notify(void *arg, struct mm *victim, uint64_t pages)
+{
+	struct oom_log *log = arg;
+
+	atomic_store(&log->victim, victim);
+	atomic_fetch_add(&log->calls, 1);
+}
+
+/*
+ * RAM and swap exhausted: the OOM killer picks the largest mm (not the
+ * small one), the reaper unmaps it, the allocation that triggered it
+ * succeeds, the survivor's data is intact, and every frame and slot comes
+ * back after teardown.
+ */
+static void test_oom_kills_largest(void **state)
+{
+	struct host *h;
+	struct host_config cfg = { .ram_bytes = RAM, .swap_bytes = 8ULL << 20,
+				   .oom_killer = true };
+	struct oom_log log = { 0 };
+	struct host_stats st;
+
+	assert_int_equal(host_create(&cfg, &h), 0);
+	host_set_oom_notify(h, oom_notify, &log);
+	struct mm *small = map(h, 2ULL << 20), *big = map(h, 64ULL << 20);
+	unsigned int ns = (2u << 20) >> PAGE_SHIFT;
+
+	write_pages(small, BASE, ns, 9);
+	/* big grows until the OOM killer takes it. */
+	int64_t r = 0;
+	unsigned int i;
+
+	for (i = 0; i < (64u << 20) >> PAGE_SHIFT && r >= 0; i++) {
+		uint64_t v = i;
+
+		r = mm_write(big, BASE + (hva_t)i * PAGE_SIZE, &v, 8);
+	}
+	assert_int_equal(r, -ENOMEM);
+	assert_int_equal(atomic_load(&log.calls), 1);
+	assert_ptr_equal(atomic_load(&log.victim), big);
+	assert_true(mm_is_oom_victim(big));
+	assert_false(mm_is_oom_victim(small));
+	for (int k = 0; k < 5000 && !atomic_load(&big->oom_reaped); k++)
+		usleep(1000);
+	assert_true(atomic_load(&big->oom_reaped));
+	host_get_stats(h, &st);
+	assert_int_equal(st.oom_kills, 1);
+	assert_true(st.oom_reaped_pages > 1000);
+	assert_int_equal(atomic_load(&big->rss[MM_ANONPAGES]), 0);
+	check_pages(small, BASE, ns, 9);
+	assert_int_equal(host_check_invariants(h), 0);
+	mmput(big);
+	mmput(small);
+	teardown_host(h);
+}
+
 static void test_bad_swap_config(void **state)
 {
 	struct host *h;
@@ -266,6 +353,8 @@ int main(void)
 		cmocka_unit_test(test_read_failure_eio),
 		cmocka_unit_test(test_dontneed_frees_slots),
 		cmocka_unit_test(test_referenced_kept),
+		cmocka_unit_test(test_madvise_pageout_cold),
+		cmocka_unit_test(test_oom_kills_largest),
 		cmocka_unit_test(test_bad_swap_config),
 	};
 

@@ -65,6 +65,9 @@ struct host_config {
 	/* Reclaim: kswapd runs when free frames drop below the low
 	 * watermark, up to high; direct reclaim when an allocation fails. */
 	bool no_kswapd;
+	/* OOM killer: without it an allocation that finds nothing to reclaim
+	 * fails with -ENOMEM; with it, the largest mm is killed first. */
+	bool oom_killer;
 };
 
 enum vm_event_item {
@@ -104,7 +107,23 @@ struct host_stats {
 	uint64_t poison_hits;       /* freed frames found written (debug builds) */
 	uint64_t swap_slots, swap_free_slots;
 	uint64_t lru_active, lru_inactive;
+	uint64_t oom_kills, oom_reaped_pages, oom_reap_retries;
 };
+
+/*
+ * OOM. When an allocation finds no free frame even after direct reclaim
+ * (RAM and swap exhausted), the OOM killer picks the mm with the most
+ * resident + swapped pages, marks it (its faults fail with -ENOMEM from
+ * then on), calls the notify function -- from the allocating thread, with
+ * no lock held: the VMM stops whatever runs on that mm, without waiting
+ * for it (the allocating thread may be one of the victim's vCPUs) -- and
+ * hands it to the OOM reaper thread, which unmaps its memory with
+ * non-blockable invalidations, retrying while a secondary MMU says it
+ * would block. The allocation retries meanwhile.
+ */
+typedef void (*oom_notify_fn)(void *arg, struct mm *victim, uint64_t pages);
+void host_set_oom_notify(struct host *host, oom_notify_fn fn, void *arg);
+bool mm_is_oom_victim(struct mm *mm);
 
 /* Fault injection (tests, tandem run): fail the next n swap writes/reads. */
 void host_swap_inject_failures(struct host *host, long writes, long reads);

@@ -110,6 +110,9 @@ struct mm {
 	atomic_int mm_users;
 	atomic_int mm_count;
 	atomic_bool exiting;            /* exit_mmap has begun */
+	atomic_bool oom_victim;         /* chosen by the OOM killer: faults fail */
+	atomic_bool oom_reaped;         /* the reaper has unmapped it */
+	struct list_head oom_link;      /* the reaper's queue */
 
 	struct mmu_notifier_subscriptions notifier_subscriptions;
 	struct list_head mmlist;        /* host->mm_list, under host->mm_list_lock */

@@ -52,6 +52,10 @@ static int do_anonymous_page(struct vm_area_struct *vma, hva_t addr, bool write)
 	}
 	if (!pte_none(READ_ONCE(*ptep)))
 		goto out_unlock; /* raced with another fault: retry */
+	if (atomic_load(&mm->oom_victim)) {
+		err = -ENOMEM;  /* killed while we allocated: reaped or being so */
+		goto out_unlock;
+	}
 	if (page) {
 		page_add_anon_rmap(page, mm, addr);
 		add_mm_counter(mm, MM_ANONPAGES, 1);
@@ -81,6 +85,7 @@ static int do_wp_page(struct vm_area_struct *vma, hva_t addr, pte_t *ptep,
 	struct page *old = NULL, *new;
 	struct mmu_notifier_range range;
 	bool notify = !host_break(host, HOST_BREAK_COW_NOTIFY);
+	int ret = 0;
 	pte_t pte;
 
 	lockdep_assert_held(&mm->page_table_lock);
@@ -114,8 +119,11 @@ static int do_wp_page(struct vm_area_struct *vma, hva_t addr, pte_t *ptep,
 	if (notify)
 		mmu_notifier_invalidate_range_start(&range);
 	spin_lock(&mm->page_table_lock);
-	if (READ_ONCE(*ptep) != orig) {
-		/* Changed under us (zapped, or another fault won): retry. */
+	if (READ_ONCE(*ptep) != orig || atomic_load(&mm->oom_victim)) {
+		/* Changed under us (zapped, or another fault won): retry;
+		 * or killed meanwhile: nothing may refill it. */
+		if (atomic_load(&mm->oom_victim))
+			ret = -ENOMEM;
 		spin_unlock(&mm->page_table_lock);
 		put_page(new);
 		goto out;
@@ -141,7 +149,7 @@ out:
 		mmu_notifier_invalidate_range_end(&range);
 	if (old)
 		put_page(old); /* ours */
-	return 0;
+	return ret;
 }
 
 /*
@@ -168,10 +176,12 @@ static int do_swap_page(struct vm_area_struct *vma, hva_t addr, pte_t entry)
 		return err;
 	spin_lock(&mm->page_table_lock);
 	ptep = pte_offset(mm, addr);
-	if (!ptep || READ_ONCE(*ptep) != entry) {
+	if (!ptep || READ_ONCE(*ptep) != entry || atomic_load(&mm->oom_victim)) {
+		bool killed = atomic_load(&mm->oom_victim);
+
 		spin_unlock(&mm->page_table_lock);
 		put_page(page);
-		return 0;
+		return killed ? -ENOMEM : 0;
 	}
 	get_page(page); /* the PTE's reference */
 	page_add_anon_rmap(page, mm, addr);
@@ -198,10 +208,15 @@ int handle_mm_fault(struct vm_area_struct *vma, hva_t addr, unsigned int flags)
 
 	lockdep_assert_held(&mm->mmap_lock);
 	count_vm_event(mm->host, PGFAULT);
+	if (atomic_load_explicit(&mm->oom_victim, memory_order_relaxed))
+		return -ENOMEM; /* being reaped: nothing may refill it */
 	if (write ? !(vma->vm_flags & VM_WRITE) : !(vma->vm_flags & VM_ACCESS_FLAGS))
 		return -EFAULT;
 	addr &= PAGE_MASK;
+	int err = pte_alloc_prepare(mm, addr);
 
+	if (err)
+		return err;
 	spin_lock(&mm->page_table_lock);
 	ptep = pte_offset(mm, addr);
 	pte = ptep ? READ_ONCE(*ptep) : 0;

@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 #include "internal.h"
 #include "tandem/mmu_notifier.h"
 
@@ -191,6 +192,13 @@ int host_create(const struct host_config *cfg, struct host **out)
 		if (err)
 			swap_exit(host);
 	}
+	if (!err) {
+		err = oom_init(host);
+		if (err) {
+			kswapd_stop(host);
+			swap_exit(host);
+		}
+	}
 	if (err) {
 		munmap(host->arena, host->arena_bytes);
 		free(host->pages);
@@ -205,11 +213,15 @@ int host_destroy(struct host *host)
 {
 	if (!host)
 		return -EINVAL;
+	/* A victim being reaped is still referenced by the reaper. */
+	for (int i = 0; i < 10000 && atomic_load(&host->oom_pending); i++)
+		sched_yield();
 	spin_lock(&host->mm_list_lock);
 	bool busy = !list_empty(&host->mm_list);
 	spin_unlock(&host->mm_list_lock);
 	if (busy)
 		return -EBUSY;
+	oom_exit(host);
 	kswapd_stop(host);
 	swap_exit(host);
 	mutex_destroy(&host->lru.lock);
@@ -250,6 +262,9 @@ void host_get_stats(struct host *host, struct host_stats *st)
 		st->swap_free_slots = host->swap->nr_free;
 		spin_unlock(&host->swap->lock);
 	}
+	st->oom_kills = (uint64_t)atomic_load(&host->oom_kills);
+	st->oom_reaped_pages = (uint64_t)atomic_load(&host->oom_reaped_pages);
+	st->oom_reap_retries = (uint64_t)atomic_load(&host->oom_reap_retries);
 	spin_lock(&host->lru.lock);
 	st->lru_active = (uint64_t)host->lru.nr_active;
 	st->lru_inactive = (uint64_t)host->lru.nr_inactive;
@@ -341,6 +356,17 @@ struct page *alloc_page_node(struct host *host, int nid, unsigned int gfp)
 				try_to_free_pages(host, 32);
 				ok = claim_frame(host, reserve);
 			}
+		}
+		/* Nothing reclaimable: kill the largest mm and wait for the
+		 * reaper to bring its frames back. */
+		for (int tries = 0; !ok && host->cfg.oom_killer && tries < 2000 &&
+		     !(gfp & (GFP_ATOMIC | GFP_NORECLAIM)); tries++) {
+			if (!out_of_memory(host))
+				break;
+			struct timespec ts = { 0, 100000 };
+
+			nanosleep(&ts, NULL);
+			ok = claim_frame(host, reserve);
 		}
 		if (!ok) {
 			count_vm_event(host, PGALLOC_FAIL);

@@ -114,6 +114,17 @@ struct host {
 	pthread_mutex_t kswapd_lock;
 	pthread_cond_t kswapd_wait;
 	bool kswapd_stop, kswapd_woken;
+	/* OOM (oom.c) */
+	struct mutex oom_lock;          /* one kill at a time */
+	oom_notify_fn oom_notify;
+	void *oom_notify_arg;
+	pthread_t oom_reaper;
+	bool oom_reaper_running, oom_reaper_stop;
+	pthread_mutex_t oom_queue_lock;
+	pthread_cond_t oom_queue_wait;
+	struct list_head oom_queue;     /* victims, each mmgrab'd */
+	atomic_long oom_pending;        /* victims not yet reaped */
+	atomic_long oom_kills, oom_reaped_pages, oom_reap_retries;
 	char *arena;
 	uint64_t arena_bytes;
 	struct page *pages;
@@ -178,6 +189,11 @@ bool remove_mapping_swap(struct page *page, int expected_refs);
 int swapin_page(struct host *host, uint64_t slot, struct page **pagep);
 uint32_t swap_count(struct host *host, uint64_t slot);
 
+/* oom.c */
+int oom_init(struct host *host);
+void oom_exit(struct host *host);
+bool out_of_memory(struct host *host);
+
 /* vmscan.c */
 void lru_init(struct host *host);
 void lru_cache_add(struct page *page);
@@ -214,6 +230,7 @@ static inline int page_mapcount(struct page *page)
 /* pgtable.c: page-table walks; callers hold mm->page_table_lock. */
 pte_t *pte_offset(struct mm *mm, hva_t addr);          /* NULL if no table */
 pte_t *pte_alloc(struct mm *mm, hva_t addr);           /* NULL on -ENOMEM */
+int pte_alloc_prepare(struct mm *mm, hva_t addr);      /* mmap_lock held */
 void set_pte(struct mm *mm, hva_t addr, pte_t *ptep, pte_t pte);
 pte_t *pgtable_alloc(struct mm *mm, pfn_t *pfn);
 void free_pgtables(struct mm *mm, hva_t start, hva_t end, hva_t floor,

@@ -44,6 +44,7 @@ int mm_create(struct host *host, struct mm **out)
 		return -ENOMEM;
 	}
 	mmu_notifier_subscriptions_init(&mm->notifier_subscriptions);
+	INIT_LIST_HEAD(&mm->oom_link);
 	atomic_store(&mm->mm_users, 1);
 	atomic_store(&mm->mm_count, 1);
 	spin_lock(&host->mm_list_lock);
@@ -462,6 +463,57 @@ static int madvise_dontneed(struct mm *mm, hva_t start, hva_t end)
 	return 0;
 }
 
+struct cold_arg {
+	bool pageout;
+	struct list_head pages;         /* isolated for MADV_PAGEOUT */
+};
+
+/* Under page_table_lock: deactivate (COLD) or isolate (PAGEOUT) one page
+ * this mm maps. Shared pages are left alone, as Linux does. */
+static int cold_one(struct mm *mm, hva_t addr, pte_t *ptep, void *arg)
+{
+	struct cold_arg *ca = arg;
+	pte_t pte = READ_ONCE(*ptep);
+	struct page *page;
+
+	if (!pte_present(pte) || pte_special(pte))
+		return 0;
+	page = pfn_to_page(mm->host, pte_pfn(pte));
+	if (page_mapcount(page) != 1)
+		return 0;
+	if (pte_young(pte))
+		set_pte(mm, addr, ptep, pte & ~_PAGE_ACCESSED);
+	if (ca->pageout) {
+		if (isolate_lru_page(page))
+			list_add_tail(&page->lru, &ca->pages);
+	} else {
+		deactivate_page(page);
+	}
+	return 0;
+}
+
+/*
+ * MADV_COLD: the range's pages go to the inactive list, their young bits
+ * cleared (secondary MMUs too, through clear_young). MADV_PAGEOUT: they
+ * are reclaimed now, referenced or not. Called with mmap_lock for read.
+ */
+static int madvise_cold_pageout(struct mm *mm, hva_t start, hva_t end, bool pageout)
+{
+	struct cold_arg ca = { .pageout = pageout };
+
+	lockdep_assert_held_read(&mm->mmap_lock);
+	INIT_LIST_HEAD(&ca.pages);
+	if (pageout && !mm->host->swap)
+		return 0;       /* nowhere to put them: as Linux without swap */
+	mmu_notifier_clear_young(mm, start, end);
+	spin_lock(&mm->page_table_lock);
+	walk_pte_range(mm, start, end, cold_one, &ca);
+	spin_unlock(&mm->page_table_lock);
+	if (pageout)
+		reclaim_pages(mm->host, &ca.pages, true);
+	return 0;
+}
+
 int mm_madvise(struct mm *mm, hva_t addr, uint64_t len, int advice)
 {
 	hva_t end;
@@ -475,6 +527,8 @@ int mm_madvise(struct mm *mm, hva_t addr, uint64_t len, int advice)
 	case MADV_SEQUENTIAL:
 	case MADV_WILLNEED:
 	case MADV_DONTNEED:
+	case MADV_COLD:
+	case MADV_PAGEOUT:
 		break;
 	default:
 		return -EINVAL;
@@ -493,6 +547,8 @@ int mm_madvise(struct mm *mm, hva_t addr, uint64_t len, int advice)
 		err = -ENOMEM; /* as madvise(2); nothing done */
 	else if (advice == MADV_DONTNEED)
 		err = madvise_dontneed(mm, addr, end);
+	else if (advice == MADV_COLD || advice == MADV_PAGEOUT)
+		err = madvise_cold_pageout(mm, addr, end, advice == MADV_PAGEOUT);
 	up_read(&mm->mmap_lock);
 	return err;
 }

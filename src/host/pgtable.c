@@ -24,7 +24,9 @@
 
 pte_t *pgtable_alloc(struct mm *mm, pfn_t *pfn)
 {
-	/* Often under page_table_lock: no direct reclaim from here. */
+	/* Under page_table_lock: no direct reclaim from here. Faults
+	 * prepare their tables beforehand (pte_alloc_prepare), with reclaim
+	 * allowed; what fails here (fork near the watermark) is -ENOMEM. */
 	struct page *page = alloc_page(mm->host, GFP_ZERO | GFP_NORECLAIM);
 
 	if (!page)
@@ -70,6 +72,54 @@ static pte_t *walk(struct mm *mm, hva_t addr, bool alloc)
 		table = pfn_table(mm->host, pte_pfn(e));
 	}
 	return &table[LEVEL_INDEX(addr, 1)];
+}
+
+/*
+ * Make sure the tables down to addr's PTE exist, allocating outside
+ * page_table_lock so that the allocation may reclaim (which takes other
+ * mms' page_table_locks). Called with mmap_lock held (tables are freed
+ * only under it for write, so what is installed here stays). Returns 0 or
+ * -ENOMEM.
+ */
+int pte_alloc_prepare(struct mm *mm, hva_t addr)
+{
+	lockdep_assert_held(&mm->mmap_lock);
+	for (;;) {
+		pte_t *table = mm->pgd;
+		int level;
+
+		spin_lock(&mm->page_table_lock);
+		for (level = PT_LEVELS; level > 1; level--) {
+			pte_t e = READ_ONCE(table[LEVEL_INDEX(addr, level)]);
+
+			if (!pte_present(e))
+				break;
+			table = pfn_table(mm->host, pte_pfn(e));
+		}
+		spin_unlock(&mm->page_table_lock);
+		if (level == 1)
+			return 0;
+
+		struct page *page = alloc_page(mm->host, GFP_ZERO);
+
+		if (!page)
+			return -ENOMEM;
+		SetPageFlag(page, PG_pgtable);
+		spin_lock(&mm->page_table_lock);
+		pte_t *entry = &table[LEVEL_INDEX(addr, level)];
+
+		if (!pte_present(READ_ONCE(*entry))) {
+			atomic_fetch_add(&mm->host->nr_pgtables, 1);
+			atomic_fetch_add(&mm->nr_pgtables, 1);
+			WRITE_ONCE(*entry, pfn_pte(page_to_pfn(page), _PAGE_TABLE));
+			page = NULL;
+		}
+		spin_unlock(&mm->page_table_lock);
+		if (page) {     /* another fault installed it first */
+			ClearPageFlag(page, PG_pgtable);
+			put_page(page);
+		}
+	}
 }
 
 /* Called with mm->page_table_lock held. */
