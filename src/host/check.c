@@ -131,9 +131,27 @@ int host_check_invariants(struct host *host)
 
 	/* Reclaim (kswapd) moves pages between lists and PTEs: hold it off. */
 	down_write(&host->reclaim_lock);
+	/* mm_list_lock is a leaf (the OOM killer takes it under mmap_lock):
+	 * take references, then check each mm without it. */
+	unsigned int nmm = 0, cap = 16;
+	struct mm **mms = malloc(cap * sizeof(*mms));
+
+	BUG_ON(!mms);
 	spin_lock(&host->mm_list_lock);
 	list_for_each_entry(mm, &host->mm_list, mmlist) {
+		if (nmm == cap) {
+			cap *= 2;
+			mms = realloc(mms, cap * sizeof(*mms));
+			BUG_ON(!mms);
+		}
+		mmgrab(mm);
+		mms[nmm++] = mm;
+	}
+	spin_unlock(&host->mm_list_lock);
+	for (unsigned int k = 0; k < nmm; k++) {
 		long anon = 0, swapents = 0, tables;
+
+		mm = mms[k];
 
 		down_read(&mm->mmap_lock);
 		spin_lock(&mm->page_table_lock);
@@ -169,7 +187,6 @@ int host_check_invariants(struct host *host)
 		spin_unlock(&mm->page_table_lock);
 		up_read(&mm->mmap_lock);
 	}
-	spin_unlock(&host->mm_list_lock);
 
 	long nfree = 0, tbl = 0, used = 0, reserved = 0, on_lru = 0, cached = 0;
 	for (pfn_t pfn = 0; pfn < host->nr_pages; pfn++) {
@@ -249,6 +266,9 @@ int host_check_invariants(struct host *host)
 		spin_unlock(&si->lock);
 	}
 	up_write(&host->reclaim_lock);
+	for (unsigned int k = 0; k < nmm; k++)
+		mmdrop(mms[k]);
+	free(mms);
 	long errors = ck->errors;
 	free(ck->maps);
 	free(ck->is_table);
