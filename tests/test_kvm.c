@@ -15,7 +15,12 @@
  *   c) a deleted or moved slot is unreachable when the update returns,
  *      also when a fault on it was in flight;
  *   d) the mm's exit zaps every spte before a frame is freed, also when a
- *      fault was between GUP and mmu_lock.
+ *      fault was between GUP and mmu_lock;
+ *   e) a non-blockable (OOM reaper) start never sleeps: -EAGAIN with
+ *      nothing changed when a lock is taken; else it zaps and flushes
+ *      without waiting for a vCPU in guest mode (counted), returning
+ *      -EAGAIN for it in WAIT mode until it has left guest mode, and 0 in
+ *      RSEQ mode (membarrier).
  *
  * How a test controls the vCPU thread:
  *   - the guest is a mailbox loop (guest_main): the test posts one load or
@@ -1471,6 +1476,379 @@ static void test_fault_vs_exit(void **state)
 	finish_after_exit(t, r);
 }
 
+/* ==== e) non-blockable invalidation (the OOM reaper) ===================== */
+
+/* A thread that holds one of the VM's locks until told to let go. */
+enum held_lock { HOLD_MMU_WRITE, HOLD_MMU_READ, HOLD_MN_INVALIDATE, HOLD_VCPUS,
+		 NR_HOLD };
+
+struct holder {
+	pthread_t th;
+	struct kvm *kvm;
+	enum held_lock which;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool held, go;
+};
+
+static void *holder_main(void *a)
+{
+	struct holder *h = a;
+
+	switch (h->which) {
+	case HOLD_MMU_WRITE:     down_write(&h->kvm->mmu_lock); break;
+	case HOLD_MMU_READ:      down_read(&h->kvm->mmu_lock); break;
+	case HOLD_MN_INVALIDATE: mutex_lock(&h->kvm->mn_invalidate_lock); break;
+	case HOLD_VCPUS:         mutex_lock(&h->kvm->lock); break;
+	case NR_HOLD:            break;
+	}
+	pthread_mutex_lock(&h->lock);
+	h->held = true;
+	pthread_cond_broadcast(&h->cond);
+	while (!h->go)
+		pthread_cond_wait(&h->cond, &h->lock);
+	pthread_mutex_unlock(&h->lock);
+	switch (h->which) {
+	case HOLD_MMU_WRITE:     up_write(&h->kvm->mmu_lock); break;
+	case HOLD_MMU_READ:      up_read(&h->kvm->mmu_lock); break;
+	case HOLD_MN_INVALIDATE: mutex_unlock(&h->kvm->mn_invalidate_lock); break;
+	case HOLD_VCPUS:         mutex_unlock(&h->kvm->lock); break;
+	case NR_HOLD:            break;
+	}
+	return NULL;
+}
+
+static void holder_start(struct holder *h, struct kvm *kvm, enum held_lock which)
+{
+	memset(h, 0, sizeof(*h));
+	sync_init(&h->lock, &h->cond);
+	h->kvm = kvm;
+	h->which = which;
+	assert_int_equal(pthread_create(&h->th, NULL, holder_main, h), 0);
+	pthread_mutex_lock(&h->lock);
+	bool held = wait_flag(&h->lock, &h->cond, &h->held, TIMEOUT_MS);
+	pthread_mutex_unlock(&h->lock);
+	assert_true(held);
+}
+
+static void holder_stop(struct holder *h)
+{
+	pthread_mutex_lock(&h->lock);
+	h->go = true;
+	pthread_cond_broadcast(&h->cond);
+	pthread_mutex_unlock(&h->lock);
+	pthread_join(h->th, NULL);
+	sync_destroy(&h->lock, &h->cond);
+}
+
+/* The reaper's side, on a bg thread (start and end must share a thread):
+ * a non-blockable start over [start, end) and, if it succeeded, what kvm
+ * looked like inside the range, then end. Static, not on a test's stack:
+ * a failed test may leave the bg thread running (kt_abandon). */
+static struct nb_call {
+	struct mmu_notifier_range r;
+	long in_progress;               /* seen between start and end */
+	bool zapped[NPAGES];            /* spte absent between start and end */
+} nb_call;
+
+static int bg_nonblock_range(struct kt *t, uintptr_t arg)
+{
+	struct nb_call *c = (struct nb_call *)arg;
+	int ret = mmu_notifier_invalidate_range_start_nonblock(&c->r);
+
+	if (ret)
+		return ret;
+	c->in_progress = kvm_in_progress(t, NULL, NULL);
+	for (unsigned int i = 0; i < NPAGES; i++)
+		c->zapped[i] = !is_shadow_present(gspte(t, i));
+	mmu_notifier_invalidate_range_end(&c->r);
+	return 0;
+}
+
+static int bg_register_unregister(struct kt *t, uintptr_t arg)
+{
+	struct mmu_notifier *mn = (struct mmu_notifier *)arg;
+	int r = mmu_notifier_register(mn, t->mm);
+
+	return r ? r : mmu_notifier_unregister(mn, t->mm);
+}
+
+static long mn_active_count(struct kt *t)
+{
+	mutex_lock(&t->kvm->mn_invalidate_lock);
+	long n = t->kvm->mn_active_invalidate_count;
+
+	mutex_unlock(&t->kvm->mn_invalidate_lock);
+	return n;
+}
+
+/*
+ * With one of kvm's locks held by another thread (mmu_lock for write, as an
+ * invalidation or a fault installing an spte; for read, as an aging walk;
+ * mn_invalidate_lock; the vCPU array's lock, as a waiting flush), a
+ * non-blockable start returns -EAGAIN while the lock is still held, i.e.
+ * without waiting for it, and changes nothing: no spte zapped, in_progress,
+ * the active count and seq untouched, no invalidation counted. The core
+ * owes no end and leaves nothing open: a registration (which takes the
+ * range lock for write) and a blockable start/end then go through.
+ */
+static void test_nonblock_start_eagain(void **state)
+{
+	struct kt *t = kt_create(0, KT_KICK_WAIT);
+	struct bg *bg = &t->bg;
+	static struct holder h;         /* not on the stack: see nb_call */
+	struct nb_call *c = &nb_call;
+	const unsigned int n = 4;
+
+	map_pages(t, n, 0x500);
+	for (int which = 0; which < NR_HOLD; which++) {
+		spte_t before[4], held[4];
+		unsigned long seq0 = kvm_seq(t);
+		struct kvm_stats k0 = kstats(t), k1;
+
+		for (unsigned int i = 0; i < n; i++)
+			before[i] = gspte(t, i);
+		memset(c, 0, sizeof(*c));
+		mmu_notifier_range_init(&c->r, MMU_NOTIFY_UNMAP, 0, t->mm, HVA(0), HVA(n));
+		holder_start(&h, t->kvm, which);
+		bg_start(bg, bg_nonblock_range, t, (uintptr_t)c);
+		/* It returns while the lock is still held: it did not wait. */
+		bool prompt = bg_done(bg, TIMEOUT_MS);
+
+		for (unsigned int i = 0; i < n; i++)
+			held[i] = gspte(t, i);
+		holder_stop(&h);
+		int ret = bg_join(bg);
+
+		assert_true(prompt);
+		assert_int_equal(ret, -EAGAIN);
+		assert_int_equal(mmu_notifier_range_blockable(&c->r), false);
+		for (unsigned int i = 0; i < n; i++) {
+			assert_int_equal(held[i], before[i]);
+			assert_int_equal(gspte(t, i), before[i]);
+		}
+		assert_int_equal(kvm_in_progress(t, NULL, NULL), 0);
+		assert_int_equal(mn_active_count(t), 0);
+		assert_int_equal(kvm_seq(t), seq0);
+		k1 = kstats(t);
+		assert_int_equal(k1.nonblock_eagain - k0.nonblock_eagain, 1);
+		assert_int_equal(k1.invalidations, k0.invalidations);
+		assert_int_equal(k1.sptes_zapped, k0.sptes_zapped);
+		assert_int_equal(k1.tlb_flushes, k0.tlb_flushes);
+		assert_int_equal(k1.nonblock_flush_in_guest, k0.nonblock_flush_in_guest);
+	}
+
+	/* Balanced: nothing holds the range lock (register takes it for
+	 * write), and a blockable range over the same pages works. */
+	static struct mmu_notifier extra;       /* not on the stack: see nb_call */
+
+	memset(&extra, 0, sizeof(extra));
+	extra.ops = &blocker_ops;
+	bg_start(bg, bg_register_unregister, t, (uintptr_t)&extra);
+	assert_true(bg_done(bg, TIMEOUT_MS));
+	assert_int_equal(bg_join(bg), 0);
+
+	struct mmu_notifier_range r;
+	unsigned long seq0 = kvm_seq(t);
+
+	mmu_notifier_range_init(&r, MMU_NOTIFY_CLEAR, MMU_NOTIFIER_RANGE_BLOCKABLE,
+				t->mm, HVA(0), HVA(n));
+	assert_int_equal(mmu_notifier_invalidate_range_start(&r), 0);
+	assert_int_equal(kvm_in_progress(t, NULL, NULL), 1);
+	for (unsigned int i = 0; i < n; i++)
+		assert_false(is_shadow_present(gspte(t, i)));
+	mmu_notifier_invalidate_range_end(&r);
+	assert_int_equal(kvm_in_progress(t, NULL, NULL), 0);
+	assert_int_equal(kvm_seq(t), seq0 + 1);
+	/* And the guest faults the pages back in, undisturbed. */
+	for (unsigned int i = 0; i < n; i++)
+		assert_int_equal(g_read(t, GPA(i) + 8), 0x500 + i);
+	assert_int_equal(atomic_load(&t->stale), 0);
+	kt_destroy(t);
+}
+
+/* Run a non-blockable start (and its end, if it succeeds) on the bg
+ * thread; returns its result, asserting that it came back while the vCPU
+ * was still paused in guest mode: it did not wait for it. */
+static int nonblock_range_vs_paused(struct kt *t, hva_t start, hva_t end)
+{
+	struct nb_call *c = &nb_call;
+	struct bg *bg = &t->bg;
+
+	memset(c, 0, sizeof(*c));
+	mmu_notifier_range_init(&c->r, MMU_NOTIFY_UNMAP, 0, t->mm, start, end);
+	bg_start(bg, bg_nonblock_range, t, (uintptr_t)c);
+	bool prompt = bg_done(bg, TIMEOUT_MS);
+
+	assert_true(kt_paused(t));
+	assert_true(prompt);
+	return bg_join(bg);
+}
+
+/* Pages 0 and 2 mapped, the vCPU paused in guest mode about to read page
+ * 1 through its soft TLB. Returns the vCPU's stats before the pause. */
+static struct vcpu_stats map_and_pause_in_guest(struct kt *t)
+{
+	host_store(t->mm, HVA(0) + 8, 7);
+	assert_int_equal(g_read(t, GPA(0) + 8), 7);     /* page 0 in the soft TLB */
+	assert_int_equal(g_read(t, GPA(2) + 8), 0);     /* page 2: outside the range */
+	struct vcpu_stats st = g_stats(t);
+
+	pause_in_guest(t, 1);
+	assert_true(is_shadow_present(gspte(t, 0)));
+	assert_true(is_shadow_present(gspte(t, 1)));
+	return st;
+}
+
+/*
+ * WAIT mode, a vCPU held in guest mode, the locks free. A non-blockable
+ * start zaps its range and sends the TLB flush, but only a wait could tell
+ * when the vCPU stops using what was zapped: it returns -EAGAIN at once
+ * (the vCPU still paused, kicked but not out), with nothing in progress,
+ * and counts the vCPU. A retry before the vCPU has left guest mode fails
+ * the same way, though nothing is left to zap. So does a blockable zapper
+ * not skip the flush: a DONTNEED of page 0 waits for the vCPU and leaves
+ * the PTE (and frame) alone until then. Once the vCPU has left guest mode,
+ * the reaper's retry succeeds.
+ */
+static void test_nonblock_start_eagain_in_guest(void **state)
+{
+	struct kt *t = kt_create(0, KT_KICK_WAIT);
+	struct vcpu_stats st_pre = map_and_pause_in_guest(t), st0, st1;
+	struct bg *bg = &t->bg;
+	struct nb_call *c = &nb_call;
+	pfn_t f0 = host_pfn(t, HVA(0));
+	uint32_t epoch0 = atomic_load(&t->v->exit_epoch);
+	unsigned long seq0 = kvm_seq(t);
+	struct kvm_stats k0 = kstats(t), k1;
+
+	assert_int_equal(nonblock_range_vs_paused(t, HVA(0), HVA(2)), -EAGAIN);
+	assert_int_not_equal(atomic_load(&t->v->mode), OUTSIDE_GUEST_MODE);
+	assert_int_equal(atomic_load(&t->v->exit_epoch), epoch0);
+	assert_true(atomic_load(&t->v->requests) & (1UL << KVM_REQ_TLB_FLUSH));
+	/* Zapped (harmless: the host changed no PTE), nothing in progress. */
+	assert_false(is_shadow_present(gspte(t, 0)));
+	assert_false(is_shadow_present(gspte(t, 1)));
+	assert_true(is_shadow_present(gspte(t, 2)));
+	assert_int_equal(kvm_in_progress(t, NULL, NULL), 0);
+	assert_int_equal(mn_active_count(t), 0);
+	assert_int_equal(kvm_seq(t), seq0);
+	k1 = kstats(t);
+	assert_int_equal(k1.nonblock_eagain - k0.nonblock_eagain, 1);
+	assert_int_equal(k1.nonblock_flush_in_guest - k0.nonblock_flush_in_guest, 1);
+	assert_int_equal(k1.tlb_flushes - k0.tlb_flushes, 1);
+	assert_int_equal(k1.invalidations, k0.invalidations);
+
+	/* Retry, the vCPU still in guest mode: nothing to zap, still -EAGAIN
+	 * (and no second request). */
+	assert_int_equal(nonblock_range_vs_paused(t, HVA(0), HVA(2)), -EAGAIN);
+	k1 = kstats(t);
+	assert_int_equal(k1.nonblock_eagain - k0.nonblock_eagain, 2);
+	assert_int_equal(k1.nonblock_flush_in_guest - k0.nonblock_flush_in_guest, 2);
+	assert_int_equal(k1.tlb_flushes - k0.tlb_flushes, 1);
+	assert_int_equal(kvm_in_progress(t, NULL, NULL), 0);
+
+	/* A blockable invalidation finds nothing to zap but still waits. */
+	bg_start(bg, bg_dontneed, t, HVA(0));
+	assert_false(bg_done(bg, BLOCK_MS));
+	assert_int_equal(host_pfn(t, HVA(0)), f0);
+	assert_true(kt_paused(t));
+	kt_release(t);
+	assert_int_equal(bg_join(bg), 0);
+	assert_false(pte_present(mm_lookup_pte(t->mm, HVA(0))));
+	assert_true(atomic_load(&t->v->exit_epoch) != epoch0);
+	assert_true(g_wait(t, TIMEOUT_MS));
+	assert_int_equal(g_reply(t, NULL, &st0), 0);
+
+	/* The reaper's retry now succeeds (in_progress raised in between). */
+	memset(c, 0, sizeof(*c));
+	mmu_notifier_range_init(&c->r, MMU_NOTIFY_UNMAP, 0, t->mm, HVA(0), HVA(2));
+	assert_int_equal(bg_nonblock_range(t, (uintptr_t)c), 0);
+	assert_int_equal(c->in_progress, 1);
+	assert_int_equal(kvm_in_progress(t, NULL, NULL), 0);
+	assert_int_equal(mn_active_count(t), 0);
+
+	/* The vCPU flushed its soft TLB: page 0 walks again (and reads the
+	 * zero page DONTNEED left behind). */
+	assert_int_equal(g_load(t, GPA(0) + 8, NULL, &st1), 0);
+	assert_int_equal(st1.accesses_slow - st0.accesses_slow, 1);
+	assert_true(st1.stlb_flushes > st_pre.stlb_flushes);
+	assert_int_equal(g_read(t, GPA(0) + 8), 0);
+	assert_int_equal(atomic_load(&t->stale), 0);
+	kt_destroy(t);
+}
+
+/*
+ * RSEQ mode: the same non-blockable start returns 0 with the vCPU still
+ * paused in guest mode -- membarrier, which waits for no vCPU, has made
+ * the vCPU's next access check the request -- and counts the vCPU. The
+ * vCPU, released, takes the slow path at once and flushes its soft TLB.
+ */
+static void test_nonblock_start_rseq_in_guest(void **state)
+{
+	if (!vcpu_rseq_available())
+		skip(); /* sanitizer builds: the asm path is compiled out */
+	struct kt *t = kt_create(0, KT_KICK_RSEQ);
+	struct vcpu_stats st_pre = map_and_pause_in_guest(t), st0, st1;
+	struct nb_call *c = &nb_call;
+	uint32_t epoch0 = atomic_load(&t->v->exit_epoch);
+	unsigned long seq0 = kvm_seq(t);
+	struct kvm_stats k0 = kstats(t), k1;
+
+	assert_int_equal(nonblock_range_vs_paused(t, HVA(0), HVA(2)), 0);
+	assert_int_equal(atomic_load(&t->v->exit_epoch), epoch0);
+	assert_int_equal(c->in_progress, 1);
+	assert_true(c->zapped[0] && c->zapped[1]);
+	assert_false(c->zapped[2]);
+	assert_true(is_shadow_present(gspte(t, 2)));
+	assert_int_equal(kvm_in_progress(t, NULL, NULL), 0);
+	assert_int_equal(kvm_seq(t), seq0 + 1);
+	assert_int_equal(mn_active_count(t), 0);
+	k1 = kstats(t);
+	assert_int_equal(k1.invalidations - k0.invalidations, 1);
+	assert_int_equal(k1.tlb_flushes - k0.tlb_flushes, 1);
+	assert_int_equal(k1.nonblock_flush_in_guest - k0.nonblock_flush_in_guest, 1);
+	assert_int_equal(k1.nonblock_eagain, k0.nonblock_eagain);
+	assert_false(t->kvm->tlb_flush_pending);
+
+	kt_release(t);
+	assert_true(g_wait(t, TIMEOUT_MS));
+	assert_int_equal(g_reply(t, NULL, &st0), 0);
+	assert_true(st0.stlb_flushes > st_pre.stlb_flushes);
+	assert_int_equal(g_load(t, GPA(0) + 8, NULL, &st1), 0);
+	assert_int_equal(st1.accesses_slow - st0.accesses_slow, 1);
+	assert_int_equal(g_read(t, GPA(0) + 8), 7);
+	assert_int_equal(atomic_load(&t->stale), 0);
+	kt_destroy(t);
+}
+
+/* As the reaper should find it: the vCPU stopped first. The start zaps
+ * everything, flushes, and finds nobody in guest mode. */
+static void test_nonblock_start_vcpus_stopped(void **state)
+{
+	struct kt *t = kt_create(0, KT_KICK_WAIT);
+	struct nb_call *c = &nb_call;
+
+	map_pages(t, NPAGES, 0x600);
+	assert_int_equal(kvm_vcpu_stop(t->v), -EINTR);
+	assert_int_equal(atomic_load(&t->v->mode), OUTSIDE_GUEST_MODE);
+	struct kvm_stats k0 = kstats(t), k1;
+
+	memset(c, 0, sizeof(*c));
+	mmu_notifier_range_init(&c->r, MMU_NOTIFY_UNMAP, 0, t->mm, HVA_BASE,
+				HVA_BASE + NPAGES * P);
+	assert_int_equal(bg_nonblock_range(t, (uintptr_t)c), 0);
+	assert_int_equal(c->in_progress, 1);
+	for (unsigned int i = 0; i < NPAGES; i++)
+		assert_true(c->zapped[i]);
+	k1 = kstats(t);
+	assert_int_equal(k1.sptes_zapped - k0.sptes_zapped, NPAGES);
+	assert_int_equal(k1.tlb_flushes - k0.tlb_flushes, 1);
+	assert_int_equal(k1.nonblock_flush_in_guest, k0.nonblock_flush_in_guest);
+	assert_int_equal(kvm_in_progress(t, NULL, NULL), 0);
+	kt_destroy(t);
+}
+
 /* ==== unit tests ======================================================== */
 
 static void expect_region(struct kvm *kvm, int err, uint32_t slot, uint32_t flags,
@@ -1801,6 +2179,58 @@ static void test_aging(void **state)
 }
 
 /*
+ * --break=aging: the guest touched pages 0 and 1 (their sptes are marked
+ * accessed), yet test_young, clear_young and clear_flush_young report them
+ * old; intact, they report them young. Broken or not, the handlers still
+ * clear the bits and clear_flush_young still flushes: only the answer
+ * differs.
+ */
+static void aging_vs_break(unsigned int breaks)
+{
+	const int young = !(breaks & KVM_BREAK_AGING);
+	struct kt *t = kt_create(breaks, 0);
+	struct vcpu_stats st0, st1;
+	struct kvm_stats k0 = kstats(t);
+
+	host_store(t->mm, HVA(0) + 8, 1);
+	host_store(t->mm, HVA(1) + 8, 2);
+	assert_int_equal(g_read(t, GPA(0) + 8), 1);
+	assert_int_equal(g_read(t, GPA(1) + 8), 2);
+	assert_true(gspte(t, 0) & SPTE_ACCESSED);
+	assert_true(gspte(t, 1) & SPTE_ACCESSED);
+
+	assert_int_equal(mmu_notifier_test_young(t->mm, HVA(0)), young);
+	assert_true(gspte(t, 0) & SPTE_ACCESSED);       /* test changes nothing */
+	assert_int_equal(mmu_notifier_clear_young(t->mm, HVA(0), HVA(1)), young);
+	assert_false(gspte(t, 0) & SPTE_ACCESSED);
+	assert_int_equal(mmu_notifier_clear_flush_young(t->mm, HVA(1), HVA(2)), young);
+	assert_false(gspte(t, 1) & SPTE_ACCESSED);
+	assert_true(is_shadow_present(gspte(t, 1)));
+
+	/* The flush happened: touching page 1 walks and marks it again. */
+	st0 = g_stats(t);
+	assert_int_equal(g_load(t, GPA(1) + 8, NULL, &st1), 0);
+	assert_int_equal(st1.accesses_slow - st0.accesses_slow, 1);
+	assert_true(gspte(t, 1) & SPTE_ACCESSED);
+	assert_int_equal(mmu_notifier_test_young(t->mm, HVA(1)), young);
+	assert_int_equal(mmu_notifier_clear_flush_young(t->mm, HVA_BASE,
+							HVA_BASE + NPAGES * P), young);
+	assert_int_equal(mmu_notifier_test_young(t->mm, HVA(1)), 0);
+	assert_int_equal(kstats(t).age_calls - k0.age_calls, 6);
+	kt_destroy(t);
+}
+
+static void test_aging_reports_young(void **state)
+{
+	aging_vs_break(0);
+}
+
+static void test_aging_broken_reports_nothing(void **state)
+{
+	aging_vs_break(KVM_BREAK_AGING);
+}
+
+/*
  * change_pte on a present spte (outside start/end: the handler itself). A
  * new frame zaps; the same frame read-only drops write permission, host's
  * included, so the fast path cannot restore it; a read-only slot stays
@@ -1975,6 +2405,11 @@ int main(void)
 		T(test_invalidation_waits_for_guest_mode),
 		T(test_invalidation_flush_wait_broken),
 		T(test_request_vs_guest_entry),
+		/* e) non-blockable invalidation (OOM reaper) */
+		T(test_nonblock_start_eagain),
+		T(test_nonblock_start_eagain_in_guest),
+		T(test_nonblock_start_rseq_in_guest),
+		T(test_nonblock_start_vcpus_stopped),
 		/* c) memslot updates */
 		T(test_slot_delete_unreachable),
 		T(test_slot_move),
@@ -1992,6 +2427,8 @@ int main(void)
 		T(test_fault_cow_shared),
 		T(test_fast_path),
 		T(test_aging),
+		T(test_aging_reports_young),
+		T(test_aging_broken_reports_nothing),
 		T(test_change_pte),
 		T(test_unaligned_and_mmio),
 		T(test_slot_over_unmapped_hva),

@@ -40,7 +40,12 @@ enum kvm_break {
 	KVM_BREAK_FLUSH_WAIT  = 1u << 1, /* TLB flush neither waits for vCPUs
 					  * nor (RSEQ) calls membarrier */
 	KVM_BREAK_RANGE_ZAP   = 1u << 2, /* range_start does not zap sptes */
+	KVM_BREAK_AGING       = 1u << 3, /* the aging handlers report nothing
+					  * young (they still clear and flush):
+					  * reclaim evicts pages only guests use */
 };
+#define KVM_BREAK_ALL (KVM_BREAK_SEQ_CHECK | KVM_BREAK_FLUSH_WAIT | \
+		       KVM_BREAK_RANGE_ZAP | KVM_BREAK_AGING)
 
 /*
  * How a remote TLB flush makes sure no vCPU still uses a zapped translation.
@@ -84,7 +89,13 @@ struct kvm_stats {
 	uint64_t faults;            /* slow-path faults resolved */
 	uint64_t fast_faults;       /* resolved by the lockless fast path */
 	uint64_t fault_retries;     /* slow path raced an invalidation */
-	uint64_t invalidations;     /* invalidate_range_start calls */
+	uint64_t invalidations;     /* invalidate_range_start calls (that got
+				     * the locks: each has its end) */
+	uint64_t nonblock_eagain;   /* non-blockable starts refused (-EAGAIN) */
+	uint64_t nonblock_flush_in_guest; /* non-blockable starts that found a
+				     * vCPU in guest mode, not waited for
+				     * (WAIT mode: -EAGAIN until it left;
+				     * RSEQ: membarrier, 0) */
 	uint64_t sptes_zapped;
 	uint64_t tlb_flushes;       /* remote TLB flush requests */
 	uint64_t mmio_exits;        /* guest access with no writable slot */

@@ -73,6 +73,11 @@ struct kvm_vcpu {
 	_Atomic int mode;               /* enum vcpu_mode (kvm_host.h) */
 	_Atomic uint32_t exit_epoch;    /* ++ at every exit from guest mode */
 	atomic_int waiters;             /* requesters sleeping on exit_epoch */
+	/* Under kvm->lock: a non-waiting TLB flush (the OOM reaper's, WAIT
+	 * mode) found this vCPU in guest mode at exit_epoch flush_snap; it
+	 * is done with the zapped translations once exit_epoch moves. */
+	bool flush_pending;
+	uint32_t flush_snap;
 	pthread_t thread;
 	bool running;
 	vcpu_guest_fn guest_fn;

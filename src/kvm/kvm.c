@@ -18,6 +18,28 @@
  *   fault that sees the count drop; both are under mmu_lock, which the
  *   fault's check also holds); write_unlock; active count--, wake waiters.
  *
+ * invalidate_range_start (non-blockable: the OOM reaper; range flags lack
+ * MMU_NOTIFIER_RANGE_BLOCKABLE): the same steps, but it must not sleep.
+ *   - It tries mn_invalidate_lock, mmu_lock (write) and kvm->lock (the
+ *     vCPU array, which a waiting flush holds while it sleeps) and returns
+ *     -EAGAIN, having changed nothing, if one is taken. The notifier core
+ *     then calls no end for it, so nothing may be left to undo.
+ *   - With the locks, it zaps as above and sends KVM_REQ_TLB_FLUSH
+ *     without waiting (KVM's pfncache did the same for the reaper: "clear
+ *     the KVM_REQUEST_WAIT bit and send the request anyway"). In RSEQ
+ *     mode membarrier still aborts running sections (a syscall that waits
+ *     for its IPIs, never for a vCPU thread), so it is as safe as ever
+ *     and start returns 0. In WAIT mode, a vCPU found in guest mode may
+ *     still use a zapped translation and only a wait would tell when it
+ *     stops, so start "would block": -EAGAIN, with the request left set
+ *     and tlb_flush_pending recording that a flush is unconfirmed. The
+ *     reaper retries (the VMM is stopping the victim's vCPUs); a retry
+ *     succeeds once every vCPU then in guest mode has left it, and a
+ *     blockable zapper meanwhile flushes (and waits) even if it finds
+ *     nothing left to zap. Either way the vCPUs found in guest mode are
+ *     counted (nonblock_flush_in_guest).
+ *   end is the same for both kinds (it cannot fail, and takes its locks).
+ *
  * Unlike KVM since 5.15 we take mmu_lock on every start and end, whether or
  * not a slot overlaps: the counts stay balanced however the slots change
  * between start and end, which is the race 52ac8b358b0c closes with a wait.
@@ -77,31 +99,111 @@ static void mn_active_invalidate_dec(struct kvm *kvm)
 	mutex_unlock(&kvm->mn_invalidate_lock);
 }
 
+/* Count [start, end) in progress and widen the in-progress range. Called
+ * with mmu_lock held for write. */
+static void mmu_invalidate_begin(struct kvm *kvm, hva_t start, hva_t end)
+{
+	lockdep_assert_held_write(&kvm->mmu_lock);
+	if (kvm->mmu_invalidate_in_progress++ == 0) {
+		kvm->mmu_invalidate_range_start = start;
+		kvm->mmu_invalidate_range_end = end;
+	} else {
+		/* Grow only: faults must see the union of every range still
+		 * in progress, not just the latest. */
+		kvm->mmu_invalidate_range_start =
+			MIN(kvm->mmu_invalidate_range_start, start);
+		kvm->mmu_invalidate_range_end =
+			MAX(kvm->mmu_invalidate_range_end, end);
+	}
+}
+
+/*
+ * The OOM reaper's start (header comment): every lock by trylock, nothing
+ * changed until it is sure to succeed, no wait for vCPUs. Returns 0 or
+ * -EAGAIN (then the core calls no end: nothing may be left to undo).
+ */
+static int invalidate_range_start_nonblock(struct kvm *kvm,
+					   const struct mmu_notifier_range *range)
+{
+	bool flush = false, sync = !(kvm->cfg.breaks & KVM_BREAK_FLUSH_WAIT);
+	int nr_in_guest = 0;
+
+	if (!mutex_trylock(&kvm->mn_invalidate_lock))
+		goto eagain;
+	if (!down_write_trylock(&kvm->mmu_lock)) {
+		mutex_unlock(&kvm->mn_invalidate_lock);
+		goto eagain;
+	}
+	/* kvm->lock after mmu_lock (the lock order); taken now, not at the
+	 * flush, because once sptes are zapped the flush must be sent. */
+	if (!mutex_trylock(&kvm->lock)) {
+		up_write(&kvm->mmu_lock);
+		mutex_unlock(&kvm->mn_invalidate_lock);
+		goto eagain;
+	}
+
+	/* Zap and flush first, and count the range in progress only once
+	 * this start is sure to succeed: under mmu_lock for write throughout,
+	 * so no fault can install an spte in between either way. */
+	rcu_read_lock();
+	if (!(kvm->cfg.breaks & KVM_BREAK_RANGE_ZAP))
+		flush = kvm_unmap_hva_range_locked(kvm, range->start, range->end);
+	if (flush) {
+		kvm_stat_inc(kvm, tlb_flushes);
+		nr_in_guest = kvm_make_all_cpus_request_nowait(kvm, KVM_REQ_TLB_FLUSH, sync);
+	} else if (kvm->tlb_flush_pending) {
+		/* An earlier attempt's flush: have its vCPUs left since? */
+		nr_in_guest = kvm_flush_pending_vcpus(kvm);
+	}
+	rcu_read_unlock();
+	if (nr_in_guest)
+		kvm_stat_inc(kvm, nonblock_flush_in_guest);
+	if (nr_in_guest && kvm->kick == KVM_KICK_WAIT && sync) {
+		/* WAIT mode: a vCPU in guest mode may still use what was just
+		 * zapped, and only waiting would tell when it stops: "would
+		 * block". The request stays set (it exits at its next access);
+		 * the zapped sptes are harmless (the host changed no PTE), but
+		 * their flush is not confirmed: tlb_flush_pending. */
+		kvm->tlb_flush_pending = true;
+		mutex_unlock(&kvm->lock);
+		up_write(&kvm->mmu_lock);
+		mutex_unlock(&kvm->mn_invalidate_lock);
+		goto eagain;
+	}
+	/* Confirmed (RSEQ: membarrier aborted what ran in guest mode). */
+	kvm->tlb_flush_pending = false;
+	mutex_unlock(&kvm->lock);
+
+	/* Committed: this start succeeds and is owed its end. */
+	kvm_stat_inc(kvm, invalidations);
+	kvm->mn_active_invalidate_count++;
+	mutex_unlock(&kvm->mn_invalidate_lock);
+	mmu_invalidate_begin(kvm, range->start, range->end);
+	up_write(&kvm->mmu_lock);
+	return 0;
+eagain:
+	kvm_stat_inc(kvm, nonblock_eagain);
+	return -EAGAIN;
+}
+
 static int kvm_mmu_notifier_invalidate_range_start(struct mmu_notifier *mn,
 						   const struct mmu_notifier_range *range)
 {
 	struct kvm *kvm = mn_to_kvm(mn);
 	bool flush = false;
 
+	if (!mmu_notifier_range_blockable(range))
+		return invalidate_range_start_nonblock(kvm, range);
+
 	kvm_stat_inc(kvm, invalidations);
 	mn_active_invalidate_inc(kvm);
 
 	rcu_read_lock();
 	down_write(&kvm->mmu_lock);
-	if (kvm->mmu_invalidate_in_progress++ == 0) {
-		kvm->mmu_invalidate_range_start = range->start;
-		kvm->mmu_invalidate_range_end = range->end;
-	} else {
-		/* Grow only: faults must see the union of every range still
-		 * in progress, not just the latest. */
-		kvm->mmu_invalidate_range_start =
-			MIN(kvm->mmu_invalidate_range_start, range->start);
-		kvm->mmu_invalidate_range_end =
-			MAX(kvm->mmu_invalidate_range_end, range->end);
-	}
+	mmu_invalidate_begin(kvm, range->start, range->end);
 	if (!(kvm->cfg.breaks & KVM_BREAK_RANGE_ZAP))
 		flush = kvm_unmap_hva_range_locked(kvm, range->start, range->end);
-	if (flush)
+	if (flush || kvm->tlb_flush_pending)
 		kvm_flush_remote_tlbs(kvm);
 	up_write(&kvm->mmu_lock);
 	rcu_read_unlock();
@@ -152,6 +254,18 @@ static bool kvm_age_hva_range(struct kvm *kvm, hva_t start, hva_t end, bool clea
 	return young;
 }
 
+/*
+ * What the aging handlers report. With --break=aging: nothing young. The
+ * walk still runs and still clears the accessed bits (and clear_flush_young
+ * still flushes when it found some), so the vCPUs and the host see exactly
+ * the work of an intact run, and the lie is the only difference: whatever
+ * reclaim then does to pages only guests use is the report's doing.
+ */
+static int age_report(struct kvm *kvm, bool young)
+{
+	return (kvm->cfg.breaks & KVM_BREAK_AGING) ? 0 : young;
+}
+
 static int kvm_mmu_notifier_clear_flush_young(struct mmu_notifier *mn, struct mm *mm,
 					      hva_t start, hva_t end)
 {
@@ -162,20 +276,25 @@ static int kvm_mmu_notifier_clear_flush_young(struct mmu_notifier *mn, struct mm
 	 * walk does), so the next access must walk again to be seen. */
 	if (young)
 		kvm_make_all_cpus_request(kvm, KVM_REQ_TLB_FLUSH, false);
-	return young;
+	return age_report(kvm, young);
 }
 
 static int kvm_mmu_notifier_clear_young(struct mmu_notifier *mn, struct mm *mm,
 					hva_t start, hva_t end)
 {
+	struct kvm *kvm = mn_to_kvm(mn);
+
 	/* No flush: cheaper, and approximate, as in KVM. */
-	return kvm_age_hva_range(mn_to_kvm(mn), start, end, true);
+	return age_report(kvm, kvm_age_hva_range(kvm, start, end, true));
 }
 
 static int kvm_mmu_notifier_test_young(struct mmu_notifier *mn, struct mm *mm,
 				       hva_t address)
 {
-	return kvm_age_hva_range(mn_to_kvm(mn), address, address + PAGE_SIZE, false);
+	struct kvm *kvm = mn_to_kvm(mn);
+
+	return age_report(kvm, kvm_age_hva_range(kvm, address, address + PAGE_SIZE,
+						 false));
 }
 
 /*
@@ -219,7 +338,7 @@ static void kvm_mmu_notifier_change_pte(struct mmu_notifier *mn, struct mm *mm,
 			flush = true;
 		}
 	}
-	if (flush)
+	if (flush || kvm->tlb_flush_pending)
 		kvm_flush_remote_tlbs(kvm);
 	up_write(&kvm->mmu_lock);
 	rcu_read_unlock();
@@ -232,7 +351,7 @@ static void kvm_mmu_notifier_release(struct mmu_notifier *mn, struct mm *mm)
 
 	down_write(&kvm->mmu_lock);
 	kvm->mm_released = true;
-	if (kvm_tdp_zap_gfn_range(kvm, 0, TDP_MAX_GFN + 1))
+	if (kvm_tdp_zap_gfn_range(kvm, 0, TDP_MAX_GFN + 1) || kvm->tlb_flush_pending)
 		kvm_flush_remote_tlbs(kvm);
 	up_write(&kvm->mmu_lock);
 }
@@ -249,13 +368,16 @@ static const struct mmu_notifier_ops kvm_mmu_notifier_ops = {
 
 /*
  * Flush every vCPU's soft TLB and wait until none can still use an old
- * translation. Called with mmu_lock held for write, after zapping.
+ * translation. Called with mmu_lock held for write, after zapping (or
+ * with tlb_flush_pending set, which this settles).
  */
 void kvm_flush_remote_tlbs(struct kvm *kvm)
 {
+	lockdep_assert_held_write(&kvm->mmu_lock);
 	kvm_stat_inc(kvm, tlb_flushes);
 	kvm_make_all_cpus_request(kvm, KVM_REQ_TLB_FLUSH,
 				  !(kvm->cfg.breaks & KVM_BREAK_FLUSH_WAIT));
+	kvm->tlb_flush_pending = false;
 }
 
 int kvm_create_vm(struct mm *mm, const struct kvm_config *cfg, struct kvm **out)
@@ -265,8 +387,7 @@ int kvm_create_vm(struct mm *mm, const struct kvm_config *cfg, struct kvm **out)
 
 	if (!mm || !out)
 		return -EINVAL;
-	if (cfg && (cfg->breaks & ~(KVM_BREAK_SEQ_CHECK | KVM_BREAK_FLUSH_WAIT |
-				    KVM_BREAK_RANGE_ZAP)))
+	if (cfg && (cfg->breaks & ~KVM_BREAK_ALL))
 		return -EINVAL;
 	if (cfg && (unsigned int)cfg->kick > KVM_KICK_RSEQ)
 		return -EINVAL;
@@ -343,8 +464,8 @@ void kvm_get_stats(struct kvm *kvm, struct kvm_stats *st)
 	memset(st, 0, sizeof(*st));
 #define S(f) st->f = atomic_load_explicit(&kvm->stat.f, memory_order_relaxed)
 	S(faults); S(fast_faults); S(fault_retries); S(invalidations);
-	S(sptes_zapped); S(tlb_flushes); S(mmio_exits); S(age_calls);
-	S(memslot_updates);
+	S(nonblock_eagain); S(nonblock_flush_in_guest); S(sptes_zapped);
+	S(tlb_flushes); S(mmio_exits); S(age_calls); S(memslot_updates);
 #undef S
 	st->pgtable_pages = (uint64_t)atomic_load(&kvm->nr_tables);
 }

@@ -134,6 +134,11 @@ struct kvm {
 	hva_t mmu_invalidate_range_start;           /* union of ranges in progress */
 	hva_t mmu_invalidate_range_end;
 	bool mm_released;                           /* under mmu_lock */
+	/* Under mmu_lock: a non-blockable start zapped sptes but could not
+	 * wait for the vCPUs in guest mode (-EAGAIN). Until a flush confirms
+	 * them gone, every zapper flushes even if it zaps nothing: the sptes
+	 * it would have found are gone, not the translations. */
+	bool tlb_flush_pending;
 
 	/* Invalidations between start and end, counted outside mmu_lock (for
 	 * caches invalidated before mmu_lock is taken). */
@@ -153,6 +158,7 @@ struct kvm {
 
 	struct {
 		atomic_ulong faults, fast_faults, fault_retries, invalidations,
+			nonblock_eagain, nonblock_flush_in_guest,
 			sptes_zapped, tlb_flushes, mmio_exits, age_calls,
 			memslot_updates;
 	} stat;
@@ -198,8 +204,17 @@ static inline bool mmu_invalidate_retry_hva(struct kvm *kvm, unsigned long seq,
 				    memory_order_relaxed) != seq;
 }
 
-/* vcpu.c */
-void kvm_make_all_cpus_request(struct kvm *kvm, unsigned int req, bool wait);
+/* vcpu.c. Both return how many vCPUs the request found in guest mode
+ * (IN or EXITING), i.e. how many a waiting request waited for. */
+int kvm_make_all_cpus_request(struct kvm *kvm, unsigned int req, bool wait);
+/* The non-blockable flavour, for the OOM reaper's invalidations: called
+ * with kvm->lock held (taken by mutex_trylock), never waits for a vCPU.
+ * With sync: RSEQ mode still calls membarrier (which waits for no vCPU);
+ * WAIT mode marks the vCPUs found in guest mode flush_pending. */
+int kvm_make_all_cpus_request_nowait(struct kvm *kvm, unsigned int req, bool sync);
+/* kvm->lock held: how many flush_pending vCPUs have not left guest mode
+ * since (the others are cleared). */
+int kvm_flush_pending_vcpus(struct kvm *kvm);
 bool vcpu_rseq_available(void);
 
 /* mmu.c: fault results. */

@@ -282,18 +282,29 @@ bool vcpu_rseq_available(void)
 }
 
 /*
- * Set req on every vCPU and, with wait, sleep until each vCPU that was in
- * guest mode has left it once (see the header comment). Requests do not
- * wake a vCPU that is not running guest code: it sees them at its next
- * entry.
+ * Set req on every vCPU, kick those in guest mode, and synchronize with
+ * them as sync says. Requests do not wake a vCPU that is not running guest
+ * code: it sees them at its next entry. Called with kvm->lock held.
+ *  REQ_SYNC_NONE   set and kick only (aging, --break=flush-wait);
+ *  REQ_SYNC_NOWAIT RSEQ: membarrier; WAIT: no sleep, but each vCPU seen in
+ *                  guest mode is marked flush_pending with its exit_epoch
+ *                  (kvm_flush_pending_vcpus tells when it has left); for
+ *                  the OOM reaper's non-blockable invalidation;
+ *  REQ_SYNC_WAIT   RSEQ: membarrier; WAIT: sleep until each vCPU that was
+ *                  in guest mode has left it once (the header comment),
+ *                  which also settles every flush_pending.
+ * Returns the number of vCPUs seen in guest mode (IN or EXITING).
  */
-void kvm_make_all_cpus_request(struct kvm *kvm, unsigned int req, bool wait)
+enum req_sync { REQ_SYNC_NONE, REQ_SYNC_NOWAIT, REQ_SYNC_WAIT };
+
+static int make_all_cpus_request_locked(struct kvm *kvm, unsigned int req,
+					enum req_sync sync)
 {
 	uint32_t snap[KVM_MAX_VCPUS];
-	bool need[KVM_MAX_VCPUS] = { 0 };
-	int n;
+	bool in_guest[KVM_MAX_VCPUS] = { 0 };
+	int n, nr_in_guest = 0;
 
-	mutex_lock(&kvm->lock);
+	lockdep_assert_held(&kvm->lock);
 	n = atomic_load(&kvm->nr_vcpus);
 	for (int i = 0; i < n; i++) {
 		struct kvm_vcpu *v = kvm->vcpus[i];
@@ -306,35 +317,82 @@ void kvm_make_all_cpus_request(struct kvm *kvm, unsigned int req, bool wait)
 		if (!atomic_compare_exchange_strong(&v->mode, &mode, EXITING_GUEST_MODE) &&
 		    mode == OUTSIDE_GUEST_MODE)
 			continue;
-		need[i] = wait;
+		in_guest[i] = true;
+		nr_in_guest++;
 	}
+	/* A vCPU seen outside will check this request before it next enters:
+	 * any flush still pending on it is settled by this one. */
+	if (sync != REQ_SYNC_NONE && kvm->kick == KVM_KICK_WAIT) {
+		for (int i = 0; i < n; i++) {
+			kvm->vcpus[i]->flush_pending = in_guest[i] && sync == REQ_SYNC_NOWAIT;
+			kvm->vcpus[i]->flush_snap = snap[i];
+		}
+	}
+	if (sync == REQ_SYNC_NONE || !nr_in_guest)
+		return nr_in_guest;
 #ifdef VCPU_HAVE_RSEQ
 	if (kvm->kick == KVM_KICK_RSEQ) {
 		/* Instead of waiting: abort every section still running with
 		 * an old translation (vcpu_rseq.h). Needed only if a vCPU was
 		 * seen in guest mode: one seen outside will check the request
-		 * (set above, seq_cst) when it enters. */
-		bool any = false;
-
-		for (int i = 0; i < n; i++)
-			any |= need[i];
-		if (any)
-			BUG_ON(membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED_RSEQ));
-		mutex_unlock(&kvm->lock);
-		return;
+		 * (set above, seq_cst) when it enters. membarrier waits for
+		 * the IPIs it sends, never for a vCPU thread to be scheduled,
+		 * so the non-blockable flavour calls it too. */
+		BUG_ON(membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED_RSEQ));
+		return nr_in_guest;
 	}
 #endif
+	if (sync != REQ_SYNC_WAIT)
+		return nr_in_guest;
 	for (int i = 0; i < n; i++) {
 		struct kvm_vcpu *v = kvm->vcpus[i];
 
-		if (!need[i])
+		if (!in_guest[i])
 			continue;
 		atomic_fetch_add_explicit(&v->waiters, 1, memory_order_seq_cst);
 		while (atomic_load_explicit(&v->exit_epoch, memory_order_acquire) == snap[i])
 			futex(&v->exit_epoch, FUTEX_WAIT_PRIVATE, snap[i]);
 		atomic_fetch_sub_explicit(&v->waiters, 1, memory_order_relaxed);
 	}
+	return nr_in_guest;
+}
+
+/* With wait: RSEQ membarrier or WAIT sleep; without: set and kick only. */
+int kvm_make_all_cpus_request(struct kvm *kvm, unsigned int req, bool wait)
+{
+	int nr_in_guest;
+
+	mutex_lock(&kvm->lock);
+	nr_in_guest = make_all_cpus_request_locked(kvm, req,
+						   wait ? REQ_SYNC_WAIT : REQ_SYNC_NONE);
 	mutex_unlock(&kvm->lock);
+	return nr_in_guest;
+}
+
+int kvm_make_all_cpus_request_nowait(struct kvm *kvm, unsigned int req, bool sync)
+{
+	return make_all_cpus_request_locked(kvm, req,
+					    sync ? REQ_SYNC_NOWAIT : REQ_SYNC_NONE);
+}
+
+int kvm_flush_pending_vcpus(struct kvm *kvm)
+{
+	int n = atomic_load(&kvm->nr_vcpus), nr = 0;
+
+	lockdep_assert_held(&kvm->lock);
+	for (int i = 0; i < n; i++) {
+		struct kvm_vcpu *v = kvm->vcpus[i];
+
+		if (!v->flush_pending)
+			continue;
+		/* Acquire: pairs with the exit's epoch bump, as the wait's. */
+		if (atomic_load_explicit(&v->exit_epoch, memory_order_acquire) !=
+		    v->flush_snap)
+			v->flush_pending = false;
+		else
+			nr++;
+	}
+	return nr;
 }
 
 int kvm_vcpu_create(struct kvm *kvm, int id, struct kvm_vcpu **out)
