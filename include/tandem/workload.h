@@ -97,6 +97,11 @@ struct scenario_progress {
 	uint64_t tlb_flushes;       /* remote TLB flushes in the interval */
 	uint64_t churn_ops;         /* churn operations in the interval */
 	uint64_t failures;          /* so far */
+	/* --wss-interval: each VM's working set over the latest interval that
+	 * ended since the previous sample (wss_nr_vms 0: none ended). */
+	unsigned int wss_nr_vms;
+	uint64_t wss_pages[WL_MAX_VMS];     /* guest RAM pages used */
+	double wss_interval_s;              /* the interval's length (VM 0) */
 };
 
 struct scenario_config {
@@ -123,6 +128,12 @@ struct scenario_config {
 	bool stall;
 	bool cross_reads;               /* also read other vCPUs' pages */
 	bool prefault;                  /* pre-fault the host's RAM arena */
+	/*
+	 * Working-set sampling (0: off): every interval, count each VM's guest
+	 * RAM pages used since the last mark (idle page tracking, host.h:
+	 * mm_idle_count_range) and mark all of it idle again.
+	 */
+	uint64_t wss_interval_ns;
 	void (*progress)(const struct scenario_progress *p, void *arg);
 	void *progress_arg;
 };
@@ -150,8 +161,20 @@ struct scenario_counts {
 	uint64_t pages_checked_by_churn;/* hashed/compared by mprotect and fork */
 };
 
+/* One VM's working set over the intervals of a run (cfg.wss_interval_ns). */
+struct scenario_wss {
+	uint64_t intervals;             /* completed */
+	uint64_t last_pages;            /* pages used in the last interval */
+	uint64_t min_pages, max_pages;
+	double mean_pages;
+	uint64_t last_mapped;           /* guest RAM pages mapped at the last count */
+	double mark_ns_per_page;        /* mean cost of a pass, per page */
+	double count_ns_per_page;
+};
+
 struct scenario_vm_result {
 	struct scenario_counts c;
+	struct scenario_wss wss;        /* cfg.wss_interval_ns only */
 	struct kvm_stats kvm;
 	struct vcpu_stats vcpu;         /* summed over the VM's vCPUs */
 };

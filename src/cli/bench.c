@@ -27,6 +27,8 @@ static const struct bench benches[] = {
 	  bench_host },
 	{ "kvm", "secondary MMU: first touch, soft-TLB hit, DONTNEED + refault, "
 	  "2 MiB invalidation", bench_kvm },
+	{ "idle", "idle page tracking: a mark and a read-back pass per page, VM and no VM",
+	  bench_idle },
 };
 #define NR_BENCHES (sizeof(benches) / sizeof(benches[0]))
 

@@ -107,5 +107,6 @@ double bench_median(const double *v, unsigned int n);
 /* Each benchmark returns 0, or 1 after printing why it failed. */
 int bench_host(const struct bench_opts *o);
 int bench_kvm(const struct bench_opts *o);
+int bench_idle(const struct bench_opts *o);
 
 #endif

@@ -31,7 +31,16 @@ static const struct {
 	  "                       (implies --kick wait unless given)" },
 	{ "zap", KVM_BREAK_RANGE_ZAP,
 	  "invalidate_range_start doesn't zap the sptes" },
+	{ "aging", KVM_BREAK_AGING,
+	  "the secondary MMU reports nothing young; reclaim then\n"
+	  "                       evicts pages only guests use (hot set); no stall,\n"
+	  "                       churn unchanged" },
 };
+
+/* The breaks that open a race in the invalidation protocol: they imply
+ * --stall and pick their churn. aging opens none (it changes what reclaim
+ * chooses, not whether an invalidation is honoured). */
+#define PROTOCOL_BREAKS (KVM_BREAK_SEQ_CHECK | KVM_BREAK_FLUSH_WAIT | KVM_BREAK_RANGE_ZAP)
 
 /* Churn used with --break when --churn is not given: the host operations
  * that expose each race fastest (and, for zap, no fork or remap: those
@@ -88,8 +97,9 @@ void run_usage(FILE *f)
 		fprintf(f, "          %-10s   %s\n", break_names[i].name,
 			break_names[i].what);
 	fprintf(f,
-		"                         (implies --stall; the run ends at the first failure;\n"
-		"                         zap with fork or remap churn may corrupt the host)\n"
+		"                         (all but aging imply --stall; the run ends at the\n"
+		"                         first failure; zap with fork or remap churn may\n"
+		"                         corrupt the host)\n"
 		"      --stall            stall vCPUs at the protocol's vulnerable points until\n"
 		"                         the next host operation is done (harmless unless a\n"
 		"                         --break is on)\n"
@@ -97,6 +107,12 @@ void run_usage(FILE *f)
 		"                         (sleep until they leave it, as KVM), rseq (abort\n"
 		"                         their restartable accesses with membarrier), auto\n"
 		"                         (rseq where available; the default)\n"
+		"      --wss-interval SECS\n"
+		"                         every SECS (e.g. 1, 0.5, 250ms) measure each VM's\n"
+		"                         working set -- the guest RAM pages its guests used in\n"
+		"                         that interval -- by idle page tracking: a line per\n"
+		"                         interval, last/mean/min/max in the summary (default\n"
+		"                         off)\n"
 		"      --json             print the summary as JSON (progress goes to stderr)\n"
 		"  -q, --quiet            no progress lines\n"
 		"  -h, --help             this text\n");
@@ -180,7 +196,7 @@ static int parse_break(const char *val, unsigned int *breaks)
 static int parse_opts(int argc, char **argv, struct run_opts *o)
 {
 	enum { O_VMS = 256, O_VCPUS, O_GUEST_MEM, O_HOST_MEM, O_WRITE_RATIO, O_CHURN,
-	       O_BREAK, O_STALL, O_KICK, O_JSON };
+	       O_BREAK, O_STALL, O_KICK, O_JSON, O_WSS };
 	static const struct option longopts[] = {
 		{ "vms", required_argument, NULL, O_VMS },
 		{ "vcpus", required_argument, NULL, O_VCPUS },
@@ -195,6 +211,7 @@ static int parse_opts(int argc, char **argv, struct run_opts *o)
 		{ "stall", no_argument, NULL, O_STALL },
 		{ "kick", required_argument, NULL, O_KICK },
 		{ "json", no_argument, NULL, O_JSON },
+		{ "wss-interval", required_argument, NULL, O_WSS },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -303,6 +320,16 @@ static int parse_opts(int argc, char **argv, struct run_opts *o)
 		case O_JSON:
 			o->json = true;
 			break;
+		case O_WSS:
+			if (cli_duration_arg(CMD, "wss-interval", optarg, &cfg->wss_interval_ns))
+				return EXIT_USAGE;
+			if (cfg->wss_interval_ns < 10000000ULL ||
+			    cfg->wss_interval_ns > 3600ULL * 1000000000ULL) {
+				fprintf(stderr, "tandem " CMD ": --wss-interval: '%s': must be "
+					"10ms to 1 hour\n", optarg);
+				return EXIT_USAGE;
+			}
+			break;
 		case 'q':
 			o->quiet = true;
 			break;
@@ -318,7 +345,7 @@ static int parse_opts(int argc, char **argv, struct run_opts *o)
 		fprintf(stderr, "tandem " CMD ": unexpected argument '%s'\n", argv[optind]);
 		return EXIT_USAGE;
 	}
-	if (cfg->breaks) {
+	if (cfg->breaks & PROTOCOL_BREAKS) {
 		cfg->stall = true;
 		if (!o->churn_set)
 			cfg->churn = break_churn(cfg->breaks);
@@ -381,6 +408,13 @@ static void progress(const struct scenario_progress *p, void *arg)
 		human(p->invalidations_per_s), (unsigned long long)p->retries,
 		(unsigned long long)p->tlb_flushes, (unsigned long long)p->churn_ops,
 		p->failures ? "  FAILURES" : "");
+	if (p->wss_nr_vms) {
+		fprintf(f, "[%5.1fs] working set (%.2f s):", p->t_s, p->wss_interval_s);
+		for (unsigned int i = 0; i < p->wss_nr_vms; i++)
+			fprintf(f, "  vm%u %s pages (%.1f MiB)", i, human((double)p->wss_pages[i]),
+				(double)p->wss_pages[i] * PAGE_SIZE / (1 << 20));
+		fputc('\n', f);
+	}
 	fflush(f);
 }
 
@@ -473,6 +507,21 @@ static void print_text(const struct run_opts *o, const struct scenario_result *r
 		       human((double)v->kvm.tlb_flushes), U(v->c.churn[0]), U(v->c.churn[1]),
 		       U(v->c.churn[2]), U(v->c.churn[3]));
 	}
+	if (cfg->wss_interval_ns) {
+		printf("working set (every %.3g s: guest RAM pages used in the interval):\n",
+		       (double)cfg->wss_interval_ns / 1e9);
+		for (unsigned int i = 0; i < r->nr_vms; i++) {
+			const struct scenario_wss *w = &r->vm[i].wss;
+			double ram = (double)(cfg->guest_mem >> PAGE_SHIFT);
+
+			printf("  vm%-2u last %llu (%.1f%% of RAM)  mean %.0f  min %llu  max %llu  "
+			       "over %llu intervals; mapped %llu; passes %.0f ns/page mark, "
+			       "%.0f ns/page count\n", i, U(w->last_pages),
+			       100.0 * (double)w->last_pages / ram, w->mean_pages,
+			       U(w->min_pages), U(w->max_pages), U(w->intervals),
+			       U(w->last_mapped), w->mark_ns_per_page, w->count_ns_per_page);
+		}
+	}
 	printf("host:\n");
 	printf("  final check          %14llu  pages re-read through the host\n",
 	       U(r->final_pages_checked));
@@ -538,11 +587,14 @@ static void print_json(const struct run_opts *o, const struct scenario_result *r
 	printf("{\"command\": \"run\", \"config\": {\"vms\": %u, \"vcpus\": %u, "
 	       "\"guest_mem\": %llu, \"host_mem\": %llu, \"duration_s\": %.3f, "
 	       "\"workload\": \"%s\", \"write_pct\": %u, \"seed\": %llu, \"churn\": \"%s\", "
-	       "\"break\": \"%s\", \"stall\": %s, \"kick\": \"%s\"},\n", cfg->nr_vms,
+	       "\"break\": \"%s\", \"stall\": %s, \"kick\": \"%s\"", cfg->nr_vms,
 	       cfg->nr_vcpus, U(cfg->guest_mem), U(r->host_mem),
 	       (double)cfg->duration_ns / 1e9, wl_workload_name(cfg->workload),
 	       cfg->write_pct, U(cfg->seed), churn, brk, cfg->stall ? "true" : "false",
 	       kvm_kick_mode_name(r->kick));
+	if (cfg->wss_interval_ns)
+		printf(", \"wss_interval_s\": %.3f", (double)cfg->wss_interval_ns / 1e9);
+	printf("},\n");
 	printf(" \"elapsed_s\": %.3f, \"setup_s\": %.3f, \"teardown_s\": %.3f, "
 	       "\"stopped_early\": %s,\n", r->elapsed_s, r->setup_s, r->teardown_s,
 	       r->stopped_early ? "true" : "false");
@@ -560,6 +612,16 @@ static void print_json(const struct run_opts *o, const struct scenario_result *r
 		json_counts(&r->vm[i].c);
 		printf(", \"kvm\": ");
 		json_kvm(&r->vm[i].kvm);
+		if (cfg->wss_interval_ns) {
+			const struct scenario_wss *w = &r->vm[i].wss;
+
+			printf(", \"wss\": {\"intervals\": %llu, \"last_pages\": %llu, "
+			       "\"mean_pages\": %.1f, \"min_pages\": %llu, \"max_pages\": %llu, "
+			       "\"last_mapped\": %llu, \"mark_ns_per_page\": %.1f, "
+			       "\"count_ns_per_page\": %.1f}", U(w->intervals), U(w->last_pages),
+			       w->mean_pages, U(w->min_pages), U(w->max_pages), U(w->last_mapped),
+			       w->mark_ns_per_page, w->count_ns_per_page);
+		}
 		printf("}");
 	}
 	printf("],\n \"final_pages_checked\": %llu, \"poison_hits\": %llu, "

@@ -197,6 +197,11 @@ int page_referenced_ex(struct page *page, bool flush, int *secondary)
 	struct referenced_arg ra = { .flush = flush };
 
 	rmap_walk(page, referenced_one, &ra);
+	/* The young bits just consumed were also idle tracking's evidence
+	 * (idle.c): a used page must not read idle because reclaim looked
+	 * first. Linux clears it in folio_referenced_one for the same reason. */
+	if (ra.referenced)
+		ClearPageFlag(page, PG_idle);
 	if (secondary)
 		*secondary = ra.secondary;
 	return ra.referenced;

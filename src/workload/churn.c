@@ -182,15 +182,22 @@ static int op_remap(struct wl_vm *vm)
 		unfreeze(vm, c0, c1);
 		return host_err(vm, "delete memslot", g0, err);
 	}
-	/* Map the new range while the old one still is: a different hva. */
+	/* Map the new range while the old one still is: a different hva.
+	 * layout_lock: the working-set sampler (wss.c) sees the slot at old
+	 * (still mapped) or at new, never at a range being unmapped. */
+	pthread_mutex_lock(&vm->layout_lock);
 	err = mm_mmap(vm->mm, 0, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
 		      &new);
-	if (err)
+	if (err) {
+		pthread_mutex_unlock(&vm->layout_lock);
 		return host_err(vm, "mmap (remap)", g0, err);   /* slot stays frozen */
+	}
 	err = mm_munmap(vm->mm, old, bytes);
+	if (!err)
+		vm->slot_hva[slot] = new;
+	pthread_mutex_unlock(&vm->layout_lock);
 	if (err)
 		return host_err(vm, "munmap (remap)", g0, err);
-	vm->slot_hva[slot] = new;
 	mem.memory_size = bytes;
 	mem.userspace_addr = new;
 	err = kvm_set_user_memory_region(vm->kvm, &mem);

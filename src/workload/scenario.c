@@ -8,10 +8,11 @@
  *   SETUP     scenario_run: host_create; per VM: mm, RAM slots (8 host
  *             mappings), ROM (filled), VM, memslots, vCPUs (MMIO handler,
  *             stall hook)
- *   RUNNING   vCPU threads run wl_guest_main, churn threads wl_churn_main;
- *             the caller's thread samples progress every second
+ *   RUNNING   vCPU threads run wl_guest_main, churn threads wl_churn_main,
+ *             and with cfg.wss_interval_ns the working-set sampler
+ *             wl_wss_main; the caller's thread samples progress every second
  *   STOPPING  at the deadline or the first failure (sc->failed): sc->stop,
- *             join churn, kvm_vcpu_stop every vCPU
+ *             join the sampler and churn, kvm_vcpu_stop every vCPU
  *   CHECK     wl_final_check re-reads every page and the ROM through the
  *             host; counters and stats are collected
  *   TEARDOWN  destroy vCPUs and VMs, mmput the mms; every host frame must be
@@ -19,7 +20,7 @@
  *
  * The verdict is OK iff no failure of any kind was recorded: checker
  * failures, host poison hits (debug builds; counted instead of fatal when a
- * --break is on) and leaked frames.
+ * --break other than aging is on) and leaked frames.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -85,8 +86,7 @@ static uint64_t host_mem_min(const struct scenario_config *cfg)
 
 int scenario_check_config(const struct scenario_config *cfg, char *why, size_t len)
 {
-	const unsigned int breaks = KVM_BREAK_SEQ_CHECK | KVM_BREAK_FLUSH_WAIT |
-				    KVM_BREAK_RANGE_ZAP;
+	const unsigned int breaks = KVM_BREAK_ALL;
 
 	if (cfg->nr_vms < 1 || cfg->nr_vms > WL_MAX_VMS)
 		snprintf(why, len, "VMs: %u is out of range (1..%d)", cfg->nr_vms, WL_MAX_VMS);
@@ -110,6 +110,9 @@ int scenario_check_config(const struct scenario_config *cfg, char *why, size_t l
 			 cfg->churn_interval_us);
 	else if ((unsigned int)cfg->kick > KVM_KICK_RSEQ)
 		snprintf(why, len, "kick mode: unknown (%d)", (int)cfg->kick);
+	else if (cfg->wss_interval_ns && (cfg->wss_interval_ns < 10000000ULL ||
+					  cfg->wss_interval_ns > 3600ULL * 1000000000ULL))
+		snprintf(why, len, "working-set interval: must be 10 ms to 1 hour");
 	else if (cfg->breaks & ~breaks)
 		snprintf(why, len, "breaks: unknown bits %#x", cfg->breaks & ~breaks);
 	else if (cfg->host_mem && (cfg->host_mem < HOST_RAM_MIN ||
@@ -153,6 +156,7 @@ static void vm_free(struct wl_vm *vm)
 	free(vm->hash_ver);
 	free(vm->exp_before);
 	free(vm->exp_after);
+	pthread_mutex_destroy(&vm->layout_lock);
 	free(vm);
 }
 
@@ -176,6 +180,7 @@ static int vm_setup(struct scenario *sc, unsigned int id, struct wl_vm **out, ch
 		return -ENOMEM;
 	*out = vm;
 	vm->sc = sc;
+	pthread_mutex_init(&vm->layout_lock, NULL);
 	vm->id = id;
 	vm->npages = cfg->guest_mem >> PAGE_SHIFT;
 	vm->slot_pages = vm->npages / WL_NR_SLOTS;
@@ -337,6 +342,19 @@ static void report_progress(struct scenario *sc, const struct sample *a,
 	p.tlb_flushes = b->flushes - a->flushes;
 	p.churn_ops = b->churn - a->churn;
 	p.failures = failures_so_far(sc);
+	p.wss_nr_vms = 0;
+	p.wss_interval_s = 0;
+	if (sc->cfg.wss_interval_ns) {
+		pthread_mutex_lock(&sc->wss_lock);
+		if (sc->wss_rounds != sc->wss_reported) {
+			sc->wss_reported = sc->wss_rounds;
+			p.wss_nr_vms = sc->cfg.nr_vms;
+			p.wss_interval_s = sc->wss_interval_s;
+			for (unsigned int i = 0; i < sc->cfg.nr_vms; i++)
+				p.wss_pages[i] = sc->vms[i]->wss.last_pages;
+		}
+		pthread_mutex_unlock(&sc->wss_lock);
+	}
 	sc->cfg.progress(&p, sc->cfg.progress_arg);
 }
 
@@ -392,6 +410,8 @@ static void add_kvm_stats(struct kvm_stats *to, const struct kvm_stats *s)
 	to->fast_faults += s->fast_faults;
 	to->fault_retries += s->fault_retries;
 	to->invalidations += s->invalidations;
+	to->nonblock_eagain += s->nonblock_eagain;
+	to->nonblock_flush_in_guest += s->nonblock_flush_in_guest;
 	to->sptes_zapped += s->sptes_zapped;
 	to->tlb_flushes += s->tlb_flushes;
 	to->mmio_exits += s->mmio_exits;
@@ -430,6 +450,9 @@ static void collect(struct scenario *sc, struct scenario_result *res)
 			vr->c.churn[k] = atomic_load(&vm->churn_ops[k]);
 		vr->c.pages_checked_by_churn = atomic_load(&vm->churn_pages_checked);
 		kvm_get_stats(vm->kvm, &vr->kvm);
+		pthread_mutex_lock(&sc->wss_lock);
+		vr->wss = vm->wss;
+		pthread_mutex_unlock(&sc->wss_lock);
 		add_counts(&res->total, &vr->c);
 		add_kvm_stats(&res->kvm, &vr->kvm);
 		add_vcpu_stats(&res->vcpu, &vr->vcpu);
@@ -495,11 +518,13 @@ int scenario_run(const struct scenario_config *cfg, struct scenario_result *res)
 	res->host_mem = sc->cfg.host_mem;
 	res->nr_vms = cfg->nr_vms;
 	pthread_mutex_init(&sc->fail_lock, NULL);
+	pthread_mutex_init(&sc->wss_lock, NULL);
 
 	hcfg.ram_bytes = sc->cfg.host_mem;
 	hcfg.prefault = cfg->prefault;
-	/* A break lets guests write freed frames: count that, don't abort. */
-	hcfg.poison_count_only = cfg->breaks != 0;
+	/* A protocol break lets guests write freed frames: count that, don't
+	 * abort. (--break=aging does not: reclaim still invalidates.) */
+	hcfg.poison_count_only = (cfg->breaks & ~KVM_BREAK_AGING) != 0;
 	err = host_create(&hcfg, &sc->host);
 	if (err) {
 		snprintf(res->verdict, sizeof(res->verdict), "host_create (%llu MiB): %s",
@@ -536,11 +561,21 @@ int scenario_run(const struct scenario_config *cfg, struct scenario_result *res)
 		else
 			sc->vms[i]->churn_started = true;
 	}
+	if (!err && cfg->wss_interval_ns) {
+		err = -pthread_create(&sc->wss_thread, NULL, wl_wss_main, sc);
+		if (err)
+			snprintf(why, sizeof(why), "starting the working-set sampler: %s",
+				 strerror(-err));
+		else
+			sc->wss_started = true;
+	}
 	if (!err)
 		run_loop(sc, res);
 
 	/* STOPPING */
 	atomic_store(&sc->stop, true);
+	if (sc->wss_started)
+		pthread_join(sc->wss_thread, NULL);
 	for (unsigned int i = 0; i < nr_vms_up; i++)
 		if (sc->vms[i]->churn_started)
 			pthread_join(sc->vms[i]->churn_thread, NULL);
@@ -590,6 +625,7 @@ out_teardown:
 		verdict(sc, res);
 out_free:
 	pthread_mutex_destroy(&sc->fail_lock);
+	pthread_mutex_destroy(&sc->wss_lock);
 	free(sc);
 	return err;
 }

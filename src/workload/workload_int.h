@@ -151,7 +151,12 @@ struct wl_vm {
 	uint64_t npages;                /* RAM pages */
 	uint64_t slot_pages;
 	uint64_t chunk_pages, nchunks;
-	hva_t slot_hva[WL_NR_SLOTS];    /* changed by the churn thread only */
+	/* slot_hva[] is changed by the churn thread only, under layout_lock,
+	 * which the working-set sampler holds across each of its passes
+	 * (wss.c): it never walks a range that was unmapped, or handed to
+	 * another slot, meanwhile. The churn thread reads it unlocked. */
+	hva_t slot_hva[WL_NR_SLOTS];
+	pthread_mutex_t layout_lock;
 	gpa_t rom_gpa;
 	hva_t rom_hva;
 
@@ -167,6 +172,13 @@ struct wl_vm {
 	/* churn scratch */
 	uint64_t *hash, *hash_ver;      /* mprotect region */
 	uint32_t *exp_before, *exp_after;       /* fork */
+
+	/* Working-set sampler (wss.c): its thread's own, except wss, which
+	 * scenario.c reads under sc->wss_lock. */
+	uint64_t wss_mark_ns;           /* when the current interval began */
+	double wss_sum_pages, wss_mark_ns_sum, wss_count_ns_sum;
+	uint64_t wss_marked, wss_counted;       /* pages over all passes */
+	struct scenario_wss wss;
 };
 
 struct scenario {
@@ -181,6 +193,14 @@ struct scenario {
 	_Atomic uint64_t fail_count[WL_NR_FAIL_KINDS];
 	struct wl_failure first[WL_FIRST_FAILURES];     /* under fail_lock */
 	unsigned int nr_first;
+
+	/* Working-set sampler (cfg.wss_interval_ns). */
+	pthread_t wss_thread;
+	bool wss_started;
+	pthread_mutex_t wss_lock;       /* every vm->wss, and wss_rounds */
+	uint64_t wss_rounds;            /* intervals completed for every VM */
+	double wss_interval_s;          /* the last round's length (VM 0) */
+	uint64_t wss_reported;          /* rounds in progress lines (run_loop's) */
 };
 
 /* checker.c */
@@ -207,6 +227,9 @@ void wl_stall_hook(struct kvm_vcpu *v, enum vcpu_hook_point at, void *arg);
 
 /* churn.c */
 void *wl_churn_main(void *arg);
+
+/* wss.c */
+void *wl_wss_main(void *arg);
 
 static inline uint64_t wl_now_ns(void)
 {

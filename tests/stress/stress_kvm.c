@@ -24,6 +24,10 @@
  *    Skipped under TSan: with a break on, guests really do race the host
  *    on guest memory (that is the point), and TSan would rightly report
  *    those races and fail the binary. They run in the debug and ASan builds.
+ *  - wss_ok: churn_all_ok, 2 s, with the working-set sampler every 100 ms
+ *    (idle page tracking marking and counting guest RAM while the guests
+ *    run and churn remaps slots under it): integrity OK, intervals counted,
+ *    working sets within guest RAM.
  *  - bad_config: scenario_run rejects bad configurations with -EINVAL.
  */
 #include <stdarg.h>
@@ -163,6 +167,36 @@ static void stalls_ok(void **state)
 	free(r);
 }
 
+static void wss_ok(void **state)
+{
+	struct scenario_config cfg;
+	struct scenario_result *r = calloc(1, sizeof(*r));
+	uint64_t npages = (16ULL << 20) / PAGE_SIZE;
+
+	assert_non_null(r);
+	small_config(&cfg, 2000);
+	cfg.wss_interval_ns = 100000000ULL;
+	assert_int_equal(scenario_run(&cfg, r), 0);
+	print_result("wss_ok", r);
+	assert_clean(r);
+	assert_true(r->total.churn[WL_CHURN_REMAP] > 0);
+	for (unsigned int i = 0; i < r->nr_vms; i++) {
+		const struct scenario_wss *w = &r->vm[i].wss;
+
+		printf("#   vm%u working set: %llu intervals, last %llu, mean %.0f, min %llu, "
+		       "max %llu of %llu pages; %.0f ns/page mark, %.0f ns/page count\n", i,
+		       (unsigned long long)w->intervals, (unsigned long long)w->last_pages,
+		       w->mean_pages, (unsigned long long)w->min_pages,
+		       (unsigned long long)w->max_pages, (unsigned long long)npages,
+		       w->mark_ns_per_page, w->count_ns_per_page);
+		assert_true(w->intervals >= 3);
+		assert_true(w->min_pages <= w->max_pages && w->max_pages <= npages);
+		assert_true(w->last_pages <= w->last_mapped && w->last_mapped <= npages);
+		assert_true(w->mean_pages > 0);
+	}
+	free(r);
+}
+
 /*
  * A break must be caught. The churn matches `tandem run --break=X` without
  * --churn (run.c): fork and mprotect expose seq and flush-wait, DONTNEED
@@ -244,6 +278,10 @@ static void bad_config(void **state)
 	scenario_config_default(&cfg);
 	cfg.duration_ns = 0;
 	assert_int_equal(scenario_check_config(&cfg, why, sizeof(why)), -EINVAL);
+	scenario_config_default(&cfg);
+	cfg.wss_interval_ns = 1000000;     /* 1 ms: below 10 ms */
+	assert_int_equal(scenario_check_config(&cfg, why, sizeof(why)), -EINVAL);
+	assert_true(strstr(why, "working-set") != NULL);
 	free(r);
 }
 
@@ -254,6 +292,7 @@ int main(void)
 		cmocka_unit_test(churn_all_ok),
 		cmocka_unit_test(churn_wait_ok),
 		cmocka_unit_test(stalls_ok),
+		cmocka_unit_test(wss_ok),
 		cmocka_unit_test(break_seq),
 		cmocka_unit_test(break_flush_wait),
 		cmocka_unit_test(break_zap),
