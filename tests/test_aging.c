@@ -334,17 +334,17 @@ static unsigned int run_aging(unsigned int kvm_breaks)
 		if (k < FIRST_N)
 			hot_first += is_hot[ev.order[k]];
 	}
-	/* Hot pages whose host PTE is young: the host never touched guest
-	 * RAM after phase 1 and reclaim's first look cleared the bits phase 1
-	 * set, so only a re-fault after an eviction can have set one. */
+	/* Hot pages whose host PTE is young (a diagnostic, not asserted):
+	 * the host never touched guest RAM after phase 1, so a young bit was
+	 * set by a guest re-fault through GUP -- after an eviction, or after
+	 * an unmap attempt whose range_start zapped the spte and then found
+	 * the page young and kept it. */
 	unsigned int hot_young = 0;
 	for (unsigned int k = 0; k < HOT_PAGES; k++) {
 		pte_t pte = mm_lookup_pte(mm, hva + (hva_t)hot[k] * P);
 
-		if (pte_present(pte) && pte_young(pte)) {
+		if (pte_present(pte) && pte_young(pte))
 			hot_young++;
-			assert_true(atomic_load(&ev.seen[hot[k]]));
-		}
 	}
 	uint64_t sec = st.events[PGREFERENCED_SECONDARY] - st0.events[PGREFERENCED_SECONDARY];
 

@@ -132,6 +132,12 @@ static int zap_one(struct mm *mm, hva_t addr, pte_t *ptep, void *arg)
 	page_remove_rmap(page, mm, addr);
 	za->anon++;
 	count_vm_event(mm->host, PGUNMAP);
+	/* A swap-cache page whose slot no PTE references any more keeps the
+	 * slot for nothing: drop it (else reclaim, holding the lock, will). */
+	if (PageFlag(page, PG_swapcache) && trylock_page(page)) {
+		try_to_free_swap_locked(page);
+		unlock_page(page);
+	}
 	put_page(page);
 	return 0;
 }

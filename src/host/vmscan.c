@@ -269,9 +269,10 @@ unsigned long reclaim_pages(struct host *host, struct list_head *list, bool forc
 		freed++;
 		continue;
 keep_locked:
-		/* Unmapped and no swap entry left (all PTEs went away)? */
-		if (page_mapcount(page) == 0)
-			try_to_free_swap_locked(page);
+		/* No swap PTE left (they went away, or a fault mapped the
+		 * page back while we held its lock, so its swap_free could
+		 * not drop the cache entry)? Then the slot is not needed. */
+		try_to_free_swap_locked(page);
 		unlock_page(page);
 		putback_lru_page(page, activate);
 	}
