@@ -29,6 +29,8 @@ static const struct bench benches[] = {
 	  "2 MiB invalidation", bench_kvm },
 	{ "idle", "idle page tracking: a mark and a read-back pass per page, VM and no VM",
 	  bench_idle },
+	{ "swap", "swap-out (MADV_PAGEOUT) and swap-in MiB/s beside pwrite/pread of "
+	  "the same file", bench_swap },
 };
 #define NR_BENCHES (sizeof(benches) / sizeof(benches[0]))
 

@@ -108,5 +108,6 @@ double bench_median(const double *v, unsigned int n);
 int bench_host(const struct bench_opts *o);
 int bench_kvm(const struct bench_opts *o);
 int bench_idle(const struct bench_opts *o);
+int bench_swap(const struct bench_opts *o);
 
 #endif
