@@ -91,6 +91,7 @@ struct kvm_stats {
 	uint64_t fault_retries;     /* slow path raced an invalidation */
 	uint64_t invalidations;     /* invalidate_range_start calls (that got
 				     * the locks: each has its end) */
+	uint64_t nonblock_starts;   /* non-blockable starts (OOM reaper), all */
 	uint64_t nonblock_eagain;   /* non-blockable starts refused (-EAGAIN) */
 	uint64_t nonblock_flush_in_guest; /* non-blockable starts that found a
 				     * vCPU in guest mode, not waited for

@@ -98,6 +98,11 @@ void kvm_vcpu_set_hook(struct kvm_vcpu *vcpu, vcpu_hook_fn fn, void *arg);
 int kvm_vcpu_run(struct kvm_vcpu *vcpu, vcpu_guest_fn fn, void *arg);
 /* Ask the guest to stop (vcpu_should_stop() turns true); join its thread. */
 int kvm_vcpu_stop(struct kvm_vcpu *vcpu);
+/* Ask the guest to stop without waiting for it: safe from any thread,
+ * the vCPU's own included (an OOM notify may run on it). A running vCPU
+ * notices at its next request check or slow-path access; kvm_vcpu_stop
+ * still joins it later. */
+void kvm_vcpu_request_stop(struct kvm_vcpu *vcpu);
 void kvm_vcpu_get_stats(struct kvm_vcpu *vcpu, struct vcpu_stats *st);
 
 /* Returns in guest mode, except -EINTR (stop requested). */

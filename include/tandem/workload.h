@@ -70,6 +70,7 @@ enum wl_fail_kind {
 	WL_FAIL_HOST,           /* a host or KVM call of the VMM/churn failed */
 	WL_FAIL_POISON,         /* host poison hits: freed frames written */
 	WL_FAIL_LEAK,           /* host frames in use after teardown */
+	WL_FAIL_KILLED,         /* VMs killed beyond what a run allows */
 	WL_NR_FAIL_KINDS
 };
 
@@ -102,7 +103,19 @@ struct scenario_progress {
 	unsigned int wss_nr_vms;
 	uint64_t wss_pages[WL_MAX_VMS];     /* guest RAM pages used */
 	double wss_interval_s;              /* the interval's length (VM 0) */
+	/* Memory: host free RAM, swap traffic (pages/s) in the interval, and
+	 * each VM's resident and swapped guest memory (its mm's counters). */
+	uint64_t free_pages;
+	uint64_t swap_free_pages, swap_pages;
+	double pswpin_per_s, pswpout_per_s;
+	unsigned int nr_vms;
+	uint64_t vm_rss_pages[WL_MAX_VMS];
+	uint64_t vm_swap_pages[WL_MAX_VMS];
+	bool vm_killed[WL_MAX_VMS];
 };
+
+/* scenario_config.swap_bytes: swap sized by scenario_swap_bytes(). */
+#define WL_SWAP_AUTO UINT64_MAX
 
 struct scenario_config {
 	unsigned int nr_vms;
@@ -134,6 +147,21 @@ struct scenario_config {
 	 * mm_idle_count_range) and mark all of it idle again.
 	 */
 	uint64_t wss_interval_ns;
+	/*
+	 * Swap and OOM. swap_bytes: a swap file of that size (0: none;
+	 * WL_SWAP_AUTO, the default: scenario_swap_bytes()); swap_path: where
+	 * (NULL: a temp file, unlinked at once). With oom_killer (the default),
+	 * RAM and swap running out kills the largest VM: it is stopped with a
+	 * reason, the others run on and the verdict is theirs. swap_fail_writes
+	 * / swap_fail_reads (test switches): the first N swap writes / reads
+	 * after the guests start fail (host_swap_inject_failures). A write
+	 * failure must lose nothing; a read failure stops the VM that needed
+	 * the page.
+	 */
+	uint64_t swap_bytes;
+	const char *swap_path;
+	bool oom_killer;
+	long swap_fail_writes, swap_fail_reads;
 	void (*progress)(const struct scenario_progress *p, void *arg);
 	void *progress_arg;
 };
@@ -144,6 +172,9 @@ void scenario_config_default(struct scenario_config *cfg);
  * page tables and slack. */
 uint64_t scenario_host_mem(const struct scenario_config *cfg);
 /* 0, or -EINVAL with a reason for people in why. */
+/* swap_bytes for cfg when it is WL_SWAP_AUTO: none unless the guests' RAM
+ * exceeds the host's; then room for all guest RAM and some. */
+uint64_t scenario_swap_bytes(const struct scenario_config *cfg);
 int scenario_check_config(const struct scenario_config *cfg, char *why, size_t len);
 
 struct scenario_counts {
@@ -159,6 +190,7 @@ struct scenario_counts {
 	uint64_t stalls;                /* cfg.stall: vCPU stalls taken */
 	uint64_t churn[WL_NR_CHURN];
 	uint64_t pages_checked_by_churn;/* hashed/compared by mprotect and fork */
+	uint64_t forks_skipped;         /* mm_fork -ENOMEM with swap on (RAM full) */
 };
 
 /* One VM's working set over the intervals of a run (cfg.wss_interval_ns). */
@@ -172,8 +204,19 @@ struct scenario_wss {
 	double count_ns_per_page;
 };
 
+enum wl_kill_reason {
+	WL_ALIVE,
+	WL_KILLED_OOM,          /* picked by the OOM killer */
+	WL_KILLED_SWAP_READ,    /* a swap-in it needed failed (-EIO) */
+};
+
 struct scenario_vm_result {
 	struct scenario_counts c;
+	enum wl_kill_reason killed;
+	char kill_msg[160];             /* "vm1: killed by the OOM killer (...)" */
+	double killed_at_s;
+	uint64_t rss_pages, swap_pages; /* just before teardown (mm counters) */
+	uint64_t failures_ignored;      /* found in it after it was killed */
 	struct scenario_wss wss;        /* cfg.wss_interval_ns only */
 	struct kvm_stats kvm;
 	struct vcpu_stats vcpu;         /* summed over the VM's vCPUs */
@@ -193,6 +236,9 @@ struct scenario_result {
 	uint64_t poison_hits;
 	uint64_t frames_in_use;         /* after teardown: must be 0 */
 	struct host_stats host;         /* just before teardown */
+	uint64_t swap_bytes;            /* what the host got */
+	unsigned int vms_killed;        /* OOM + swap read error */
+	uint64_t oom_fork_children;     /* OOM victims that were fork children */
 	uint64_t fail_count[WL_NR_FAIL_KINDS];
 	uint64_t failures;              /* sum of fail_count */
 	struct wl_failure first[WL_FIRST_FAILURES];

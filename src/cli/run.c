@@ -78,7 +78,23 @@ void run_usage(FILE *f)
 		"      --vms N            VMs, each its own host mm (default %u; 1..%d)\n"
 		"      --vcpus N          vCPUs per VM (default %u; 1..%d)\n"
 		"      --guest-mem SIZE   guest RAM per VM, whole MiB (default %lluM; 1M..16G)\n"
-		"      --host-mem SIZE    host RAM (default: twice the guest RAM + slack)\n"
+		"      --host-mem SIZE    host RAM (default: twice the guest RAM + slack);\n"
+		"                         less than the guests need turns swap on (--swap)\n"
+		"      --swap SIZE        swap file size (0: none; default: none when the\n"
+		"                         host RAM holds the guests, else all guest RAM\n"
+		"                         plus a quarter plus 64M). When RAM and swap run\n"
+		"                         out, the OOM killer kills the largest VM: it is\n"
+		"                         stopped with a reason and the others run on; the\n"
+		"                         verdict is the survivors' (more than one VM\n"
+		"                         killed fails)\n"
+		"      --swap-file PATH   where the swap file goes (default: a temp file in\n"
+		"                         $TMPDIR or /tmp; unlinked at once either way)\n"
+		"      --swap-fail-writes N\n"
+		"                         test switch: the first N swap writes fail (the\n"
+		"                         page must stay resident and dirty: nothing lost)\n"
+		"      --swap-fail-reads N\n"
+		"                         test switch: the first N swap reads fail (the VM\n"
+		"                         that needed the page is stopped)\n"
 		"  -d, --duration SECS    run time, e.g. 10, 2.5, 500ms (default %llu)\n"
 		"  -w, --workload NAME    mixed (each vCPU cycles through the others), seq,\n"
 		"                         uniform, zipf, verify (default %s)\n"
@@ -196,7 +212,8 @@ static int parse_break(const char *val, unsigned int *breaks)
 static int parse_opts(int argc, char **argv, struct run_opts *o)
 {
 	enum { O_VMS = 256, O_VCPUS, O_GUEST_MEM, O_HOST_MEM, O_WRITE_RATIO, O_CHURN,
-	       O_BREAK, O_STALL, O_KICK, O_JSON, O_WSS };
+	       O_BREAK, O_STALL, O_KICK, O_JSON, O_WSS, O_SWAP, O_SWAP_FILE, O_SWAP_FAIL_W,
+	       O_SWAP_FAIL_R };
 	static const struct option longopts[] = {
 		{ "vms", required_argument, NULL, O_VMS },
 		{ "vcpus", required_argument, NULL, O_VCPUS },
@@ -212,6 +229,10 @@ static int parse_opts(int argc, char **argv, struct run_opts *o)
 		{ "kick", required_argument, NULL, O_KICK },
 		{ "json", no_argument, NULL, O_JSON },
 		{ "wss-interval", required_argument, NULL, O_WSS },
+		{ "swap", required_argument, NULL, O_SWAP },
+		{ "swap-file", required_argument, NULL, O_SWAP_FILE },
+		{ "swap-fail-writes", required_argument, NULL, O_SWAP_FAIL_W },
+		{ "swap-fail-reads", required_argument, NULL, O_SWAP_FAIL_R },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -330,6 +351,37 @@ static int parse_opts(int argc, char **argv, struct run_opts *o)
 				return EXIT_USAGE;
 			}
 			break;
+		case O_SWAP:
+			if (strcmp(optarg, "0") == 0) {
+				cfg->swap_bytes = 0;
+				break;
+			}
+			if (cli_size_arg(CMD, "swap", optarg, PAGE_SIZE, HOST_SWAP_MAX,
+					 &cfg->swap_bytes))
+				return EXIT_USAGE;
+			if (!PAGE_ALIGNED(cfg->swap_bytes)) {
+				fprintf(stderr, "tandem " CMD ": --swap: '%s': not a multiple "
+					"of the 4K page size\n", optarg);
+				return EXIT_USAGE;
+			}
+			break;
+		case O_SWAP_FILE:
+			if (!*optarg) {
+				fprintf(stderr, "tandem " CMD ": --swap-file: empty path\n");
+				return EXIT_USAGE;
+			}
+			cfg->swap_path = optarg;
+			break;
+		case O_SWAP_FAIL_W:
+		case O_SWAP_FAIL_R:
+			if (cli_u64_arg(CMD, c == O_SWAP_FAIL_W ? "swap-fail-writes" :
+					"swap-fail-reads", optarg, 0, 1000000000, &v))
+				return EXIT_USAGE;
+			if (c == O_SWAP_FAIL_W)
+				cfg->swap_fail_writes = (long)v;
+			else
+				cfg->swap_fail_reads = (long)v;
+			break;
 		case 'q':
 			o->quiet = true;
 			break;
@@ -408,6 +460,23 @@ static void progress(const struct scenario_progress *p, void *arg)
 		human(p->invalidations_per_s), (unsigned long long)p->retries,
 		(unsigned long long)p->tlb_flushes, (unsigned long long)p->churn_ops,
 		p->failures ? "  FAILURES" : "");
+	fprintf(f, "[%5.1fs] memory: free %.1f MiB", p->t_s,
+		(double)p->free_pages * PAGE_SIZE / (1 << 20));
+	if (p->swap_pages)
+		fprintf(f, "  swap %.1f/%.0f MiB used  swap-in %s pages/s  swap-out %s pages/s",
+			(double)(p->swap_pages - p->swap_free_pages) * PAGE_SIZE / (1 << 20),
+			(double)p->swap_pages * PAGE_SIZE / (1 << 20), human(p->pswpin_per_s),
+			human(p->pswpout_per_s));
+	for (unsigned int i = 0; i < p->nr_vms; i++) {
+		fprintf(f, "  vm%u rss %.1f MiB", i,
+			(double)p->vm_rss_pages[i] * PAGE_SIZE / (1 << 20));
+		if (p->swap_pages)
+			fprintf(f, " swapped %.1f MiB",
+				(double)p->vm_swap_pages[i] * PAGE_SIZE / (1 << 20));
+		if (p->vm_killed[i])
+			fprintf(f, " KILLED");
+	}
+	fputc('\n', f);
 	if (p->wss_nr_vms) {
 		fprintf(f, "[%5.1fs] working set (%.2f s):", p->t_s, p->wss_interval_s);
 		for (unsigned int i = 0; i < p->wss_nr_vms; i++)
@@ -456,8 +525,9 @@ static void print_text(const struct run_opts *o, const struct scenario_result *r
 	churn_list(cfg, churn, sizeof(churn));
 	break_list(cfg->breaks, brk, sizeof(brk));
 	printf("tandem run: %u VMs x %u vCPUs, %llu MiB guest RAM each, host %llu MiB, "
-	       "workload %s (%u%% writes), churn %s, kick %s, seed %llu%s%s%s\n",
+	       "swap %llu MiB, workload %s (%u%% writes), churn %s, kick %s, seed %llu%s%s%s\n",
 	       cfg->nr_vms, cfg->nr_vcpus, U(cfg->guest_mem >> 20), U(r->host_mem >> 20),
+	       U(r->swap_bytes >> 20),
 	       wl_workload_name(cfg->workload), cfg->write_pct, churn,
 	       kvm_kick_mode_name(r->kick), U(cfg->seed),
 	       cfg->breaks ? ", BREAK " : "", cfg->breaks ? brk : "",
@@ -495,7 +565,11 @@ static void print_text(const struct run_opts *o, const struct scenario_result *r
 	printf("churn:\n  ");
 	for (unsigned int k = 0; k < WL_NR_CHURN; k++)
 		printf("%s %llu  ", wl_churn_name(k), U(t->churn[k]));
-	printf("(pages compared %llu)\n", U(t->pages_checked_by_churn));
+	printf("(pages compared %llu", U(t->pages_checked_by_churn));
+	if (t->forks_skipped)
+		printf("; forks skipped, no free frame for page tables: %llu",
+		       U(t->forks_skipped));
+	printf(")\n");
 	printf("per VM:\n");
 	for (unsigned int i = 0; i < r->nr_vms; i++) {
 		const struct scenario_vm_result *v = &r->vm[i];
@@ -506,6 +580,44 @@ static void print_text(const struct run_opts *o, const struct scenario_result *r
 		       U(v->kvm.fault_retries), human((double)v->kvm.invalidations),
 		       human((double)v->kvm.tlb_flushes), U(v->c.churn[0]), U(v->c.churn[1]),
 		       U(v->c.churn[2]), U(v->c.churn[3]));
+	}
+	const struct host_stats *h = &r->host;
+
+	printf("memory (host totals; pages):\n");
+	printf("  swapped in           %14llu  (%.1f MiB)\n", U(h->events[PSWPIN]),
+	       (double)h->events[PSWPIN] * PAGE_SIZE / (1 << 20));
+	printf("  swapped out          %14llu  (%.1f MiB)\n", U(h->events[PSWPOUT]),
+	       (double)h->events[PSWPOUT] * PAGE_SIZE / (1 << 20));
+	printf("  swap write errors    %14llu  (page kept resident and dirty)\n",
+	       U(h->events[SWAP_WRITE_ERROR]));
+	printf("  swap read errors     %14llu\n", U(h->events[SWAP_READ_ERROR]));
+	printf("  reclaimed (pgsteal)  %14llu  (scanned %llu)\n", U(h->events[PGSTEAL]),
+	       U(h->events[PGSCAN]));
+	printf("  activated            %14llu  (referenced only by a guest: %llu)\n",
+	       U(h->events[PGACTIVATE]), U(h->events[PGREFERENCED_SECONDARY]));
+	printf("  kswapd wakeups       %14llu\n", U(h->events[KSWAPD_WAKEUP]));
+	printf("  direct reclaims      %14llu  (allocation stalls)\n", U(h->events[ALLOCSTALL]));
+	printf("  OOM kills            %14llu  (reaped %llu pages, %llu reaper retries%s)\n",
+	       U(h->oom_kills), U(h->oom_reaped_pages), U(h->oom_reap_retries),
+	       r->oom_fork_children ? "; fork children among the victims" : "");
+	printf("  KVM non-blockable    %14llu  invalidation starts (OOM reaper): %llu "
+	       "-EAGAIN, %llu found vCPUs in guest mode\n", U(r->kvm.nonblock_starts),
+	       U(r->kvm.nonblock_eagain), U(r->kvm.nonblock_flush_in_guest));
+	for (unsigned int i = 0; i < r->nr_vms; i++) {
+		const struct scenario_vm_result *v = &r->vm[i];
+
+		printf("  vm%-2u final rss %.1f MiB, swapped %.1f MiB%s\n", i,
+		       (double)v->rss_pages * PAGE_SIZE / (1 << 20),
+		       (double)v->swap_pages * PAGE_SIZE / (1 << 20),
+		       v->killed ? " (killed)" : "");
+	}
+	if (r->vms_killed) {
+		printf("killed VMs (their memory is gone by design; not judged):\n");
+		for (unsigned int i = 0; i < r->nr_vms; i++)
+			if (r->vm[i].killed)
+				printf("  [%6.3fs] %s; %llu failures in it after the kill "
+				       "ignored\n", r->vm[i].killed_at_s, r->vm[i].kill_msg,
+				       U(r->vm[i].failures_ignored));
 	}
 	if (cfg->wss_interval_ns) {
 		printf("working set (every %.3g s: guest RAM pages used in the interval):\n",
@@ -564,7 +676,8 @@ static void json_counts(const struct scenario_counts *c)
 	       U(c->stalls));
 	for (unsigned int k = 0; k < WL_NR_CHURN; k++)
 		printf("%s\"%s\": %llu", k ? ", " : "", wl_churn_name(k), U(c->churn[k]));
-	printf("}, \"pages_checked_by_churn\": %llu}", U(c->pages_checked_by_churn));
+	printf("}, \"pages_checked_by_churn\": %llu, \"forks_skipped\": %llu}",
+	       U(c->pages_checked_by_churn), U(c->forks_skipped));
 }
 
 static void json_kvm(const struct kvm_stats *s)
@@ -594,6 +707,8 @@ static void print_json(const struct run_opts *o, const struct scenario_result *r
 	       kvm_kick_mode_name(r->kick));
 	if (cfg->wss_interval_ns)
 		printf(", \"wss_interval_s\": %.3f", (double)cfg->wss_interval_ns / 1e9);
+	printf(", \"swap_bytes\": %llu, \"swap_fail_writes\": %ld, \"swap_fail_reads\": %ld",
+	       U(r->swap_bytes), cfg->swap_fail_writes, cfg->swap_fail_reads);
 	printf("},\n");
 	printf(" \"elapsed_s\": %.3f, \"setup_s\": %.3f, \"teardown_s\": %.3f, "
 	       "\"stopped_early\": %s,\n", r->elapsed_s, r->setup_s, r->teardown_s,
@@ -624,7 +739,37 @@ static void print_json(const struct run_opts *o, const struct scenario_result *r
 		}
 		printf("}");
 	}
-	printf("],\n \"final_pages_checked\": %llu, \"poison_hits\": %llu, "
+	printf("],\n \"memory\": {\"swap_bytes\": %llu, \"pswpin\": %llu, \"pswpout\": %llu, "
+	       "\"swap_write_errors\": %llu, \"swap_read_errors\": %llu, \"pgscan\": %llu, "
+	       "\"pgsteal\": %llu, \"pgactivate\": %llu, \"pgreferenced_secondary\": %llu, "
+	       "\"kswapd_wakeups\": %llu, \"allocstalls\": %llu, \"oom_kills\": %llu, "
+	       "\"oom_reaped_pages\": %llu, \"oom_reap_retries\": %llu, "
+	       "\"oom_fork_children\": %llu, \"kvm_nonblock_starts\": %llu, "
+	       "\"kvm_nonblock_eagain\": %llu, "
+	       "\"kvm_nonblock_flush_in_guest\": %llu,\n  \"vms\": [",
+	       U(r->swap_bytes), U(r->host.events[PSWPIN]), U(r->host.events[PSWPOUT]),
+	       U(r->host.events[SWAP_WRITE_ERROR]), U(r->host.events[SWAP_READ_ERROR]),
+	       U(r->host.events[PGSCAN]), U(r->host.events[PGSTEAL]),
+	       U(r->host.events[PGACTIVATE]), U(r->host.events[PGREFERENCED_SECONDARY]),
+	       U(r->host.events[KSWAPD_WAKEUP]), U(r->host.events[ALLOCSTALL]),
+	       U(r->host.oom_kills), U(r->host.oom_reaped_pages), U(r->host.oom_reap_retries),
+	       U(r->oom_fork_children), U(r->kvm.nonblock_starts), U(r->kvm.nonblock_eagain),
+	       U(r->kvm.nonblock_flush_in_guest));
+	for (unsigned int i = 0; i < r->nr_vms; i++) {
+		const struct scenario_vm_result *v = &r->vm[i];
+
+		printf("%s{\"vm\": %u, \"rss_pages\": %llu, \"swap_pages\": %llu, "
+		       "\"killed\": %s", i ? ", " : "", i, U(v->rss_pages), U(v->swap_pages),
+		       v->killed == WL_KILLED_OOM ? "\"oom\"" :
+		       v->killed == WL_KILLED_SWAP_READ ? "\"swap_read_error\"" : "null");
+		if (v->killed) {
+			printf(", \"killed_at_s\": %.3f, \"failures_ignored\": %llu, "
+			       "\"reason\": ", v->killed_at_s, U(v->failures_ignored));
+			json_print_string(stdout, v->kill_msg);
+		}
+		printf("}");
+	}
+	printf("]},\n \"final_pages_checked\": %llu, \"poison_hits\": %llu, "
 	       "\"frames_in_use\": %llu,\n \"failures\": {", U(r->final_pages_checked),
 	       U(r->poison_hits), U(r->frames_in_use));
 	for (int k = 0, first = 1; k < WL_NR_FAIL_KINDS; k++) {

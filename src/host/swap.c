@@ -329,7 +329,13 @@ int swapin_page(struct host *host, uint64_t slot, struct page **pagep)
 			/* Being read in (or written out) by someone: wait. A
 			 * read that failed leaves the page out of the cache. */
 			wait_on_page_locked(page);
-			if (!PageFlag(page, PG_swapcache) || page->private != slot) {
+			/* Still the slot's page? Under the lock: page->private
+			 * changes under it (cache_delete_locked). */
+			spin_lock(&si->lock);
+			bool still = si->cache[slot] == page;
+
+			spin_unlock(&si->lock);
+			if (!still) {
 				put_page(page);
 				continue;
 			}

@@ -128,6 +128,7 @@ static int invalidate_range_start_nonblock(struct kvm *kvm,
 	bool flush = false, sync = !(kvm->cfg.breaks & KVM_BREAK_FLUSH_WAIT);
 	int nr_in_guest = 0;
 
+	kvm_stat_inc(kvm, nonblock_starts);
 	if (!mutex_trylock(&kvm->mn_invalidate_lock))
 		goto eagain;
 	if (!down_write_trylock(&kvm->mmu_lock)) {
@@ -464,7 +465,7 @@ void kvm_get_stats(struct kvm *kvm, struct kvm_stats *st)
 	memset(st, 0, sizeof(*st));
 #define S(f) st->f = atomic_load_explicit(&kvm->stat.f, memory_order_relaxed)
 	S(faults); S(fast_faults); S(fault_retries); S(invalidations);
-	S(nonblock_eagain); S(nonblock_flush_in_guest); S(sptes_zapped);
+	S(nonblock_starts); S(nonblock_eagain); S(nonblock_flush_in_guest); S(sptes_zapped);
 	S(tlb_flushes); S(mmio_exits); S(age_calls); S(memslot_updates);
 #undef S
 	st->pgtable_pages = (uint64_t)atomic_load(&kvm->nr_tables);

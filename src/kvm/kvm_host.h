@@ -158,7 +158,7 @@ struct kvm {
 
 	struct {
 		atomic_ulong faults, fast_faults, fault_retries, invalidations,
-			nonblock_eagain, nonblock_flush_in_guest,
+			nonblock_starts, nonblock_eagain, nonblock_flush_in_guest,
 			sptes_zapped, tlb_flushes, mmio_exits, age_calls,
 			memslot_updates;
 	} stat;

@@ -488,6 +488,11 @@ int kvm_vcpu_run(struct kvm_vcpu *v, vcpu_guest_fn fn, void *arg)
 	return 0;
 }
 
+void kvm_vcpu_request_stop(struct kvm_vcpu *v)
+{
+	atomic_fetch_or_explicit(&v->requests, 1UL << KVM_REQ_STOP, memory_order_seq_cst);
+}
+
 int kvm_vcpu_stop(struct kvm_vcpu *v)
 {
 	if (!v->running)

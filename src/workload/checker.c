@@ -44,6 +44,7 @@ static const char *const fail_names[WL_NR_FAIL_KINDS][2] = {
 	[WL_FAIL_HOST]       = { "host", "host/KVM call failed" },
 	[WL_FAIL_POISON]     = { "poison", "host poison hits (freed frames written)" },
 	[WL_FAIL_LEAK]       = { "leak", "host frames leaked" },
+	[WL_FAIL_KILLED]     = { "killed", "VMs killed (more than one, all, or no cause)" },
 };
 
 const char *wl_fail_kind_name(enum wl_fail_kind k)
@@ -61,6 +62,14 @@ void wl_fail(struct scenario *sc, enum wl_fail_kind kind, int vm, int vcpu,
 {
 	va_list ap;
 
+	/* A killed VM's memory is gone by design (the OOM reaper, a failed
+	 * swap-in): what its threads find afterwards is no failure. An OOM
+	 * victim's mm is marked before the VMM is told: that counts too. */
+	if (vm >= 0 && (unsigned int)vm < atomic_load(&sc->nr_vms_up) &&
+	    wl_vm_dead(sc->vms[vm])) {
+		atomic_fetch_add(&sc->vms[vm]->failures_ignored, 1);
+		return;
+	}
 	atomic_fetch_add(&sc->fail_count[kind], 1);
 	atomic_store(&sc->failed, true);
 	pthread_mutex_lock(&sc->fail_lock);
@@ -77,6 +86,32 @@ void wl_fail(struct scenario *sc, enum wl_fail_kind kind, int vm, int vcpu,
 		va_end(ap);
 	}
 	pthread_mutex_unlock(&sc->fail_lock);
+}
+
+bool wl_vm_kill(struct wl_vm *vm, enum wl_kill_reason why, const char *fmt, ...)
+{
+	struct scenario *sc = vm->sc;
+	va_list ap;
+
+	pthread_mutex_lock(&sc->kill_lock);
+	if (atomic_load(&vm->killed) != WL_ALIVE) {
+		pthread_mutex_unlock(&sc->kill_lock);
+		return false;
+	}
+	va_start(ap, fmt);
+	vsnprintf(vm->kill_msg, sizeof(vm->kill_msg), fmt, ap);
+	va_end(ap);
+	vm->killed_at_s = sc->start_ns ? wl_elapsed_s(sc) : 0;
+	atomic_store_explicit(&vm->killed, (int)why, memory_order_release);
+	atomic_fetch_add(&sc->vms_killed, 1);
+	pthread_mutex_unlock(&sc->kill_lock);
+	/* Stop its vCPUs without joining: this may be one of them. Its churn
+	 * and sampler see vm->killed. */
+	for (unsigned int i = 0; i < vm->nr_vcpus; i++)
+		if (vm->vcpus[i]->vcpu)
+			kvm_vcpu_request_stop(vm->vcpus[i]->vcpu);
+	fprintf(stderr, "tandem: %s\n", vm->kill_msg);
+	return true;
 }
 
 /* Whose data is it? Called once the page is known not to be as expected. */

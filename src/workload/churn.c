@@ -89,6 +89,12 @@ static void epoch_bump(struct wl_vm *vm)
 
 static int host_err(struct wl_vm *vm, const char *what, gfn_t gfn, long long err)
 {
+	if (err == -EIO) {
+		/* A swap-in the VMM needed failed: the VM's data is lost. */
+		wl_vm_kill(vm, WL_KILLED_SWAP_READ, "vm%u: swap-in read error (gfn %#llx, "
+			   "VMM %s): VM stopped", vm->id, (unsigned long long)gfn, what);
+		return -1;
+	}
 	wl_fail(vm->sc, WL_FAIL_HOST, (int)vm->id, -1, gfn, "churn: %s: %lld (%s)", what,
 		err, err < 0 ? strerror((int)-err) : "short");
 	return -1;
@@ -225,6 +231,13 @@ static int op_fork(struct wl_vm *vm, uint64_t *buf)
 	for (gfn_t g = 0; g < vm->npages; g++)
 		vm->exp_before[g] = atomic_load_explicit(&vm->expected[g], memory_order_acquire);
 	err = mm_fork(vm->mm, &child);
+	if (err == -ENOMEM && vm->sc->cfg.swap_bytes) {
+		/* Fork copies page tables under the page-table locks, where
+		 * nothing is reclaimed: with RAM overcommitted it may find no
+		 * free frame. Not a failure; this op is skipped. */
+		atomic_fetch_add_explicit(&vm->churn_fork_enomem, 1, memory_order_relaxed);
+		return 1;
+	}
 	if (err)
 		return host_err(vm, "mm_fork", 0, err);
 	for (gfn_t g = 0; g < vm->npages; g++)
@@ -247,8 +260,12 @@ static int op_fork(struct wl_vm *vm, uint64_t *buf)
 		int64_t r = mm_read(child, wl_gfn_to_hva(vm, g), buf, PAGE_SIZE);
 
 		if (r != PAGE_SIZE) {
+			/* The OOM killer may pick the child (it looks as big as
+			 * its parent): its memory is gone, the check with it. */
+			bool victim = mm_is_oom_victim(child);
+
 			mmput(child);
-			return host_err(vm, "mm_read (fork child)", g, r);
+			return victim ? 0 : host_err(vm, "mm_read (fork child)", g, r);
 		}
 		s[i].hash = wl_hash_page(buf);
 		s[i].ver = buf[1];
@@ -266,8 +283,12 @@ static int op_fork(struct wl_vm *vm, uint64_t *buf)
 		int64_t r = mm_read(child, wl_gfn_to_hva(vm, g), buf, PAGE_SIZE);
 
 		if (r != PAGE_SIZE) {
+			/* The OOM killer may pick the child (it looks as big as
+			 * its parent): its memory is gone, the check with it. */
+			bool victim = mm_is_oom_victim(child);
+
 			mmput(child);
-			return host_err(vm, "mm_read (fork child)", g, r);
+			return victim ? 0 : host_err(vm, "mm_read (fork child)", g, r);
 		}
 		if (wl_hash_page(buf) != s[i].hash)
 			wl_fail(vm->sc, WL_FAIL_FORK_CHILD, (int)vm->id, -1, g,
@@ -295,7 +316,7 @@ void *wl_churn_main(void *arg)
 	for (unsigned int k = 0; k < WL_NR_CHURN; k++)
 		if (sc->cfg.churn & (1u << k))
 			kinds[nr++] = k;
-	while (nr && !wl_should_end(sc)) {
+	while (nr && !wl_vm_should_end(vm)) {
 		unsigned int k = kinds[wl_rand_below(&vm->churn_rng, nr)];
 		int err = 0;
 
@@ -313,9 +334,10 @@ void *wl_churn_main(void *arg)
 			err = op_fork(vm, buf);
 			break;
 		}
-		if (err)
+		if (err < 0)
 			break;
-		atomic_fetch_add_explicit(&vm->churn_ops[k], 1, memory_order_relaxed);
+		if (err == 0)
+			atomic_fetch_add_explicit(&vm->churn_ops[k], 1, memory_order_relaxed);
 		churn_sleep(sc, (uint64_t)sc->cfg.churn_interval_us * 1000);
 	}
 	free(buf);

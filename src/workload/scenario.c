@@ -18,6 +18,15 @@
  *   TEARDOWN  destroy vCPUs and VMs, mmput the mms; every host frame must be
  *             free again (host_frames_in_use() == 0), then host_destroy
  *
+ * Kills (swap and OOM; host.h): a VM whose mm the OOM killer picks
+ * (oom_notify, on whatever thread allocated) or whose guest or VMM read
+ * of a swapped page failed (-EIO) is killed: wl_vm_kill records why and
+ * asks its vCPUs to stop without joining them; its churn ends; failures
+ * its threads report afterwards are ignored (its memory is gone by
+ * design); it skips the final check and is torn down with the rest. The
+ * others run on. judge_kills then fails a run with more than one kill,
+ * with every VM killed, or with a read-error kill nobody injected.
+ *
  * The verdict is OK iff no failure of any kind was recorded: checker
  * failures, host poison hits (debug builds; counted instead of fatal when a
  * --break other than aging is on) and leaked frames.
@@ -61,6 +70,8 @@ void scenario_config_default(struct scenario_config *cfg)
 	cfg->churn_interval_us = 10000;
 	cfg->cross_reads = true;
 	cfg->prefault = true;
+	cfg->swap_bytes = WL_SWAP_AUTO;
+	cfg->oom_killer = true;
 }
 
 #define MiB (1ULL << 20)
@@ -82,6 +93,19 @@ static uint64_t host_mem_min(const struct scenario_config *cfg)
 	uint64_t total = (uint64_t)cfg->nr_vms * cfg->guest_mem;
 
 	return total + total / 4 + (uint64_t)cfg->nr_vms * MiB + 32 * MiB;
+}
+
+uint64_t scenario_swap_bytes(const struct scenario_config *cfg)
+{
+	uint64_t total = (uint64_t)cfg->nr_vms * cfg->guest_mem, swap;
+
+	if (cfg->swap_bytes != WL_SWAP_AUTO)
+		return cfg->swap_bytes;
+	if (!cfg->host_mem || cfg->host_mem >= host_mem_min(cfg))
+		return 0;
+	/* All guest RAM, a quarter more for fork children's copies, slack. */
+	swap = total + total / 4 + 64 * MiB;
+	return MIN(swap, HOST_SWAP_MAX);
 }
 
 int scenario_check_config(const struct scenario_config *cfg, char *why, size_t len)
@@ -120,9 +144,16 @@ int scenario_check_config(const struct scenario_config *cfg, char *why, size_t l
 				   !PAGE_ALIGNED(cfg->host_mem)))
 		snprintf(why, len, "host memory: %llu bytes is not a multiple of 4K in 16M..64G",
 			 (unsigned long long)cfg->host_mem);
-	else if (cfg->host_mem && cfg->host_mem < host_mem_min(cfg))
+	else if (cfg->swap_bytes != WL_SWAP_AUTO &&
+		 (cfg->swap_bytes > HOST_SWAP_MAX || !PAGE_ALIGNED(cfg->swap_bytes)))
+		snprintf(why, len, "swap: %llu bytes is not a multiple of 4K up to 256G",
+			 (unsigned long long)cfg->swap_bytes);
+	else if (cfg->swap_fail_writes < 0 || cfg->swap_fail_reads < 0)
+		snprintf(why, len, "swap failure injection: negative count");
+	else if (cfg->host_mem && cfg->host_mem < host_mem_min(cfg) &&
+		 scenario_swap_bytes(cfg) == 0)
 		snprintf(why, len, "host memory: %llu MiB is too small for %u VMs x %llu MiB "
-			 "(at least %llu MiB; default %llu MiB)",
+			 "without swap (at least %llu MiB; default %llu MiB)",
 			 (unsigned long long)(cfg->host_mem / MiB), cfg->nr_vms,
 			 (unsigned long long)(cfg->guest_mem / MiB),
 			 (unsigned long long)((host_mem_min(cfg) + MiB - 1) / MiB),
@@ -294,6 +325,7 @@ static int vm_setup(struct scenario *sc, unsigned int id, struct wl_vm **out, ch
 
 struct sample {
 	uint64_t t, accesses, faults, invalidations, retries, flushes, churn;
+	uint64_t pswpin, pswpout, free_pages, swap_free, swap_slots;
 };
 
 static void take_sample(struct scenario *sc, struct sample *s)
@@ -315,6 +347,14 @@ static void take_sample(struct scenario *sc, struct sample *s)
 		for (unsigned int k = 0; k < WL_NR_CHURN; k++)
 			s->churn += atomic_load_explicit(&vm->churn_ops[k], memory_order_relaxed);
 	}
+	struct host_stats hs;
+
+	host_get_stats(sc->host, &hs);
+	s->pswpin = hs.events[PSWPIN];
+	s->pswpout = hs.events[PSWPOUT];
+	s->free_pages = hs.free_pages;
+	s->swap_free = hs.swap_free_slots;
+	s->swap_slots = hs.swap_slots;
 }
 
 static uint64_t failures_so_far(struct scenario *sc)
@@ -342,6 +382,19 @@ static void report_progress(struct scenario *sc, const struct sample *a,
 	p.tlb_flushes = b->flushes - a->flushes;
 	p.churn_ops = b->churn - a->churn;
 	p.failures = failures_so_far(sc);
+	p.free_pages = b->free_pages;
+	p.swap_pages = b->swap_slots;
+	p.swap_free_pages = b->swap_free;
+	p.pswpin_per_s = (double)(b->pswpin - a->pswpin) / dt;
+	p.pswpout_per_s = (double)(b->pswpout - a->pswpout) / dt;
+	p.nr_vms = sc->cfg.nr_vms;
+	for (unsigned int i = 0; i < sc->cfg.nr_vms; i++) {
+		struct mm *mm = sc->vms[i]->mm;
+
+		p.vm_rss_pages[i] = (uint64_t)MAX(atomic_load(&mm->rss[MM_ANONPAGES]), 0L);
+		p.vm_swap_pages[i] = (uint64_t)MAX(atomic_load(&mm->rss[MM_SWAPENTS]), 0L);
+		p.vm_killed[i] = atomic_load(&sc->vms[i]->killed) != WL_ALIVE;
+	}
 	p.wss_nr_vms = 0;
 	p.wss_interval_s = 0;
 	if (sc->cfg.wss_interval_ns) {
@@ -402,6 +455,7 @@ static void add_counts(struct scenario_counts *to, const struct scenario_counts 
 	for (int k = 0; k < WL_NR_CHURN; k++)
 		to->churn[k] += c->churn[k];
 	to->pages_checked_by_churn += c->pages_checked_by_churn;
+	to->forks_skipped += c->forks_skipped;
 }
 
 static void add_kvm_stats(struct kvm_stats *to, const struct kvm_stats *s)
@@ -410,6 +464,7 @@ static void add_kvm_stats(struct kvm_stats *to, const struct kvm_stats *s)
 	to->fast_faults += s->fast_faults;
 	to->fault_retries += s->fault_retries;
 	to->invalidations += s->invalidations;
+	to->nonblock_starts += s->nonblock_starts;
 	to->nonblock_eagain += s->nonblock_eagain;
 	to->nonblock_flush_in_guest += s->nonblock_flush_in_guest;
 	to->sptes_zapped += s->sptes_zapped;
@@ -449,7 +504,15 @@ static void collect(struct scenario *sc, struct scenario_result *res)
 		for (int k = 0; k < WL_NR_CHURN; k++)
 			vr->c.churn[k] = atomic_load(&vm->churn_ops[k]);
 		vr->c.pages_checked_by_churn = atomic_load(&vm->churn_pages_checked);
+		vr->c.forks_skipped = atomic_load(&vm->churn_fork_enomem);
 		kvm_get_stats(vm->kvm, &vr->kvm);
+		vr->killed = (enum wl_kill_reason)atomic_load(&vm->killed);
+		if (vr->killed != WL_ALIVE) {
+			memcpy(vr->kill_msg, vm->kill_msg, sizeof(vr->kill_msg));
+			vr->killed_at_s = vm->killed_at_s;
+		}
+		vr->rss_pages = (uint64_t)MAX(atomic_load(&vm->mm->rss[MM_ANONPAGES]), 0L);
+		vr->swap_pages = (uint64_t)MAX(atomic_load(&vm->mm->rss[MM_SWAPENTS]), 0L);
 		pthread_mutex_lock(&sc->wss_lock);
 		vr->wss = vm->wss;
 		pthread_mutex_unlock(&sc->wss_lock);
@@ -489,6 +552,53 @@ static void verdict(struct scenario *sc, struct scenario_result *res)
 		res->verdict[off - 1] = '\0';
 }
 
+/*
+ * The host's OOM killer picked victim: stop the VM on it (host.h: from the
+ * allocating thread, maybe one of that VM's vCPUs; nothing may wait here).
+ * A victim that is no VM's mm is a churn thread's fork child: its churn op
+ * notices and drops its check.
+ */
+static void oom_notify(void *arg, struct mm *victim, uint64_t pages)
+{
+	struct scenario *sc = arg;
+	unsigned int n = atomic_load(&sc->nr_vms_up);
+
+	for (unsigned int i = 0; i < n; i++) {
+		struct wl_vm *vm = sc->vms[i];
+
+		if (vm->mm == victim) {
+			wl_vm_kill(vm, WL_KILLED_OOM, "vm%u: killed by the OOM killer (%llu pages "
+				   "resident or swapped); stopped", vm->id,
+				   (unsigned long long)pages);
+			return;
+		}
+	}
+	atomic_fetch_add(&sc->oom_fork_children, 1);
+}
+
+/* After the run: the kills it allows (one OOM victim; swap read errors
+ * only when injected; some VM surviving). */
+static void judge_kills(struct scenario *sc, struct scenario_result *res)
+{
+	unsigned int oom = 0, rd = 0, n = sc->cfg.nr_vms;
+
+	for (unsigned int i = 0; i < n; i++) {
+		int k = atomic_load(&sc->vms[i]->killed);
+
+		oom += k == WL_KILLED_OOM;
+		rd += k == WL_KILLED_SWAP_READ;
+	}
+	res->vms_killed = oom + rd;
+	if (oom + rd > 1)
+		wl_fail(sc, WL_FAIL_KILLED, -1, -1, 0, "%u VMs killed (%u by the OOM killer, "
+			"%u by swap read errors): at most one may be", oom + rd, oom, rd);
+	else if (oom + rd == n)
+		wl_fail(sc, WL_FAIL_KILLED, -1, -1, 0, "every VM was killed");
+	else if (rd && !sc->cfg.swap_fail_reads)
+		wl_fail(sc, WL_FAIL_KILLED, -1, -1, 0, "a VM was killed by a swap read error "
+			"that was not injected");
+}
+
 int scenario_run(const struct scenario_config *cfg, struct scenario_result *res)
 {
 	struct host_config hcfg = { 0 };
@@ -519,9 +629,15 @@ int scenario_run(const struct scenario_config *cfg, struct scenario_result *res)
 	res->nr_vms = cfg->nr_vms;
 	pthread_mutex_init(&sc->fail_lock, NULL);
 	pthread_mutex_init(&sc->wss_lock, NULL);
+	pthread_mutex_init(&sc->kill_lock, NULL);
+	sc->cfg.swap_bytes = scenario_swap_bytes(cfg);
+	res->swap_bytes = sc->cfg.swap_bytes;
 
 	hcfg.ram_bytes = sc->cfg.host_mem;
 	hcfg.prefault = cfg->prefault;
+	hcfg.swap_bytes = sc->cfg.swap_bytes;
+	hcfg.swap_path = cfg->swap_path;
+	hcfg.oom_killer = cfg->oom_killer;
 	/* A protocol break lets guests write freed frames: count that, don't
 	 * abort. (--break=aging does not: reclaim still invalidates.) */
 	hcfg.poison_count_only = (cfg->breaks & ~KVM_BREAK_AGING) != 0;
@@ -531,6 +647,8 @@ int scenario_run(const struct scenario_config *cfg, struct scenario_result *res)
 			 (unsigned long long)(hcfg.ram_bytes / MiB), strerror(-err));
 		goto out_free;
 	}
+	if (cfg->oom_killer)
+		host_set_oom_notify(sc->host, oom_notify, sc);
 	for (; nr_vms_up < cfg->nr_vms; nr_vms_up++) {
 		err = vm_setup(sc, nr_vms_up, &sc->vms[nr_vms_up], why, sizeof(why));
 		if (err) {
@@ -538,7 +656,10 @@ int scenario_run(const struct scenario_config *cfg, struct scenario_result *res)
 				nr_vms_up++;    /* half built: vm_free handles it */
 			goto out_teardown;
 		}
+		atomic_store(&sc->nr_vms_up, nr_vms_up + 1);
 	}
+	if (cfg->swap_fail_writes || cfg->swap_fail_reads)
+		host_swap_inject_failures(sc->host, cfg->swap_fail_writes, cfg->swap_fail_reads);
 
 	sc->start_ns = wl_now_ns();
 	sc->deadline_ns = sc->start_ns + cfg->duration_ns;
@@ -547,6 +668,8 @@ int scenario_run(const struct scenario_config *cfg, struct scenario_result *res)
 		for (unsigned int j = 0; j < sc->vms[i]->nr_vcpus && !err; j++) {
 			struct wl_vcpu *w = sc->vms[i]->vcpus[j];
 
+			if (wl_vm_dead(sc->vms[i]))
+				break;  /* killed during setup: don't start it */
 			err = kvm_vcpu_run(w->vcpu, wl_guest_main, w);
 			if (err)
 				snprintf(why, sizeof(why), "starting vCPU %u of VM %u: %s", j, i,
@@ -555,6 +678,8 @@ int scenario_run(const struct scenario_config *cfg, struct scenario_result *res)
 				w->started = true;
 		}
 	for (unsigned int i = 0; i < cfg->nr_vms && !err && cfg->churn; i++) {
+		if (wl_vm_dead(sc->vms[i]))
+			continue;
 		err = -pthread_create(&sc->vms[i]->churn_thread, NULL, wl_churn_main, sc->vms[i]);
 		if (err)
 			snprintf(why, sizeof(why), "starting churn of VM %u: %s", i, strerror(-err));
@@ -590,15 +715,32 @@ int scenario_run(const struct scenario_config *cfg, struct scenario_result *res)
 	/* CHECK */
 	res->kick = kvm_kick_mode(sc->vms[0]->kvm);
 	collect(sc, res);
+	/* A killed VM's memory is gone: only the survivors are checked. */
 	for (unsigned int i = 0; i < nr_vms_up; i++)
-		res->final_pages_checked += wl_final_check(sc->vms[i]);
+		if (!wl_vm_dead(sc->vms[i]))
+			res->final_pages_checked += wl_final_check(sc->vms[i]);
 	host_get_stats(sc->host, &res->host);
+	judge_kills(sc, res);
+	res->oom_fork_children = atomic_load(&sc->oom_fork_children);
+	for (unsigned int i = 0; i < nr_vms_up; i++)
+		res->vm[i].failures_ignored = atomic_load(&sc->vms[i]->failures_ignored);
 
 out_teardown:
 	t0 = wl_now_ns();
+	/* Nothing runs now but the final check is done: no more notifies
+	 * into VMs about to be freed. */
+	if (cfg->oom_killer)
+		host_set_oom_notify(sc->host, NULL, NULL);
+	atomic_store(&sc->nr_vms_up, 0);
 	for (unsigned int i = 0; i < nr_vms_up; i++)
 		vm_free(sc->vms[i]);
 	res->frames_in_use = host_frames_in_use(sc->host);
+	/* kswapd (or the OOM reaper) may still hold a page it isolated when
+	 * the last mm went away: let the host settle briefly. */
+	for (int i = 0; i < 20 && res->frames_in_use; i++) {
+		nanosleep(&(struct timespec){ .tv_nsec = 10000000 }, NULL);
+		res->frames_in_use = host_frames_in_use(sc->host);
+	}
 	{
 		struct host_stats st;
 
@@ -626,6 +768,7 @@ out_teardown:
 out_free:
 	pthread_mutex_destroy(&sc->fail_lock);
 	pthread_mutex_destroy(&sc->wss_lock);
+	pthread_mutex_destroy(&sc->kill_lock);
 	free(sc);
 	return err;
 }

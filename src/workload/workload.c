@@ -102,12 +102,14 @@ static void chunk_exit(struct wl_vcpu *w)
 static inline int g_load(struct wl_vcpu *w, gpa_t gpa, uint64_t *val)
 {
 	w->c.accesses++;
+	w->last_gpa = gpa;
 	return vcpu_load64(w->vcpu, gpa, val);
 }
 
 static inline int g_store(struct wl_vcpu *w, gpa_t gpa, uint64_t val)
 {
 	w->c.accesses++;
+	w->last_gpa = gpa;
 	return vcpu_store64(w->vcpu, gpa, val);
 }
 
@@ -382,7 +384,7 @@ int wl_guest_main(struct kvm_vcpu *v, void *arg)
 		/* The bounded-interval exit. */
 		if (vcpu_check_requests(v))
 			break;
-		if (wl_should_end(sc))
+		if (wl_vm_should_end(w->vm))
 			break;
 
 		uint64_t dice = wl_rand(&w->rng);
@@ -433,7 +435,12 @@ int wl_guest_main(struct kvm_vcpu *v, void *arg)
 	}
 	chunk_exit(w);
 	publish(w);
-	if (r < 0 && r != -EINTR)
+	if (r == -EIO)
+		/* The page's swap-in failed: its data is lost to this VM. */
+		wl_vm_kill(w->vm, WL_KILLED_SWAP_READ, "vm%u: swap-in read error (gfn %#llx, "
+			   "vCPU %u): VM stopped", w->vm->id,
+			   (unsigned long long)(w->last_gpa >> PAGE_SHIFT), w->idx);
+	else if (r < 0 && r != -EINTR)
 		wl_fail(sc, WL_FAIL_ACCESS, (int)w->vm->id, (int)w->idx, 0,
 			"guest access failed: %s%s", strerror(-r),
 			r == -ENOMEM ? " (host out of memory: raise --host-mem)" : "");

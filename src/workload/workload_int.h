@@ -138,6 +138,7 @@ struct wl_vcpu {
 	bool mmio_write;
 	bool rom_write_pending;
 	bool started;
+	gpa_t last_gpa;                 /* of the latest access (error reports) */
 };
 
 struct wl_vm {
@@ -169,6 +170,7 @@ struct wl_vm {
 	uint64_t churn_rng;
 	_Atomic uint64_t churn_ops[WL_NR_CHURN];
 	_Atomic uint64_t churn_pages_checked;
+	_Atomic uint64_t churn_fork_enomem;     /* forks skipped: no free frame */
 	/* churn scratch */
 	uint64_t *hash, *hash_ver;      /* mprotect region */
 	uint32_t *exp_before, *exp_after;       /* fork */
@@ -179,6 +181,13 @@ struct wl_vm {
 	double wss_sum_pages, wss_mark_ns_sum, wss_count_ns_sum;
 	uint64_t wss_marked, wss_counted;       /* pages over all passes */
 	struct scenario_wss wss;
+
+	/* Killed (OOM, swap read error): set once by wl_vm_kill, from any
+	 * thread; then its vCPUs and churn stop and its failures are ignored. */
+	_Atomic int killed;             /* enum wl_kill_reason */
+	char kill_msg[160];             /* written before killed is set */
+	double killed_at_s;
+	_Atomic uint64_t failures_ignored;
 };
 
 struct scenario {
@@ -201,6 +210,11 @@ struct scenario {
 	uint64_t wss_rounds;            /* intervals completed for every VM */
 	double wss_interval_s;          /* the last round's length (VM 0) */
 	uint64_t wss_reported;          /* rounds in progress lines (run_loop's) */
+
+	_Atomic unsigned int nr_vms_up; /* vms[] entries the OOM notify may see */
+	_Atomic unsigned int vms_killed;
+	_Atomic uint64_t oom_fork_children;
+	pthread_mutex_t kill_lock;      /* serializes wl_vm_kill */
 };
 
 /* checker.c */
@@ -219,6 +233,18 @@ uint64_t wl_hash_page(const void *page);
 /* Re-read every RAM page and the ROM of vm through the host (after its
  * vCPUs stopped); returns pages checked. */
 uint64_t wl_final_check(struct wl_vm *vm);
+
+/* Stop vm for good (reason, message), without waiting for its threads:
+ * callable from any thread, its own vCPUs' included. Returns false if it
+ * was already killed. */
+bool wl_vm_kill(struct wl_vm *vm, enum wl_kill_reason why, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static inline bool wl_vm_dead(struct wl_vm *vm)
+{
+	return atomic_load_explicit(&vm->killed, memory_order_acquire) != WL_ALIVE ||
+	       (vm->mm && mm_is_oom_victim(vm->mm));
+}
 
 /* workload.c */
 int wl_guest_main(struct kvm_vcpu *v, void *arg);
@@ -248,6 +274,12 @@ static inline bool wl_should_end(struct scenario *sc)
 {
 	return atomic_load_explicit(&sc->stop, memory_order_relaxed) ||
 	       atomic_load_explicit(&sc->failed, memory_order_relaxed);
+}
+
+static inline bool wl_vm_should_end(struct wl_vm *vm)
+{
+	return wl_should_end(vm->sc) ||
+	       atomic_load_explicit(&vm->killed, memory_order_relaxed) != WL_ALIVE;
 }
 
 static inline uint64_t wl_chunk_of(const struct wl_vm *vm, gfn_t gfn)

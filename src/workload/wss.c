@@ -143,7 +143,11 @@ void *wl_wss_main(void *arg)
 		double len0 = 0, len;
 
 		for (unsigned int i = 0; i < sc->cfg.nr_vms && !wl_should_end(sc); i++) {
+			if (wl_vm_dead(sc->vms[i]))
+				continue;       /* killed: its memory is gone */
 			err = wss_interval_end(sc, sc->vms[i], &len);
+			if (err && wl_vm_dead(sc->vms[i]))
+				continue;
 			if (err) {
 				wss_fail(sc, sc->vms[i], "mm_idle_count_range", err);
 				return NULL;
