@@ -69,16 +69,10 @@ bool kvm_unmap_hva_range_locked(struct kvm *kvm, hva_t start, hva_t end)
 	lockdep_assert_held_write(&kvm->mmu_lock);
 	for (unsigned int i = 0; i < slots->nr; i++) {
 		const struct kvm_memory_slot *s = &slots->slots[i];
-		hva_t s_start = s->userspace_addr;
-		hva_t s_end = s_start + (s->npages << PAGE_SHIFT);
-		hva_t a = MAX(start, s_start), b = MIN(end, s_end);
+		gfn_t gs, ge;
 
-		if (a >= b)
-			continue;
-		gfn_t gs = s->base_gfn + ((a - s_start) >> PAGE_SHIFT);
-		gfn_t ge = s->base_gfn + ((b - s_start + PAGE_SIZE - 1) >> PAGE_SHIFT);
-
-		flush |= kvm_tdp_zap_gfn_range(kvm, gs, ge);
+		if (slot_hva_range_to_gfns(s, start, end, &gs, &ge))
+			flush |= kvm_tdp_zap_gfn_range(kvm, gs, ge);
 	}
 	return flush;
 }
@@ -240,15 +234,10 @@ static bool kvm_age_hva_range(struct kvm *kvm, hva_t start, hva_t end, bool clea
 	down_read(&kvm->mmu_lock);
 	for (unsigned int i = 0; i < slots->nr; i++) {
 		const struct kvm_memory_slot *s = &slots->slots[i];
-		hva_t s_start = s->userspace_addr;
-		hva_t s_end = s_start + (s->npages << PAGE_SHIFT);
-		hva_t a = MAX(start, s_start), b = MIN(end, s_end);
+		gfn_t gs, ge;
 
-		if (a >= b)
-			continue;
-		young |= kvm_tdp_age_gfn_range(kvm,
-			s->base_gfn + ((a - s_start) >> PAGE_SHIFT),
-			s->base_gfn + ((b - s_start + PAGE_SIZE - 1) >> PAGE_SHIFT), clear);
+		if (slot_hva_range_to_gfns(s, start, end, &gs, &ge))
+			young |= kvm_tdp_age_gfn_range(kvm, gs, ge, clear);
 	}
 	up_read(&kvm->mmu_lock);
 	rcu_read_unlock();

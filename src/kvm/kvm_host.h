@@ -100,6 +100,24 @@ static inline hva_t slot_gfn_to_hva(const struct kvm_memory_slot *s, gfn_t gfn)
 	return s->userspace_addr + ((gfn - s->base_gfn) << PAGE_SHIFT);
 }
 
+/*
+ * The gfns of slot s that back hvas in [start, end): [*gs, *ge). Returns
+ * false if the slot backs none of them. Used by every hva-range handler.
+ */
+static inline bool slot_hva_range_to_gfns(const struct kvm_memory_slot *s,
+					  hva_t start, hva_t end, gfn_t *gs, gfn_t *ge)
+{
+	hva_t s_start = s->userspace_addr;
+	hva_t s_end = s_start + (s->npages << PAGE_SHIFT);
+	hva_t a = MAX(start, s_start), b = MIN(end, s_end);
+
+	if (a >= b)
+		return false;
+	*gs = s->base_gfn + ((a - s_start) >> PAGE_SHIFT);
+	*ge = s->base_gfn + ((b - s_start + PAGE_SIZE - 1) >> PAGE_SHIFT);
+	return true;
+}
+
 static inline bool slot_is_writable(const struct kvm_memory_slot *s)
 {
 	return !(s->flags & (KVM_MEM_READONLY | KVM_MEM_LOG_DIRTY_PAGES));
