@@ -138,6 +138,44 @@ static void test_fork_shares_slots(void **state)
 	teardown_host(h);
 }
 
+/*
+ * fork with RAM at the watermark: the child's page tables are allocated
+ * before the copy takes the page-table locks, where reclaim is allowed,
+ * so the fork succeeds (it used to fail with -ENOMEM) and both sides keep
+ * their data.
+ */
+static void test_fork_under_pressure(void **state)
+{
+	struct host *h = mkhost(RAM, SWAP, false);
+	unsigned int n = (unsigned int)((2 * RAM) >> PAGE_SHIFT);
+	struct mm *mm = map(h, 2 * RAM), *child[3];
+	struct host_stats st;
+
+	write_pages(mm, BASE, n, 11);
+	/* Take every free frame above the min watermark without reclaim:
+	 * now only reclaim can give the child's page tables a frame. */
+	struct page *held[4096];
+	unsigned int nheld = 0;
+
+	while (nheld < 4096 && (held[nheld] = alloc_page(h, GFP_NORECLAIM)))
+		nheld++;
+	host_get_stats(h, &st);
+	assert_true(st.free_pages <= st.watermark_min);
+	for (int k = 0; k < 3; k++)
+		assert_int_equal(mm_fork(mm, &child[k]), 0);
+	for (unsigned int k = 0; k < nheld; k++)
+		put_page(held[k]);
+	assert_int_equal(host_check_invariants(h), 0);
+	write_pages(child[1], BASE, n / 4, 12);
+	check_pages(mm, BASE, n, 11);
+	check_pages(child[0], BASE, n, 11);
+	check_pages(child[1], BASE, n / 4, 12);
+	for (int k = 0; k < 3; k++)
+		mmput(child[k]);
+	mmput(mm);
+	teardown_host(h);
+}
+
 /* Injected write failures: pages stay resident and dirty, nothing is lost,
  * the errors are counted; later writes succeed. */
 static void test_write_failure_loses_nothing(void **state)
@@ -349,6 +387,7 @@ int main(void)
 		cmocka_unit_test(test_overcommit_roundtrip),
 		cmocka_unit_test(test_no_swap_enomem),
 		cmocka_unit_test(test_fork_shares_slots),
+		cmocka_unit_test(test_fork_under_pressure),
 		cmocka_unit_test(test_write_failure_loses_nothing),
 		cmocka_unit_test(test_read_failure_eio),
 		cmocka_unit_test(test_dontneed_frees_slots),

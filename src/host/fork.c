@@ -64,10 +64,38 @@ static int copy_one(struct mm *src, hva_t addr, pte_t *ptep, void *arg)
 	return 0;
 }
 
+/*
+ * Create the child's page tables wherever the parent has a PTE table in
+ * vma, before the copy takes both page_table_locks: allocations here may
+ * reclaim (under those locks they may not). Called with both mmap_locks
+ * held for write; returns 0 or -ENOMEM.
+ */
+static int prepare_child_tables(struct mm *src, struct mm *dst,
+				struct vm_area_struct *vma)
+{
+	for (hva_t a = vma->vm_start; a < vma->vm_end;
+	     a = (a & ~(LEVEL_SIZE(2) - 1)) + LEVEL_SIZE(2)) {
+		spin_lock(&src->page_table_lock);
+		bool has = pte_offset(src, a) != NULL;
+		spin_unlock(&src->page_table_lock);
+		if (has) {
+			int err = pte_alloc_prepare(dst, a);
+
+			if (err)
+				return err;
+		}
+	}
+	return 0;
+}
+
 static int copy_vma_ptes(struct mm *src, struct mm *dst,
 			 struct vm_area_struct *vma)
 {
 	struct copy_arg ca = { .child = dst, .vma = vma };
+	int err = prepare_child_tables(src, dst, vma);
+
+	if (err)
+		return err;
 	struct mmu_notifier_range range;
 	bool notify = (vma->vm_flags & VM_WRITE) &&
 		      !host_break(src->host, HOST_BREAK_FORK_NOTIFY);

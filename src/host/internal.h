@@ -232,7 +232,7 @@ pte_t *pte_offset(struct mm *mm, hva_t addr);          /* NULL if no table */
 pte_t *pte_alloc(struct mm *mm, hva_t addr);           /* NULL on -ENOMEM */
 int pte_alloc_prepare(struct mm *mm, hva_t addr);      /* mmap_lock held */
 void set_pte(struct mm *mm, hva_t addr, pte_t *ptep, pte_t pte);
-pte_t *pgtable_alloc(struct mm *mm, pfn_t *pfn);
+pte_t *pgtable_alloc(struct mm *mm, pfn_t *pfn, unsigned int gfp);
 void free_pgtables(struct mm *mm, hva_t start, hva_t end, hva_t floor,
 		   hva_t ceiling);
 static inline pte_t *pfn_table(struct host *host, pfn_t pfn)

@@ -36,7 +36,7 @@ int mm_create(struct host *host, struct mm **out)
 	mm->host = host;
 	rwsem_init(&mm->mmap_lock);
 	spin_lock_init(&mm->page_table_lock);
-	mm->pgd = pgtable_alloc(mm, &mm->pgd_pfn);
+	mm->pgd = pgtable_alloc(mm, &mm->pgd_pfn, 0);
 	if (!mm->pgd) {
 		rwsem_destroy(&mm->mmap_lock);
 		mutex_destroy(&mm->page_table_lock);

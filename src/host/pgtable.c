@@ -22,12 +22,15 @@
 #include <string.h>
 #include "internal.h"
 
-pte_t *pgtable_alloc(struct mm *mm, pfn_t *pfn)
+/*
+ * Allocate a zeroed page-table frame. gfp: GFP_NORECLAIM when called
+ * under page_table_lock (walks that allocate; faults and fork prepare
+ * their tables beforehand with pte_alloc_prepare, where reclaim is
+ * allowed), 0 elsewhere (a new mm's pgd).
+ */
+pte_t *pgtable_alloc(struct mm *mm, pfn_t *pfn, unsigned int gfp)
 {
-	/* Under page_table_lock: no direct reclaim from here. Faults
-	 * prepare their tables beforehand (pte_alloc_prepare), with reclaim
-	 * allowed; what fails here (fork near the watermark) is -ENOMEM. */
-	struct page *page = alloc_page(mm->host, GFP_ZERO | GFP_NORECLAIM);
+	struct page *page = alloc_page(mm->host, GFP_ZERO | gfp);
 
 	if (!page)
 		return NULL;
@@ -63,7 +66,7 @@ static pte_t *walk(struct mm *mm, hva_t addr, bool alloc)
 
 			if (!alloc)
 				return NULL;
-			if (!pgtable_alloc(mm, &pfn))
+			if (!pgtable_alloc(mm, &pfn, GFP_NORECLAIM))
 				return NULL;
 			atomic_fetch_add(&mm->nr_pgtables, 1);
 			e = pfn_pte(pfn, _PAGE_TABLE);
