@@ -180,13 +180,15 @@ static int check_range(const char *cmd, const char *opt, const char *val,
 	return report(cmd, opt, val, why);
 }
 
-int cli_size_arg(const char *cmd, const char *opt, const char *val,
-		 uint64_t min, uint64_t max, uint64_t *out)
+/* Parse val with parser and check it lies in [min, max]. */
+static int number_arg(int (*parser)(const char *, unsigned int, uint64_t *, const char **),
+		      const char *cmd, const char *opt, const char *val,
+		      uint64_t min, uint64_t max, uint64_t *out)
 {
 	const char *why;
 	uint64_t v;
 
-	if (parse_size(val, min ? PARSE_NONZERO : 0, &v, &why))
+	if (parser(val, min ? PARSE_NONZERO : 0, &v, &why))
 		return report(cmd, opt, val, why);
 	if (check_range(cmd, opt, val, v, min, max))
 		return -1;
@@ -194,18 +196,16 @@ int cli_size_arg(const char *cmd, const char *opt, const char *val,
 	return 0;
 }
 
+int cli_size_arg(const char *cmd, const char *opt, const char *val,
+		 uint64_t min, uint64_t max, uint64_t *out)
+{
+	return number_arg(parse_size, cmd, opt, val, min, max, out);
+}
+
 int cli_u64_arg(const char *cmd, const char *opt, const char *val,
 		uint64_t min, uint64_t max, uint64_t *out)
 {
-	const char *why;
-	uint64_t v;
-
-	if (parse_u64(val, min ? PARSE_NONZERO : 0, &v, &why))
-		return report(cmd, opt, val, why);
-	if (check_range(cmd, opt, val, v, min, max))
-		return -1;
-	*out = v;
-	return 0;
+	return number_arg(parse_u64, cmd, opt, val, min, max, out);
 }
 
 int cli_duration_arg(const char *cmd, const char *opt, const char *val,

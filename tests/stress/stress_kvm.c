@@ -40,6 +40,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "tandem/workload.h"
+#include "scenario_test_util.h"
 
 #if defined(__SANITIZE_THREAD__)
 #define UNDER_TSAN 1
@@ -93,10 +94,7 @@ static void print_result(const char *name, const struct scenario_result *r)
 	       (unsigned long long)r->final_pages_checked,
 	       (unsigned long long)r->poison_hits, (unsigned long long)r->frames_in_use,
 	       r->verdict);
-	for (unsigned int i = 0; i < r->nr_first; i++)
-		printf("#   [%.3fs] vm%d vcpu%d %s: %s\n", r->first[i].t_s, r->first[i].vm,
-		       r->first[i].vcpu, wl_fail_kind_key(r->first[i].kind), r->first[i].msg);
-	fflush(stdout);
+	print_failures(r);
 }
 
 static void assert_clean(const struct scenario_result *r)

@@ -35,6 +35,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "tandem/workload.h"
+#include "scenario_test_util.h"
 
 #define MiB (1ULL << 20)
 
@@ -97,13 +98,7 @@ static void print_result(const char *name, const struct scenario_result *r)
 	       (unsigned long long)r->kvm.nonblock_eagain, r->vms_killed,
 	       (unsigned long long)r->final_pages_checked,
 	       (unsigned long long)r->frames_in_use, r->verdict);
-	for (unsigned int i = 0; i < r->nr_vms; i++)
-		if (r->vm[i].killed)
-			printf("#   [%.3fs] %s\n", r->vm[i].killed_at_s, r->vm[i].kill_msg);
-	for (unsigned int i = 0; i < r->nr_first; i++)
-		printf("#   [%.3fs] vm%d vcpu%d %s: %s\n", r->first[i].t_s, r->first[i].vm,
-		       r->first[i].vcpu, wl_fail_kind_key(r->first[i].kind), r->first[i].msg);
-	fflush(stdout);
+	print_failures(r);
 }
 
 static void assert_ok(const struct scenario_result *r)
