@@ -34,7 +34,7 @@ HDRS       := $(wildcard include/tandem/*.h src/*/*.h)
 # Per-variant object/binary lists.
 define variant_rules
 OBJS_$(1) := $$(patsubst %.c,build/$(1)/%.o,$$(LIB_SRCS))
-build/$(1)/%.o: %.c $$(HDRS)
+build/$(1)/%.o: %.c $$(HDRS) | deps
 	@mkdir -p $$(dir $$@)
 	@echo "  CC [$(1)] $$<"
 	$$(Q)$$(CC) $$(CFLAGS_COMMON) $$(CFLAGS_$(1)) -c $$< -o $$@

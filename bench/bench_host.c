@@ -36,8 +36,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include "cli/cli.h"
+#include "base/xalloc.h"
 #include "tandem/host.h"
 #include "tandem/mmu_notifier.h"
+#include "base/clock.h"
 
 #define NOTIFY_START 0x100000ULL  /* any page-aligned range will do */
 
@@ -56,17 +58,6 @@ struct host_bench {
 	struct samples native_zero, native_cow, native_unmap, native_mutex;
 	struct samples zero, cow, unmap, notify0, notify1;
 };
-
-static void *xcalloc(size_t n, size_t size)
-{
-	void *p = calloc(n, size);
-
-	if (!p) {
-		fprintf(stderr, "tandem bench host: out of memory\n");
-		exit(1);
-	}
-	return p;
-}
 
 static int fail(const char *what, int err)
 {
@@ -104,9 +95,9 @@ static int native_zero_once(struct host_bench *hb, double *ns)
 
 	if (!p)
 		return fail("native mmap", errno);
-	t0 = now_ns();
+	t0 = clock_now_ns();
 	touch_pages(p, hb->bytes, 1);
-	*ns = (double)(now_ns() - t0) / (double)hb->pages;
+	*ns = (double)(clock_now_ns() - t0) / (double)hb->pages;
 	munmap(p, hb->bytes);
 	return 0;
 }
@@ -142,9 +133,9 @@ static int native_cow_once(struct host_bench *hb, double *ns)
 		_exit(0);
 	}
 	close(fds[0]);
-	t0 = now_ns();
+	t0 = clock_now_ns();
 	touch_pages(p, hb->bytes, 2);
-	*ns = (double)(now_ns() - t0) / (double)hb->pages;
+	*ns = (double)(clock_now_ns() - t0) / (double)hb->pages;
 	close(fds[1]);          /* EOF: the child exits */
 	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
 		;
@@ -159,22 +150,22 @@ static int native_unmap_once(struct host_bench *hb, double *ns)
 
 	if (!p)
 		return fail("native mmap", errno);
-	t0 = now_ns();
+	t0 = clock_now_ns();
 	munmap(p, hb->bytes);
-	*ns = (double)(now_ns() - t0) / (double)hb->pages;
+	*ns = (double)(clock_now_ns() - t0) / (double)hb->pages;
 	return 0;
 }
 
 static void native_mutex_once(struct host_bench *hb, double *ns)
 {
 	pthread_mutex_t m = PTHREAD_MUTEX_INITIALIZER;
-	uint64_t calls = hb->o->calls, t0 = now_ns();
+	uint64_t calls = hb->o->calls, t0 = clock_now_ns();
 
 	for (uint64_t i = 0; i < calls; i++) {
 		pthread_mutex_lock(&m);
 		pthread_mutex_unlock(&m);
 	}
-	*ns = (double)(now_ns() - t0) / (double)calls;
+	*ns = (double)(clock_now_ns() - t0) / (double)calls;
 	pthread_mutex_destroy(&m);
 }
 
@@ -246,9 +237,9 @@ static int host_zero_once(struct host_bench *hb, double *ns)
 	if (map_region(hb, hb->mm, false, &addr))
 		return -1;
 	before = event(hb->host, PGFAULT_ZERO);
-	t0 = now_ns();
+	t0 = clock_now_ns();
 	err = gup_write_pages(hb->mm, addr, hb->pages, 1);
-	t = now_ns() - t0;
+	t = clock_now_ns() - t0;
 	if (!err && expect_events(hb, "demand_zero_fault", PGFAULT_ZERO, before, hb->pages))
 		err = -EPROTO;
 	mm_munmap(hb->mm, addr, hb->bytes);
@@ -273,9 +264,9 @@ static int host_cow_once(struct host_bench *hb, double *ns)
 		return fail("mm_fork", err);
 	}
 	before = event(hb->host, COW_BREAK);
-	t0 = now_ns();
+	t0 = clock_now_ns();
 	err = gup_write_pages(hb->mm, addr, hb->pages, 2);
-	t = now_ns() - t0;
+	t = clock_now_ns() - t0;
 	if (!err && expect_events(hb, "cow_fault", COW_BREAK, before, hb->pages))
 		err = -EPROTO;
 	mmput(child);
@@ -295,9 +286,9 @@ static int host_unmap_once(struct host_bench *hb, double *ns)
 	if (map_region(hb, hb->mm, true, &addr))
 		return -1;
 	before = event(hb->host, PGUNMAP);
-	t0 = now_ns();
+	t0 = clock_now_ns();
 	err = mm_munmap(hb->mm, addr, hb->bytes);
-	t = now_ns() - t0;
+	t = clock_now_ns() - t0;
 	if (err)
 		return fail("mm_munmap", err);
 	if (expect_events(hb, "munmap_page", PGUNMAP, before, hb->pages))
@@ -347,10 +338,10 @@ static void notify_loop(struct mm *mm, uint64_t calls)
 
 static double notify_once(struct mm *mm, uint64_t calls)
 {
-	uint64_t t0 = now_ns();
+	uint64_t t0 = clock_now_ns();
 
 	notify_loop(mm, calls);
-	return (double)(now_ns() - t0) / (double)calls;
+	return (double)(clock_now_ns() - t0) / (double)calls;
 }
 
 /* ---- the run ----------------------------------------------------------- */

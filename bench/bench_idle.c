@@ -39,11 +39,13 @@
 #include <string.h>
 #include <time.h>
 #include "cli/cli.h"
+#include "base/xalloc.h"
 #include "tandem/host.h"
 #include "tandem/kvm.h"
 #include "tandem/pgtable.h"
 #include "tandem/vcpu.h"
 #include "base/compiler.h"
+#include "base/clock.h"
 
 #define KVM_PUBLISHED_NS_PER_PAGE 11500.0
 
@@ -68,17 +70,6 @@ static const char *const measure_names[NR_MEASURES] = {
 static const char *const measure_methods[NR_MEASURES] = {
 	"mm_idle_mark_range", "mm_idle_count_range", "page_idle_mark", "page_idle_get",
 };
-
-static void *xcalloc(size_t n, size_t size)
-{
-	void *p = calloc(n ? n : 1, size);
-
-	if (!p) {
-		fprintf(stderr, "tandem bench idle: out of memory\n");
-		exit(1);
-	}
-	return p;
-}
 
 static int fail(const char *what, int err)
 {
@@ -203,22 +194,22 @@ static int run_once(struct idle_bench *ib, bool vm, pfn_t *pfns, uint64_t *bm,
 		if (m == M_MARK_PFN && region_pfns(mm, start, ib->pages, pfns))
 			return -1;
 
-		t0 = now_ns();
+		t0 = clock_now_ns();
 		r = m == M_MARK ? mm_idle_mark_range(mm, start, end) : pfn_pass(ib, pfns, true, bm);
-		ns[m] = (double)(now_ns() - t0) / (double)ib->pages;
+		ns[m] = (double)(clock_now_ns() - t0) / (double)ib->pages;
 		if (r < 0)
 			return fail(measure_methods[m], (int)r);
 		if (expect(measure_names[m], "pages marked", (uint64_t)r, ib->pages))
 			return -1;
 
-		t0 = now_ns();
+		t0 = clock_now_ns();
 		if (m == M_MARK) {
 			r = mm_idle_count_range(mm, start, end, &idle, &mapped);
 		} else {
 			r = pfn_pass(ib, pfns, false, bm);
 			idle = mapped = (uint64_t)r;
 		}
-		ns[m + 1] = (double)(now_ns() - t0) / (double)ib->pages;
+		ns[m + 1] = (double)(clock_now_ns() - t0) / (double)ib->pages;
 		if (r < 0)
 			return fail(measure_methods[m + 1], (int)r);
 		if (expect(measure_names[m + 1], "pages idle", idle, ib->pages) ||

@@ -57,10 +57,12 @@
 #include <sys/resource.h>
 #include <unistd.h>
 #include "cli/cli.h"
+#include "base/xalloc.h"
 #include "tandem/host.h"
 #include "tandem/kvm.h"
 #include "tandem/vcpu.h"
 #include "kvm/kvm_host.h"
+#include "base/clock.h"
 
 #define KB_MAX_VCPUS 4
 static const int vcpu_counts[] = { 1, 2, 4 };
@@ -97,17 +99,6 @@ struct kvm_bench {
 	uint64_t bytes;
 	struct host *host;
 };
-
-static void *xcalloc(size_t n, size_t size)
-{
-	void *p = calloc(n ? n : 1, size);
-
-	if (!p) {
-		fprintf(stderr, "tandem bench kvm: out of memory\n");
-		exit(1);
-	}
-	return p;
-}
 
 static int fail(const char *what, int err)
 {
@@ -402,13 +393,13 @@ static int guest_write_slice(struct phase *ph, int i, struct kvm_vcpu *v)
 	int r = 0;
 
 	pthread_barrier_wait(&ph->start);
-	ph->t0[i] = now_ns();
+	ph->t0[i] = clock_now_ns();
 	for (uint64_t p = 0; p < n; p++) {
 		r = vcpu_store64(v, g + (p << PAGE_SHIFT), p + 1);
 		if (r)
 			break;
 	}
-	ph->t1[i] = now_ns();
+	ph->t1[i] = clock_now_ns();
 	return r;
 }
 
@@ -418,10 +409,10 @@ static int native_write_slice(struct phase *ph, int i, struct kvm_vcpu *v)
 	uint64_t n = ph->count[i];
 
 	pthread_barrier_wait(&ph->start);
-	ph->t0[i] = now_ns();
+	ph->t0[i] = clock_now_ns();
 	for (uint64_t p = 0; p < n; p++)
 		__atomic_store_n(base + (p << (PAGE_SHIFT - 3)), p + 1, __ATOMIC_RELAXED);
-	ph->t1[i] = now_ns();
+	ph->t1[i] = clock_now_ns();
 	return 0;
 }
 
@@ -578,9 +569,9 @@ static int dontneed_once(struct kvm_bench *kb, int n, double *dn, double *per, d
 		goto out;
 	}
 	vm_stats(&vm, &s0);
-	t0 = now_ns();
+	t0 = clock_now_ns();
 	err = mm_madvise(vm.mm, vm.hva, kb->bytes, MADV_DONTNEED);
-	*dn = (double)(now_ns() - t0) / (double)kb->pages;
+	*dn = (double)(clock_now_ns() - t0) / (double)kb->pages;
 	if (err) {
 		fail("mm_madvise", err);
 		goto out;
@@ -617,9 +608,9 @@ static int native_dontneed_once(struct kvm_bench *kb, int n, double *dn, double 
 	phase_init(&ph, native_write_slice, n, kb->pages);
 	ph.native_base = p;
 	run_native(&ph);
-	t0 = now_ns();
+	t0 = clock_now_ns();
 	err = madvise(p, kb->bytes, MADV_DONTNEED);
-	*dn = (double)(now_ns() - t0) / (double)kb->pages;
+	*dn = (double)(clock_now_ns() - t0) / (double)kb->pages;
 	if (err) {
 		munmap(p, kb->bytes);
 		return fail("madvise", errno);
@@ -824,14 +815,14 @@ static int guest_warm(struct phase *ph, int i, struct kvm_vcpu *v)
 			}
 			slow0 = v->stat.accesses_slow;
 			for (unsigned int r = 0; r < wa->repeat && !err; r++) {
-				t0 = now_ns();
+				t0 = clock_now_ns();
 				h = p == PAT_LCG ? native_lcg(wa->host_base, mask, n)
 						 : native_chase(wa->host_base, n);
-				wa->native[k].v[r] = (double)(now_ns() - t0) / (double)n;
-				t0 = now_ns();
+				wa->native[k].v[r] = (double)(clock_now_ns() - t0) / (double)n;
+				t0 = clock_now_ns();
 				g = p == PAT_LCG ? guest_lcg(v, WARM_GPA, mask, n, &err)
 						 : guest_chase(v, WARM_GPA, n, &err);
-				wa->guest[k].v[r] = (double)(now_ns() - t0) / (double)n;
+				wa->guest[k].v[r] = (double)(clock_now_ns() - t0) / (double)n;
 				if (g != h)
 					wa->mismatch[k] = true;
 			}
@@ -992,7 +983,7 @@ static int probe_start(struct mmu_notifier *mn, const struct mmu_notifier_range 
 	if (!s->probing)
 		return 0;
 	if (p->after_kvm) {
-		s->t_start_after = now_ns();
+		s->t_start_after = clock_now_ns();
 		s->nvcsw_after = thread_csw(&s->nivcsw_after);
 		return 0;
 	}
@@ -1002,7 +993,7 @@ static int probe_start(struct mmu_notifier *mn, const struct mmu_notifier_range 
 		if (atomic_load_explicit(&s->vm->vcpu[i]->mode, memory_order_relaxed) !=
 		    OUTSIDE_GUEST_MODE)
 			s->in_guest++;
-	s->t_start_before = now_ns();
+	s->t_start_before = clock_now_ns();
 	return 0;
 }
 
@@ -1013,9 +1004,9 @@ static void probe_end(struct mmu_notifier *mn, const struct mmu_notifier_range *
 	if (!p->s->probing)
 		return;
 	if (p->after_kvm)
-		p->s->t_end_after = now_ns();
+		p->s->t_end_after = clock_now_ns();
 	else
-		p->s->t_end_before = now_ns();
+		p->s->t_end_before = clock_now_ns();
 }
 
 static const struct mmu_notifier_ops probe_ops = {
@@ -1065,7 +1056,7 @@ static int guest_inv(struct phase *ph, int i, struct kvm_vcpu *v)
 		}
 		if (v->stat.stlb_flushes != flushes) {
 			flushes = v->stat.stlb_flushes;
-			atomic_store_explicit(&s->flush_seen_ns[i], now_ns(), memory_order_relaxed);
+			atomic_store_explicit(&s->flush_seen_ns[i], clock_now_ns(), memory_order_relaxed);
 			atomic_store_explicit(&s->flushes[i], flushes, memory_order_release);
 		}
 	}
@@ -1157,9 +1148,9 @@ static int invalidate_run(struct kvm_bench *kb, int n, unsigned int run,
 		/* Then strike at a random point of their hot loops. */
 		sleep_us(100 + lcg_next(&x) % 500);
 		s.probing = it & 1;
-		t0 = now_ns();
+		t0 = clock_now_ns();
 		err = mm_madvise(vm.mm, vm.hva, INV_BYTES, MADV_DONTNEED);
-		t = now_ns() - t0;
+		t = clock_now_ns() - t0;
 		if (err) {
 			fail("mm_madvise", err);
 			goto stop;
@@ -1259,15 +1250,15 @@ static int invalidate_baselines(struct kvm_bench *kb, double *novm, double *nati
 		}
 		if (err)
 			break;
-		t0 = now_ns();
+		t0 = clock_now_ns();
 		err = mm_madvise(mm, hva, INV_BYTES, MADV_DONTNEED);
-		novm[it] = (double)(now_ns() - t0) / 1000.0;
+		novm[it] = (double)(clock_now_ns() - t0) / 1000.0;
 		for (uint64_t i = 0; i < INV_BYTES; i += PAGE_SIZE)
 			((volatile char *)p)[i] = 1;
-		t0 = now_ns();
+		t0 = clock_now_ns();
 		if (madvise(p, INV_BYTES, MADV_DONTNEED))
 			err = -errno;
-		native[it] = (double)(now_ns() - t0) / 1000.0;
+		native[it] = (double)(clock_now_ns() - t0) / 1000.0;
 	}
 	munmap(p, INV_BYTES);
 	mmput(mm);

@@ -42,9 +42,11 @@
 #include <sys/vfs.h>
 #include <unistd.h>
 #include "cli/cli.h"
+#include "base/xalloc.h"
 #include "tandem/host.h"
 #include "tandem/mmu_notifier.h"
 #include "base/compiler.h"
+#include "base/clock.h"
 
 #define MIB (1024.0 * 1024.0)
 
@@ -86,17 +88,6 @@ static const struct mmu_notifier_ops counting_ops = {
 
 /* Series: tandem (0 and 1 subscriber), buffered, O_DIRECT; out and in. */
 enum { S_OUT, S_OUT_MN, S_IN, S_IN_MN, S_PWRITE, S_PREAD, S_DPWRITE, S_DPREAD, NR_SERIES };
-
-static void *xcalloc(size_t n, size_t size)
-{
-	void *p = calloc(n ? n : 1, size);
-
-	if (!p) {
-		fprintf(stderr, "tandem bench swap: out of memory\n");
-		exit(1);
-	}
-	return p;
-}
 
 static int fail(const char *what, int err)
 {
@@ -171,9 +162,9 @@ static int tandem_once(struct swap_bench *sb, double *out_ns, double *in_ns,
 
 	c0 = event(sb->host, PSWPOUT);
 	s0 = notifier_starts(sb->host);
-	t0 = now_ns();
+	t0 = clock_now_ns();
 	err = mm_madvise(sb->mm, sb->hva, bytes, MADV_PAGEOUT);
-	t1 = now_ns();
+	t1 = clock_now_ns();
 	if (err)
 		return fail("mm_madvise(MADV_PAGEOUT)", err);
 	c1 = event(sb->host, PSWPOUT);
@@ -187,7 +178,7 @@ static int tandem_once(struct swap_bench *sb, double *out_ns, double *in_ns,
 	c0 = event(sb->host, PSWPIN);
 	s0 = notifier_starts(sb->host);
 	uint64_t bad = 0;
-	t0 = now_ns();
+	t0 = clock_now_ns();
 	for (uint64_t p = 0; p < n; p++) {
 		uint64_t v;
 
@@ -196,7 +187,7 @@ static int tandem_once(struct swap_bench *sb, double *out_ns, double *in_ns,
 			return fail("mm_read", r < 0 ? (int)r : -EIO);
 		bad += v != tag(sb->round, p);
 	}
-	t1 = now_ns();
+	t1 = clock_now_ns();
 	*in_ns = (double)(t1 - t0);
 	starts[1] = notifier_starts(sb->host) - s0;
 	c1 = event(sb->host, PSWPIN);
@@ -216,7 +207,7 @@ static int raw_once(struct swap_bench *sb, bool direct, double *w_ns, double *r_
 	if (fd < 0)
 		return fail(direct ? "open(O_DIRECT)" : "open", -errno);
 	fill(buf, n, ++sb->round);
-	t0 = now_ns();
+	t0 = clock_now_ns();
 	for (uint64_t p = 0; p < n; p++)
 		if (pwrite(fd, buf + (p << PAGE_SHIFT), PAGE_SIZE, (off_t)(p << PAGE_SHIFT)) !=
 		    PAGE_SIZE) {
@@ -225,9 +216,9 @@ static int raw_once(struct swap_bench *sb, bool direct, double *w_ns, double *r_
 			close(fd);
 			return fail("pwrite", e ? e : -EIO);
 		}
-	*w_ns = (double)(now_ns() - t0);
+	*w_ns = (double)(clock_now_ns() - t0);
 	memset(buf, 0, n << PAGE_SHIFT);
-	t0 = now_ns();
+	t0 = clock_now_ns();
 	for (uint64_t p = 0; p < n; p++)
 		if (pread(fd, buf + (p << PAGE_SHIFT), PAGE_SIZE, (off_t)(p << PAGE_SHIFT)) !=
 		    PAGE_SIZE) {
@@ -236,7 +227,7 @@ static int raw_once(struct swap_bench *sb, bool direct, double *w_ns, double *r_
 			close(fd);
 			return fail("pread", e ? e : -EIO);
 		}
-	*r_ns = (double)(now_ns() - t0);
+	*r_ns = (double)(clock_now_ns() - t0);
 	close(fd);
 	for (uint64_t p = 0; p < n; p++)
 		if (*(uint64_t *)(buf + (p << PAGE_SHIFT)) != tag(sb->round, p))

@@ -38,7 +38,8 @@
 #ifndef TANDEM_VCPU_RSEQ_H
 #define TANDEM_VCPU_RSEQ_H
 
-#if defined(__x86_64__) && !defined(__SANITIZE_THREAD__) && !defined(__SANITIZE_ADDRESS__)
+#include "tandem/config.h"
+#ifdef TANDEM_HAVE_RSEQ
 #define VCPU_HAVE_RSEQ 1
 #include <sys/rseq.h>
 

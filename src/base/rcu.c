@@ -3,13 +3,6 @@
 #include <pthread.h>
 #include <urcu/urcu-memb.h>
 
-#if defined(__SANITIZE_THREAD__)
-#define TANDEM_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define TANDEM_TSAN 1
-#endif
-#endif
 
 #ifdef TANDEM_TSAN
 void __tsan_acquire(void *addr);

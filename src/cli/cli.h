@@ -51,9 +51,6 @@ void cli_getopt_error(const char *cmd, int c, char **argv);
 /* Print s as a JSON string literal (quotes included). */
 void json_print_string(FILE *f, const char *s);
 
-/* Monotonic clock in nanoseconds. */
-uint64_t now_ns(void);
-
 /* --- commands ----------------------------------------------------------- */
 
 /* argv[0] is the command name; getopt_long starts at argv[1]. */

@@ -46,6 +46,8 @@
 #include "cli/cli.h"
 #include "tandem/host.h"
 #include "tandem/mmu_notifier.h"
+#include "base/clock.h"
+#include "base/prng.h"
 
 #define PERSIST_PAGES   16
 #define REGION_MIN      16
@@ -203,19 +205,9 @@ static bool demo_fail(struct ctx *c, const char *fmt, ...)
 	return false;
 }
 
-static uint64_t mix64(uint64_t x)    /* splitmix64's finaliser */
-{
-	x ^= x >> 30;
-	x *= 0xbf58476d1ce4e5b9ULL;
-	x ^= x >> 27;
-	x *= 0x94d049bb133111ebULL;
-	return x ^ (x >> 31);
-}
-
 static uint64_t rnd(struct ctx *c)
 {
-	c->rng += 0x9e3779b97f4a7c15ULL;
-	return mix64(c->rng);
+	return prng_next(&c->rng);
 }
 
 /* Uniform enough in [lo, hi]. */
@@ -226,7 +218,7 @@ static uint64_t rnd_range(struct ctx *c, uint64_t lo, uint64_t hi)
 
 static uint64_t new_tag(struct ctx *c)
 {
-	return mix64(c->d->o->seed ^ mix64(c->stream ^ mix64(++c->serial))) | 1;
+	return prng_mix64(c->d->o->seed ^ prng_mix64(c->stream ^ prng_mix64(++c->serial))) | 1;
 }
 
 static unsigned int tag_offset(uint64_t tag)
@@ -237,7 +229,7 @@ static unsigned int tag_offset(uint64_t tag)
 static void tag_block(uint64_t tag, unsigned char *block)
 {
 	for (unsigned int i = 0; i < BLOCK_BYTES / 8; i++) {
-		uint64_t w = mix64(tag + i);
+		uint64_t w = prng_mix64(tag + i);
 
 		memcpy(block + 8 * i, &w, 8);
 	}
@@ -495,7 +487,7 @@ static bool fork_phase(struct ctx *c, struct mm *mm, struct demo_mn *dm, hva_t a
 	fp->cc.child = true;
 	fp->cc.life = c->life;
 	fp->cc.iter = c->iter;
-	fp->cc.stream = mix64(c->stream + 1) ^ ((uint64_t)atomic_load(&d->forks) << 32);
+	fp->cc.stream = prng_mix64(c->stream + 1) ^ ((uint64_t)atomic_load(&d->forks) << 32);
 	fp->addr = addr;
 	fp->n = n;
 	fp->base = base;
@@ -700,7 +692,7 @@ out:
 
 static bool time_is_up(struct demo *d)
 {
-	return d->deadline_ns && now_ns() >= d->deadline_ns;
+	return d->deadline_ns && clock_now_ns() >= d->deadline_ns;
 }
 
 static void *proc_main(void *arg)
@@ -1005,7 +997,7 @@ int cmd_host_demo(int argc, char **argv)
 		return 1;
 	}
 
-	d->start_ns = now_ns();
+	d->start_ns = clock_now_ns();
 	d->deadline_ns = o.duration_ns ? d->start_ns + o.duration_ns : 0;
 	for (unsigned int i = 0; i < o.procs; i++) {
 		ctxs[i] = calloc(1, sizeof(struct ctx));
@@ -1016,8 +1008,8 @@ int cmd_host_demo(int argc, char **argv)
 		}
 		ctxs[i]->d = d;
 		ctxs[i]->id = i;
-		ctxs[i]->rng = mix64(o.seed ^ mix64(i + 1));
-		ctxs[i]->stream = mix64((uint64_t)i << 1);
+		ctxs[i]->rng = prng_seed(o.seed, i);
+		ctxs[i]->stream = prng_mix64((uint64_t)i << 1);
 		err = pthread_create(&threads[i], NULL, proc_main, ctxs[i]);
 		if (err) {
 			demo_fail(ctxs[i], "pthread_create: %s", strerror(err));
@@ -1033,7 +1025,7 @@ int cmd_host_demo(int argc, char **argv)
 		atomic_fetch_add(&d->efault_checks, ctxs[i]->efaults);
 		free(ctxs[i]);
 	}
-	double elapsed = (double)(now_ns() - d->start_ns) / 1e9;
+	double elapsed = (double)(clock_now_ns() - d->start_ns) / 1e9;
 
 	/* Every process has exited: the host must be back to empty. */
 	struct host_stats st;

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <time.h>
 #include "cli/cli.h"
+#include "base/clock.h"
 
 /* Leading decimal digits of *sp into *v; advances *sp. */
 static int parse_digits(const char **sp, uint64_t *v, const char **why)
@@ -253,10 +254,3 @@ void json_print_string(FILE *f, const char *s)
 	fputc('"', f);
 }
 
-uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-}

@@ -208,7 +208,7 @@ uint64_t wl_hash_page(const void *page)
 
 	for (unsigned int i = 0; i < WL_WORDS; i++)
 		h = (h ^ w[i]) * 0x100000001b3ULL + (h >> 29);
-	return wl_mix64(h);
+	return prng_mix64(h);
 }
 
 #define FINAL_BATCH 64  /* pages per host read */

@@ -32,6 +32,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "workload_int.h"
+#include "base/clock.h"
 
 #define DONTNEED_MAX_CHUNKS 4
 #define RO_WINDOW_NS        2000000ULL  /* mprotect: read-only this long */
@@ -40,10 +41,10 @@
 
 static void churn_sleep(struct scenario *sc, uint64_t ns)
 {
-	uint64_t end = wl_now_ns() + ns;
+	uint64_t end = clock_now_ns() + ns;
 
 	while (!wl_should_end(sc)) {
-		uint64_t now = wl_now_ns();
+		uint64_t now = clock_now_ns();
 
 		if (now >= end)
 			break;
@@ -103,10 +104,10 @@ static int host_err(struct wl_vm *vm, const char *what, gfn_t gfn, long long err
 static int op_dontneed(struct wl_vm *vm)
 {
 	uint64_t chunks_per_slot = vm->slot_pages / vm->chunk_pages;
-	uint64_t slot = wl_rand_below(&vm->churn_rng, WL_NR_SLOTS);
-	uint64_t n = 1 + wl_rand_below(&vm->churn_rng, MIN(DONTNEED_MAX_CHUNKS, chunks_per_slot));
+	uint64_t slot = prng_below(&vm->churn_rng, WL_NR_SLOTS);
+	uint64_t n = 1 + prng_below(&vm->churn_rng, MIN(DONTNEED_MAX_CHUNKS, chunks_per_slot));
 	uint64_t c0 = slot * chunks_per_slot +
-		      wl_rand_below(&vm->churn_rng, chunks_per_slot - n + 1);
+		      prng_below(&vm->churn_rng, chunks_per_slot - n + 1);
 	gfn_t g0 = c0 * vm->chunk_pages, g1 = (c0 + n) * vm->chunk_pages;
 	int err;
 
@@ -122,9 +123,9 @@ static int op_dontneed(struct wl_vm *vm)
 static int op_mprotect(struct wl_vm *vm, uint64_t *buf)
 {
 	uint64_t region = MIN(vm->slot_pages, MAX(vm->chunk_pages, vm->npages / 16));
-	uint64_t slot = wl_rand_below(&vm->churn_rng, WL_NR_SLOTS);
+	uint64_t slot = prng_below(&vm->churn_rng, WL_NR_SLOTS);
 	gfn_t g0 = slot * vm->slot_pages +
-		   wl_rand_below(&vm->churn_rng, (vm->slot_pages - region) / vm->chunk_pages + 1) *
+		   prng_below(&vm->churn_rng, (vm->slot_pages - region) / vm->chunk_pages + 1) *
 		   vm->chunk_pages;
 	gfn_t g1 = g0 + region, g;
 	hva_t hva = wl_gfn_to_hva(vm, g0);
@@ -169,7 +170,7 @@ static int op_mprotect(struct wl_vm *vm, uint64_t *buf)
 
 static int op_remap(struct wl_vm *vm)
 {
-	uint64_t slot = wl_rand_below(&vm->churn_rng, WL_NR_SLOTS);
+	uint64_t slot = prng_below(&vm->churn_rng, WL_NR_SLOTS);
 	uint64_t chunks_per_slot = vm->slot_pages / vm->chunk_pages;
 	uint64_t c0 = slot * chunks_per_slot, c1 = c0 + chunks_per_slot;
 	gfn_t g0 = slot * vm->slot_pages;
@@ -252,7 +253,7 @@ static int op_fork(struct wl_vm *vm, uint64_t *buf)
 				s[n++].gfn = g;
 		}
 	for (unsigned int j = 0; j < FORK_RANDOM_SAMPLE && j < vm->npages; j++)
-		s[n++].gfn = wl_rand_below(&vm->churn_rng, vm->npages);
+		s[n++].gfn = prng_below(&vm->churn_rng, vm->npages);
 
 	/* The child's copy: what was committed around the fork, hashed. */
 	for (unsigned int i = 0; i < n; i++) {
@@ -317,7 +318,7 @@ void *wl_churn_main(void *arg)
 		if (sc->cfg.churn & (1u << k))
 			kinds[nr++] = k;
 	while (nr && !wl_vm_should_end(vm)) {
-		unsigned int k = kinds[wl_rand_below(&vm->churn_rng, nr)];
+		unsigned int k = kinds[prng_below(&vm->churn_rng, nr)];
 		int err = 0;
 
 		switch (k) {

@@ -35,6 +35,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "workload_int.h"
+#include "base/clock.h"
 
 static const char *const workload_names[WL_NR_WORKLOADS] = {
 	[WL_MIXED] = "mixed", [WL_SEQ] = "seq", [WL_UNIFORM] = "uniform",
@@ -222,7 +223,7 @@ static int vm_setup(struct scenario *sc, unsigned int id, struct wl_vm **out, ch
 		vm->chunk_pages /= 2;
 	vm->nchunks = vm->npages / vm->chunk_pages;
 	vm->rom_gpa = cfg->guest_mem;
-	vm->churn_rng = wl_mix64(cfg->seed * 0x9e3779b97f4a7c15ULL + 2 * id + 1) | 1;
+	vm->churn_rng = prng_seed(cfg->seed, 2 * id);
 	vm->expected = calloc(vm->npages, sizeof(*vm->expected));
 	vm->frozen = calloc(vm->nchunks, sizeof(*vm->frozen));
 	vm->hash = calloc(vm->slot_pages, sizeof(uint64_t));
@@ -307,7 +308,7 @@ static int vm_setup(struct scenario *sc, unsigned int id, struct wl_vm **out, ch
 		w->vm = vm;
 		w->idx = i;
 		w->n_own = (vm->npages - i + cfg->nr_vcpus - 1) / cfg->nr_vcpus;
-		w->rng = wl_mix64(cfg->seed ^ wl_mix64(((uint64_t)id << 16 | i) + 1)) | 1;
+		w->rng = prng_seed(cfg->seed, ((uint64_t)id << 16 | i) * 2 + 1);
 		atomic_init(&w->cur_chunk, -1);
 		for (unsigned int j = 0; j < WL_RING; j++)
 			atomic_init(&w->ring[j], UINT64_MAX);
@@ -331,7 +332,7 @@ struct sample {
 static void take_sample(struct scenario *sc, struct sample *s)
 {
 	memset(s, 0, sizeof(*s));
-	s->t = wl_now_ns();
+	s->t = clock_now_ns();
 	for (unsigned int i = 0; i < sc->cfg.nr_vms; i++) {
 		struct wl_vm *vm = sc->vms[i];
 		struct kvm_stats st;
@@ -420,7 +421,7 @@ static void run_loop(struct scenario *sc, struct scenario_result *res)
 	take_sample(sc, &prev);
 	prev.t = sc->start_ns;
 	for (;;) {
-		uint64_t now = wl_now_ns();
+		uint64_t now = clock_now_ns();
 
 		if (atomic_load(&sc->failed)) {
 			res->stopped_early = true;
@@ -604,7 +605,7 @@ int scenario_run(const struct scenario_config *cfg, struct scenario_result *res)
 	struct host_config hcfg = { 0 };
 	struct scenario *sc;
 	unsigned int nr_vms_up = 0;
-	uint64_t t0 = wl_now_ns();
+	uint64_t t0 = clock_now_ns();
 	char why[sizeof(res->verdict)] = "";
 	int err = 0;
 
@@ -661,7 +662,7 @@ int scenario_run(const struct scenario_config *cfg, struct scenario_result *res)
 	if (cfg->swap_fail_writes || cfg->swap_fail_reads)
 		host_swap_inject_failures(sc->host, cfg->swap_fail_writes, cfg->swap_fail_reads);
 
-	sc->start_ns = wl_now_ns();
+	sc->start_ns = clock_now_ns();
 	sc->deadline_ns = sc->start_ns + cfg->duration_ns;
 	res->setup_s = (double)(sc->start_ns - t0) / 1e9;
 	for (unsigned int i = 0; i < cfg->nr_vms && !err; i++)
@@ -708,7 +709,7 @@ int scenario_run(const struct scenario_config *cfg, struct scenario_result *res)
 		for (unsigned int j = 0; j < sc->vms[i]->nr_vcpus; j++)
 			if (sc->vms[i]->vcpus[j]->started)
 				kvm_vcpu_stop(sc->vms[i]->vcpus[j]->vcpu);
-	res->elapsed_s = (double)(wl_now_ns() - sc->start_ns) / 1e9;
+	res->elapsed_s = (double)(clock_now_ns() - sc->start_ns) / 1e9;
 	if (err)
 		goto out_teardown;
 
@@ -726,7 +727,7 @@ int scenario_run(const struct scenario_config *cfg, struct scenario_result *res)
 		res->vm[i].failures_ignored = atomic_load(&sc->vms[i]->failures_ignored);
 
 out_teardown:
-	t0 = wl_now_ns();
+	t0 = clock_now_ns();
 	/* Nothing runs now but the final check is done: no more notifies
 	 * into VMs about to be freed. */
 	if (cfg->oom_killer)
@@ -760,7 +761,7 @@ out_teardown:
 		err = -EBUSY;
 		snprintf(why, sizeof(why), "host_destroy: an address space is still alive");
 	}
-	res->teardown_s = (double)(wl_now_ns() - t0) / 1e9;
+	res->teardown_s = (double)(clock_now_ns() - t0) / 1e9;
 	if (err)
 		snprintf(res->verdict, sizeof(res->verdict), "%s", why);
 	else

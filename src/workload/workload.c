@@ -31,6 +31,7 @@
 #include <stdio.h>
 #include <string.h>
 #include "workload_int.h"
+#include "base/clock.h"
 
 enum phase { PH_SEQ, PH_VERIFY, PH_UNIFORM, PH_ZIPF, NR_PHASES };
 
@@ -67,7 +68,7 @@ static void zipf_init(struct wl_zipf *z, uint64_t n, double theta)
 
 static uint64_t zipf_next(const struct wl_zipf *z, uint64_t *rng)
 {
-	double u = (double)(wl_rand(rng) >> 11) * 0x1.0p-53;
+	double u = prng_double(rng);
 	double uz = u * z->zetan;
 	uint64_t r;
 
@@ -219,11 +220,11 @@ static int cross_read(struct wl_vcpu *w)
 	char why[160];
 	int kind, r;
 
-	j = wl_rand_below(&w->rng, nv - 1);
+	j = prng_below(&w->rng, nv - 1);
 	if (j >= w->idx)
 		j++;
 	n_j = (vm->npages - j + nv - 1) / nv;
-	gfn = wl_rand_below(&w->rng, n_j) * nv + j;
+	gfn = prng_below(&w->rng, n_j) * nv + j;
 	if (!chunk_enter(w, wl_chunk_of(vm, gfn)))
 		return OP_SKIPPED;
 	lo = atomic_load_explicit(&vm->expected[gfn], memory_order_acquire);
@@ -249,7 +250,7 @@ static int cross_read(struct wl_vcpu *w)
 static int rom_read(struct wl_vcpu *w)
 {
 	struct wl_vm *vm = w->vm;
-	uint64_t i = wl_rand_below(&w->rng, WL_ROM_PAGES * WL_WORDS), val;
+	uint64_t i = prng_below(&w->rng, WL_ROM_PAGES * WL_WORDS), val;
 	int r = g_load(w, vm->rom_gpa + 8 * i, &val);
 
 	if (r)
@@ -268,7 +269,7 @@ static int rom_read(struct wl_vcpu *w)
 static int rom_write(struct wl_vcpu *w)
 {
 	struct wl_vm *vm = w->vm;
-	uint64_t i = wl_rand_below(&w->rng, WL_ROM_PAGES * WL_WORDS);
+	uint64_t i = prng_below(&w->rng, WL_ROM_PAGES * WL_WORDS);
 	gpa_t gpa = vm->rom_gpa + 8 * i;
 	uint64_t before = w->mmio_count;
 	int r;
@@ -329,9 +330,9 @@ void wl_stall_hook(struct kvm_vcpu *v, enum vcpu_hook_point at, void *arg)
 		return;
 	w->c.stalls++;
 	e0 = atomic_load(&vm->churn_epoch);
-	deadline = wl_now_ns() + 2000ULL * vm->sc->cfg.churn_interval_us + STALL_SLACK_NS;
+	deadline = clock_now_ns() + 2000ULL * vm->sc->cfg.churn_interval_us + STALL_SLACK_NS;
 	while (atomic_load(&vm->churn_epoch) == e0 && !vcpu_should_stop(v) &&
-	       !wl_should_end(vm->sc) && wl_now_ns() < deadline)
+	       !wl_should_end(vm->sc) && clock_now_ns() < deadline)
 		nanosleep(&(struct timespec){ .tv_nsec = 50000 }, NULL);
 }
 
@@ -387,7 +388,7 @@ int wl_guest_main(struct kvm_vcpu *v, void *arg)
 		if (wl_vm_should_end(w->vm))
 			break;
 
-		uint64_t dice = wl_rand(&w->rng);
+		uint64_t dice = prng_next(&w->rng);
 		bool write = false;
 		uint64_t k = 0;
 
@@ -404,7 +405,7 @@ int wl_guest_main(struct kvm_vcpu *v, void *arg)
 				break;
 			case PH_UNIFORM:
 			case PH_ZIPF:
-				k = ph == PH_UNIFORM ? wl_rand_below(&w->rng, w->n_own) :
+				k = ph == PH_UNIFORM ? prng_below(&w->rng, w->n_own) :
 				    zipf_next(&w->zipf, &w->rng) * PERMUTE_PRIME % w->n_own;
 				write = (dice >> 40) % 100 < cfg->write_pct;
 				break;

@@ -36,6 +36,8 @@
 #include <time.h>
 #include "tandem/workload.h"
 #include "base/compiler.h"
+#include "base/prng.h"
+#include "base/clock.h"
 
 #define WL_ROM_PAGES    16
 #define WL_ROM_SLOT     WL_NR_SLOTS     /* memslot id of the ROM */
@@ -56,16 +58,6 @@
 #define WL_WORDS        (PAGE_SIZE / 8)
 #define WL_POISON_WORD  0x6b6b6b6b6b6b6b6bULL  /* debug builds' freed frames */
 
-static inline uint64_t wl_mix64(uint64_t x)
-{
-	x ^= x >> 30;
-	x *= 0xbf58476d1ce4e5b9ULL;
-	x ^= x >> 27;
-	x *= 0x94d049bb133111ebULL;
-	x ^= x >> 31;
-	return x;
-}
-
 static inline uint64_t wl_page_tag(unsigned int vm, gfn_t gfn)
 {
 	return WL_TAG_MAGIC << 48 | (uint64_t)(vm & 0xff) << 40 |
@@ -79,30 +71,13 @@ static inline unsigned int wl_check_index(uint64_t version)
 
 static inline uint64_t wl_check_word(unsigned int vm, gfn_t gfn, uint64_t version)
 {
-	return wl_mix64(wl_page_tag(vm, gfn) ^ wl_mix64(version + 1));
+	return prng_mix64(wl_page_tag(vm, gfn) ^ prng_mix64(version + 1));
 }
 
 /* ROM word i of VM vm. */
 static inline uint64_t wl_rom_word(unsigned int vm, uint64_t i)
 {
-	return wl_mix64(0x524f4dULL << 40 ^ (uint64_t)vm << 32 ^ i);
-}
-
-/* xorshift64*: each thread its own state, seeded from the run's seed. */
-static inline uint64_t wl_rand(uint64_t *s)
-{
-	uint64_t x = *s;
-
-	x ^= x >> 12;
-	x ^= x << 25;
-	x ^= x >> 27;
-	*s = x;
-	return x * 0x2545f4914f6cdd1dULL;
-}
-
-static inline uint64_t wl_rand_below(uint64_t *s, uint64_t n)
-{
-	return n ? (uint64_t)(((unsigned __int128)wl_rand(s) * n) >> 64) : 0;
+	return prng_mix64(0x524f4dULL << 40 ^ (uint64_t)vm << 32 ^ i);
 }
 
 /* YCSB's zipfian generator (Gray et al., "Quickly generating billion-record
@@ -257,17 +232,9 @@ void *wl_churn_main(void *arg);
 /* wss.c */
 void *wl_wss_main(void *arg);
 
-static inline uint64_t wl_now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-}
-
 static inline double wl_elapsed_s(const struct scenario *sc)
 {
-	return (double)(wl_now_ns() - sc->start_ns) / 1e9;
+	return (double)(clock_now_ns() - sc->start_ns) / 1e9;
 }
 
 static inline bool wl_should_end(struct scenario *sc)

@@ -26,6 +26,7 @@
  */
 #include <string.h>
 #include "workload_int.h"
+#include "base/clock.h"
 
 /* Mark (mapped == NULL) or count every slot of vm; returns 0 or -errno. */
 static int wss_pass(struct wl_vm *vm, uint64_t *idle, uint64_t *mapped, uint64_t *pages)
@@ -60,10 +61,10 @@ static int wss_pass(struct wl_vm *vm, uint64_t *idle, uint64_t *mapped, uint64_t
 
 static int wss_mark(struct wl_vm *vm)
 {
-	uint64_t t0 = wl_now_ns(), pages;
+	uint64_t t0 = clock_now_ns(), pages;
 	int err = wss_pass(vm, NULL, NULL, &pages);
 
-	vm->wss_mark_ns = wl_now_ns();
+	vm->wss_mark_ns = clock_now_ns();
 	vm->wss_mark_ns_sum += (double)(vm->wss_mark_ns - t0);
 	vm->wss_marked += pages;
 	return err;
@@ -72,12 +73,12 @@ static int wss_mark(struct wl_vm *vm)
 /* End vm's interval: count, publish, start the next one. */
 static int wss_interval_end(struct scenario *sc, struct wl_vm *vm, double *len_s)
 {
-	uint64_t t0 = wl_now_ns(), idle = 0, mapped = 0, pages, used;
+	uint64_t t0 = clock_now_ns(), idle = 0, mapped = 0, pages, used;
 	int err = wss_pass(vm, &idle, &mapped, &pages);
 
 	if (err)
 		return err;
-	vm->wss_count_ns_sum += (double)(wl_now_ns() - t0);
+	vm->wss_count_ns_sum += (double)(clock_now_ns() - t0);
 	vm->wss_counted += pages;
 	*len_s = (double)(t0 - vm->wss_mark_ns) / 1e9;
 	used = mapped - idle;
@@ -114,7 +115,7 @@ static void wss_fail(struct scenario *sc, struct wl_vm *vm, const char *what, in
 static bool wss_sleep_until(struct scenario *sc, uint64_t deadline)
 {
 	for (;;) {
-		uint64_t now = wl_now_ns();
+		uint64_t now = clock_now_ns();
 
 		if (wl_should_end(sc))
 			return false;

@@ -85,6 +85,7 @@
 #include "tandem/host.h"
 #include "tandem/mmu_notifier.h"
 #include "host/internal.h"
+#include "base/prng.h"
 
 /*
  * The workload's address window: NR_REGIONS shared regions with gaps
@@ -630,19 +631,6 @@ static void shadow_print(struct shadow_mmu *s, const char *tag)
 
 /* ---- workload ----------------------------------------------------------- */
 
-static uint64_t rng_next(uint64_t *x)
-{
-	/* xorshift64* */
-	*x ^= *x >> 12;
-	*x ^= *x << 25;
-	*x ^= *x >> 27;
-	return *x * 0x2545F4914F6CDD1DULL;
-}
-
-static uint64_t rng_below(uint64_t *x, uint64_t n)
-{
-	return rng_next(x) % n;
-}
 
 static double now_sec(void)
 {
@@ -739,9 +727,9 @@ static void expect(struct workload *w, enum op_kind k, long err, long allowed)
 /* A random page-aligned subrange of one region: [*addr, *addr + *len). */
 static void random_subrange(uint64_t *rng, hva_t *addr, uint64_t *len)
 {
-	unsigned int r = rng_below(rng, NR_REGIONS);
-	uint64_t first = rng_below(rng, REGION_PAGES);
-	uint64_t n = 1 + rng_below(rng, MIN(16, REGION_PAGES - first));
+	unsigned int r = prng_below(rng, NR_REGIONS);
+	uint64_t first = prng_below(rng, REGION_PAGES);
+	uint64_t n = 1 + prng_below(rng, MIN(16, REGION_PAGES - first));
 
 	*addr = region_base(r) + first * PAGE_SIZE;
 	*len = n * PAGE_SIZE;
@@ -751,17 +739,17 @@ static void random_subrange(uint64_t *rng, hva_t *addr, uint64_t *len)
  * sometimes in a gap; never in a private region. */
 static hva_t random_addr(uint64_t *rng)
 {
-	if (rng_below(rng, 16) == 0)
-		return WINDOW_BASE + rng_below(rng, SHARED_SPAN);
-	return region_base(rng_below(rng, NR_REGIONS)) +
-	       rng_below(rng, REGION_PAGES * PAGE_SIZE);
+	if (prng_below(rng, 16) == 0)
+		return WINDOW_BASE + prng_below(rng, SHARED_SPAN);
+	return region_base(prng_below(rng, NR_REGIONS)) +
+	       prng_below(rng, REGION_PAGES * PAGE_SIZE);
 }
 
 /* For the fillers: anywhere in the window, private regions included. */
 static hva_t random_window_addr(uint64_t *rng)
 {
-	if (rng_below(rng, 4) == 0)
-		return priv_base(rng_below(rng, NR_MUTATORS)) + rng_below(rng, PRIV_BYTES);
+	if (prng_below(rng, 4) == 0)
+		return priv_base(prng_below(rng, NR_MUTATORS)) + prng_below(rng, PRIV_BYTES);
 	return random_addr(rng);
 }
 
@@ -802,18 +790,18 @@ static unsigned int private_op(struct workload *w, struct worker *wk)
 {
 	uint64_t *rng = &wk->rng;
 	hva_t base = priv_base(wk->idx), out;
-	uint64_t first = rng_below(rng, PRIV_PAGES);
-	uint64_t n = 1 + rng_below(rng, PRIV_PAGES - first);
-	uint64_t off = rng_below(rng, PRIV_BYTES - 512), len = 1 + rng_below(rng, 512);
+	uint64_t first = prng_below(rng, PRIV_PAGES);
+	uint64_t n = 1 + prng_below(rng, PRIV_PAGES - first);
+	uint64_t off = prng_below(rng, PRIV_BYTES - 512), len = 1 + prng_below(rng, 512);
 	unsigned char buf[512];
 	unsigned int calls = 1;
 	struct mm *child;
 	long err;
 
-	switch (rng_below(rng, 8)) {
+	switch (prng_below(rng, 8)) {
 	case 0: case 1: case 2:         /* write, then read it back */
 		for (uint64_t i = 0; i < len; i++)
-			buf[i] = (unsigned char)rng_next(rng);
+			buf[i] = (unsigned char)prng_next(rng);
 		err = mm_write(w->mm, base + off, buf, len);
 		expect(w, OP_PRIVATE, err, 0);
 		memcpy(wk->expected + off, buf, len);
@@ -828,14 +816,14 @@ static unsigned int private_op(struct workload *w, struct worker *wk)
 		return 2;
 	case 4:                         /* protect: contents survive */
 		err = mm_mprotect(w->mm, base + first * PAGE_SIZE, n * PAGE_SIZE,
-				  rng_below(rng, 2) ? PROT_READ : PROT_NONE);
+				  prng_below(rng, 2) ? PROT_READ : PROT_NONE);
 		expect(w, OP_PRIVATE, err, 0);
 		err = mm_mprotect(w->mm, base + first * PAGE_SIZE, n * PAGE_SIZE, prot_rw);
 		expect(w, OP_PRIVATE, err, 0);
 		private_verify(w, wk, first * PAGE_SIZE, n * PAGE_SIZE);
 		return 3;
 	case 5:                         /* replace the mapping: zeroes */
-		if (rng_below(rng, 2)) {
+		if (prng_below(rng, 2)) {
 			err = mm_munmap(w->mm, base + first * PAGE_SIZE, n * PAGE_SIZE);
 			expect(w, OP_PRIVATE, err, 0);
 			calls++;
@@ -847,7 +835,7 @@ static unsigned int private_op(struct workload *w, struct worker *wk)
 		private_verify(w, wk, first * PAGE_SIZE, n * PAGE_SIZE);
 		return calls + 1;
 	case 6:                         /* a child's writes stay in the child */
-		if (rng_below(rng, 8))
+		if (prng_below(rng, 8))
 			return 0;
 		err = mm_fork(w->mm, &child);
 		expect(w, OP_PRIVATE, err, 0);
@@ -855,14 +843,14 @@ static unsigned int private_op(struct workload *w, struct worker *wk)
 			return 1;
 		memset(buf, 0xc5, sizeof(buf));
 		for (int i = 0; i < 4; i++) {
-			err = mm_write(child, base + rng_below(rng, PRIV_BYTES - 512),
+			err = mm_write(child, base + prng_below(rng, PRIV_BYTES - 512),
 				       buf, 512);
 			expect(w, OP_PRIVATE, err, 0);
 		}
 		private_verify(w, wk, 0, PRIV_BYTES);
 		/* The parent writes while the child still shares: COW. */
 		for (uint64_t i = 0; i < len; i++)
-			buf[i] = (unsigned char)rng_next(rng);
+			buf[i] = (unsigned char)prng_next(rng);
 		err = mm_write(w->mm, base + off, buf, len);
 		expect(w, OP_PRIVATE, err, 0);
 		memcpy(wk->expected + off, buf, len);
@@ -880,7 +868,7 @@ static unsigned int mutator_op(struct workload *w, struct worker *wk)
 {
 	uint64_t *rng = &wk->rng;
 	struct mm *mm = w->mm;
-	unsigned int pick = rng_below(rng, 1000), k = 0;
+	unsigned int pick = prng_below(rng, 1000), k = 0;
 	unsigned char buf[512] = { 0 };
 	unsigned int calls = 1;
 	hva_t addr, out;
@@ -894,14 +882,14 @@ static unsigned int mutator_op(struct workload *w, struct worker *wk)
 	switch ((enum op_kind)k) {
 	case OP_WRITE:
 		addr = random_addr(rng);
-		len = 1 + rng_below(rng, sizeof(buf));
-		memset(buf, (int)rng_next(rng), len);
+		len = 1 + prng_below(rng, sizeof(buf));
+		memset(buf, (int)prng_next(rng), len);
 		err = mm_write(mm, addr, buf, len);
 		expect(w, k, err, -EFAULT);
 		break;
 	case OP_READ:
 		addr = random_addr(rng);
-		len = 1 + rng_below(rng, sizeof(buf));
+		len = 1 + prng_below(rng, sizeof(buf));
 		err = mm_read(mm, addr, buf, len);
 		expect(w, k, err, -EFAULT);
 		break;
@@ -914,9 +902,9 @@ static unsigned int mutator_op(struct workload *w, struct worker *wk)
 		static const int downgrade[] = { PROT_READ, PROT_READ, PROT_READ,
 						 PROT_NONE, PROT_READ | PROT_EXEC };
 		random_subrange(rng, &addr, &len);
-		err = mm_mprotect(mm, addr, len, downgrade[rng_below(rng, 5)]);
+		err = mm_mprotect(mm, addr, len, downgrade[prng_below(rng, 5)]);
 		expect(w, k, err, -ENOMEM);
-		if (rng_below(rng, 2)) {
+		if (prng_below(rng, 2)) {
 			err = mm_read(mm, addr, buf, 64);
 			expect(w, OP_READ, err, -EFAULT);
 			calls++;
@@ -948,7 +936,7 @@ static unsigned int mutator_op(struct workload *w, struct worker *wk)
 			break;
 		for (int i = 0; i < 4; i++) {
 			addr = random_addr(rng);
-			err = mm_write(child, addr, buf, 1 + rng_below(rng, 64));
+			err = mm_write(child, addr, buf, 1 + prng_below(rng, 64));
 			expect(w, OP_WRITE, err, -EFAULT);
 		}
 		mmput(child);
@@ -963,7 +951,7 @@ static unsigned int mutator_op(struct workload *w, struct worker *wk)
 		bool writable;
 
 		addr = random_addr(rng);
-		err = get_user_page(mm, addr, rng_below(rng, 2) ? FOLL_WRITE : 0,
+		err = get_user_page(mm, addr, prng_below(rng, 2) ? FOLL_WRITE : 0,
 				    &page, &writable);
 		expect(w, k, err, -EFAULT);
 		if (!err)
@@ -1015,7 +1003,7 @@ static void *filler_thread(void *arg)
 	while (!atomic_load_explicit(&w->stop_fillers, memory_order_relaxed)) {
 		hva_t addr = random_window_addr(&wk->rng);
 
-		if (shadow_fill(w->s, addr, rng_below(&wk->rng, 2), &st) == FILL_OK &&
+		if (shadow_fill(w->s, addr, prng_below(&wk->rng, 2), &st) == FILL_OK &&
 		    !atomic_load_explicit(&w->stop, memory_order_relaxed))
 			atomic_fetch_add_explicit(&w->race_fills, 1, memory_order_relaxed);
 		shadow_check_access(w->s, random_window_addr(&wk->rng));

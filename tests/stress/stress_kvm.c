@@ -39,20 +39,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "tandem/config.h"
 #include "tandem/workload.h"
 #include "scenario_test_util.h"
 
-#if defined(__SANITIZE_THREAD__)
+#ifdef TANDEM_TSAN
 #define UNDER_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define UNDER_TSAN 1
-#endif
-#endif
-#ifndef UNDER_TSAN
+#else
 #define UNDER_TSAN 0
 #endif
-#if UNDER_TSAN || defined(__SANITIZE_ADDRESS__)
+#ifdef TANDEM_SANITIZER
 #define UNDER_SANITIZER 1
 #else
 #define UNDER_SANITIZER 0

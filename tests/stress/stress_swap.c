@@ -34,19 +34,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "tandem/config.h"
 #include "tandem/workload.h"
 #include "scenario_test_util.h"
 
 #define MiB (1ULL << 20)
 
-#if defined(__SANITIZE_THREAD__)
+#ifdef TANDEM_TSAN
 #define UNDER_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define UNDER_TSAN 1
-#endif
-#endif
-#ifndef UNDER_TSAN
+#else
 #define UNDER_TSAN 0
 #endif
 
