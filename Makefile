@@ -24,12 +24,13 @@ CFLAGS_tsan    := -O1 -g -DTANDEM_DEBUG -fno-omit-frame-pointer -fsanitize=threa
 LDLIBS  := -lurcu-memb -lurcu-common -lpthread -lm
 TEST_LDLIBS := -lcmocka
 
-LIB_SRCS   := $(sort $(wildcard src/base/*.c src/host/*.c src/notifier/*.c \
-	src/kvm/*.c src/vcpu/*.c src/workload/*.c))
+# The library's layers, bottom to top (DESIGN.md; scripts/check-layers.sh).
+LAYERS     := base host kvm cpu vmm workload
+LIB_SRCS   := $(sort $(foreach l,$(LAYERS),$(wildcard src/$(l)/*.c src/$(l)/*/*.c)))
 CLI_SRCS   := $(sort $(wildcard src/cli/*.c bench/*.c))
 TEST_SRCS  := $(sort $(wildcard tests/test_*.c tests/stress/stress_*.c))
 TEST_HDRS  := $(wildcard tests/*.h)
-HDRS       := $(wildcard include/tandem/*.h src/*/*.h)
+HDRS       := $(wildcard include/tandem/*.h src/*/*.h src/*/*/*.h)
 
 # Per-variant object/binary lists.
 define variant_rules

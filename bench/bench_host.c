@@ -36,6 +36,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include "cli/cli.h"
+#include "base/compiler.h"
 #include "base/xalloc.h"
 #include "tandem/host.h"
 #include "tandem/mmu_notifier.h"

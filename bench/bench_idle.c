@@ -43,7 +43,7 @@
 #include "tandem/host.h"
 #include "tandem/kvm.h"
 #include "tandem/pgtable.h"
-#include "tandem/vcpu.h"
+#include "tandem/cpu.h"
 #include "base/compiler.h"
 #include "base/clock.h"
 
@@ -56,7 +56,7 @@ struct idle_bench {
 	/* the VM side */
 	struct mm *vm_mm;
 	struct kvm *kvm;
-	struct kvm_vcpu *vcpu;
+	struct vcpu *vcpu;
 	hva_t vm_hva;
 	/* the baseline */
 	struct mm *mm;
@@ -96,7 +96,7 @@ struct touch {
 	int ret;
 };
 
-static int guest_touch_all(struct kvm_vcpu *v, void *arg)
+static int guest_touch_all(struct vcpu *v, void *arg)
 {
 	struct touch *t = arg;
 	int r = 0;
@@ -112,13 +112,13 @@ static int guest_touch_all(struct kvm_vcpu *v, void *arg)
 static int vm_touch_all(struct idle_bench *ib)
 {
 	struct touch t = { .pages = ib->pages };
-	int err = kvm_vcpu_run(ib->vcpu, guest_touch_all, &t);
+	int err = vcpu_run(ib->vcpu, guest_touch_all, &t);
 
 	if (err)
-		return fail("kvm_vcpu_run", err);
+		return fail("vcpu_run", err);
 	while (!atomic_load(&t.done))
 		nanosleep(&(struct timespec){ .tv_nsec = 100000 }, NULL);
-	err = kvm_vcpu_stop(ib->vcpu);
+	err = vcpu_stop(ib->vcpu);
 	return err ? fail("guest write", err) : 0;
 }
 
@@ -242,9 +242,9 @@ static int setup(struct idle_bench *ib)
 	err = kvm_set_user_memory_region(ib->kvm, &r);
 	if (err)
 		return fail("kvm_set_user_memory_region", err);
-	err = kvm_vcpu_create(ib->kvm, 0, &ib->vcpu);
+	err = vcpu_create(ib->kvm, 0, &ib->vcpu);
 	if (err)
-		return fail("kvm_vcpu_create", err);
+		return fail("vcpu_create", err);
 
 	err = mm_create(ib->host, &ib->mm);
 	if (err)
@@ -257,7 +257,7 @@ static int setup(struct idle_bench *ib)
 static void teardown(struct idle_bench *ib)
 {
 	if (ib->vcpu)
-		kvm_vcpu_destroy(ib->vcpu);
+		vcpu_destroy(ib->vcpu);
 	if (ib->kvm)
 		kvm_destroy_vm(ib->kvm);
 	if (ib->vm_mm)

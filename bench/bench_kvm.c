@@ -57,10 +57,11 @@
 #include <sys/resource.h>
 #include <unistd.h>
 #include "cli/cli.h"
+#include "base/compiler.h"
 #include "base/xalloc.h"
 #include "tandem/host.h"
 #include "tandem/kvm.h"
-#include "tandem/vcpu.h"
+#include "tandem/cpu.h"
 #include "kvm/kvm_host.h"
 #include "base/clock.h"
 
@@ -152,7 +153,7 @@ struct vm {
 	hva_t hva;
 	uint64_t pages;
 	int n;
-	struct kvm_vcpu *vcpu[KB_MAX_VCPUS];
+	struct vcpu *vcpu[KB_MAX_VCPUS];
 	struct mmu_notifier *probes[2];
 };
 
@@ -210,16 +211,16 @@ static int vm_create(struct kvm_bench *kb, uint64_t pages, int n,
 		goto out_vcpus;
 	}
 	for (vm->n = 0; vm->n < n; vm->n++) {
-		err = kvm_vcpu_create(vm->kvm, vm->n, &vm->vcpu[vm->n]);
+		err = vcpu_create(vm->kvm, vm->n, &vm->vcpu[vm->n]);
 		if (err) {
-			fail("kvm_vcpu_create", err);
+			fail("vcpu_create", err);
 			goto out_vcpus;
 		}
 	}
 	return 0;
 out_vcpus:
 	while (vm->n > 0)
-		kvm_vcpu_destroy(vm->vcpu[--vm->n]);
+		vcpu_destroy(vm->vcpu[--vm->n]);
 out_kvm:
 	kvm_destroy_vm(vm->kvm);
 out_probes:
@@ -234,7 +235,7 @@ out_mm:
 static void vm_destroy(struct vm *vm)
 {
 	while (vm->n > 0)
-		kvm_vcpu_destroy(vm->vcpu[--vm->n]);
+		vcpu_destroy(vm->vcpu[--vm->n]);
 	kvm_destroy_vm(vm->kvm);
 	for (int i = 0; i < 2; i++)
 		if (vm->probes[i])
@@ -250,7 +251,7 @@ static void vm_stats(struct vm *vm, struct kvm_stats *st)
 /* ---- phases: every vCPU (or native thread) runs one function ------------- */
 
 struct phase;
-typedef int (*phase_fn)(struct phase *ph, int i, struct kvm_vcpu *v);
+typedef int (*phase_fn)(struct phase *ph, int i, struct vcpu *v);
 
 struct phase {
 	phase_fn fn;
@@ -293,10 +294,10 @@ static void phase_destroy(struct phase *ph)
 	pthread_cond_destroy(&ph->done_cond);
 }
 
-static int vcpu_phase_entry(struct kvm_vcpu *v, void *arg)
+static int vcpu_phase_entry(struct vcpu *v, void *arg)
 {
 	struct phase *ph = arg;
-	int i = v->vcpu_id;
+	int i = vcpu_id(v);
 
 	ph->ret[i] = ph->fn(ph, i, v);
 	pthread_mutex_lock(&ph->done_lock);
@@ -316,11 +317,11 @@ static int run_vcpus(struct vm *vm, struct phase *ph)
 	int err = 0;
 
 	for (int i = 0; i < ph->n; i++) {
-		int r = kvm_vcpu_run(vm->vcpu[i], vcpu_phase_entry, ph);
+		int r = vcpu_run(vm->vcpu[i], vcpu_phase_entry, ph);
 
 		if (r) {
 			/* The barrier would never open: give up loudly. */
-			fprintf(stderr, "tandem bench kvm: kvm_vcpu_run: %s\n", strerror(-r));
+			fprintf(stderr, "tandem bench kvm: vcpu_run: %s\n", strerror(-r));
 			exit(1);
 		}
 	}
@@ -331,7 +332,7 @@ static int run_vcpus(struct vm *vm, struct phase *ph)
 		pthread_cond_wait(&ph->done_cond, &ph->done_lock);
 	pthread_mutex_unlock(&ph->done_lock);
 	for (int i = 0; i < ph->n; i++) {
-		kvm_vcpu_stop(vm->vcpu[i]);
+		vcpu_stop(vm->vcpu[i]);
 		if (ph->ret[i] && !err)
 			err = ph->ret[i];
 	}
@@ -386,7 +387,7 @@ static void phase_rates(const struct phase *ph, double *per_thread, double *over
 }
 
 /* Write one u64 to each page of this vCPU's slice (demand_paging_test). */
-static int guest_write_slice(struct phase *ph, int i, struct kvm_vcpu *v)
+static int guest_write_slice(struct phase *ph, int i, struct vcpu *v)
 {
 	gpa_t g = ph->first[i] << PAGE_SHIFT;
 	uint64_t n = ph->count[i];
@@ -403,7 +404,7 @@ static int guest_write_slice(struct phase *ph, int i, struct kvm_vcpu *v)
 	return r;
 }
 
-static int native_write_slice(struct phase *ph, int i, struct kvm_vcpu *v)
+static int native_write_slice(struct phase *ph, int i, struct vcpu *v)
 {
 	uint64_t *base = (uint64_t *)(ph->native_base + (ph->first[i] << PAGE_SHIFT));
 	uint64_t n = ph->count[i];
@@ -697,7 +698,7 @@ static int bench_dontneed(struct kvm_bench *kb)
  * function, compiled alone.
  */
 static __attribute__((noinline)) uint64_t
-guest_lcg(struct kvm_vcpu *v, gpa_t base, uint64_t mask, uint64_t n, int *err)
+guest_lcg(struct vcpu *v, gpa_t base, uint64_t mask, uint64_t n, int *err)
 {
 	uint64_t x = SEED, sum = 0;
 
@@ -731,7 +732,7 @@ native_lcg(const char *base, uint64_t mask, uint64_t n)
 }
 
 static __attribute__((noinline)) uint64_t
-guest_chase(struct kvm_vcpu *v, gpa_t base, uint64_t n, int *err)
+guest_chase(struct vcpu *v, gpa_t base, uint64_t n, int *err)
 {
 	uint64_t off = 0;
 
@@ -770,7 +771,7 @@ struct warm_arg {
 
 /* Sattolo's algorithm: one cycle through every 8-byte slot of the set,
  * stored through the guest so that both loops read the same chain. */
-static int write_chain(struct kvm_vcpu *v, gpa_t base, uint64_t bytes)
+static int write_chain(struct vcpu *v, gpa_t base, uint64_t bytes)
 {
 	uint64_t slots = bytes / 8, x = SEED ^ bytes;
 	uint64_t *perm = xcalloc(slots, sizeof(uint64_t));
@@ -790,7 +791,7 @@ static int write_chain(struct kvm_vcpu *v, gpa_t base, uint64_t bytes)
 	return r;
 }
 
-static int guest_warm(struct phase *ph, int i, struct kvm_vcpu *v)
+static int guest_warm(struct phase *ph, int i, struct vcpu *v)
 {
 	struct warm_arg *wa = ph->arg;
 	int err = 0;
@@ -834,7 +835,7 @@ static int guest_warm(struct phase *ph, int i, struct kvm_vcpu *v)
 	return 0;
 }
 
-static int guest_touch_all(struct phase *ph, int i, struct kvm_vcpu *v)
+static int guest_touch_all(struct phase *ph, int i, struct vcpu *v)
 {
 	for (uint64_t p = 0; p < ph->count[i]; p++) {
 		int r = vcpu_store64(v, p << PAGE_SHIFT, 0);
@@ -990,7 +991,7 @@ static int probe_start(struct mmu_notifier *mn, const struct mmu_notifier_range 
 	s->nvcsw_before = thread_csw(&s->nivcsw_before);
 	s->in_guest = 0;
 	for (int i = 0; i < s->vm->n; i++)
-		if (atomic_load_explicit(&s->vm->vcpu[i]->mode, memory_order_relaxed) !=
+		if (atomic_load_explicit(&s->vm->vcpu[i]->kvm_vcpu.mode, memory_order_relaxed) !=
 		    OUTSIDE_GUEST_MODE)
 			s->in_guest++;
 	s->t_start_before = clock_now_ns();
@@ -1020,9 +1021,9 @@ static const struct mmu_notifier_ops probe_ops = {
  * gen, it re-writes its share of the 2 MiB range (every n-th page), so
  * that every spte of the range is present when the host invalidates it.
  * Every 16 steps it checks whether its soft TLB was flushed. Runs until
- * kvm_vcpu_stop.
+ * vcpu_stop.
  */
-static int guest_inv(struct phase *ph, int i, struct kvm_vcpu *v)
+static int guest_inv(struct phase *ph, int i, struct vcpu *v)
 {
 	struct inv_state *s = ph->arg;
 	gpa_t hot = (INV_PAGES + (uint64_t)i * HOT_PAGES) << PAGE_SHIFT;
@@ -1123,8 +1124,8 @@ static int invalidate_run(struct kvm_bench *kb, int n, unsigned int run,
 	phase_init(&ph, guest_inv, n, INV_VM_PAGES);
 	ph.arg = &s;
 	for (int i = 0; i < n; i++) {
-		if (kvm_vcpu_run(vm.vcpu[i], vcpu_phase_entry, &ph)) {
-			fprintf(stderr, "tandem bench kvm: kvm_vcpu_run failed\n");
+		if (vcpu_run(vm.vcpu[i], vcpu_phase_entry, &ph)) {
+			fprintf(stderr, "tandem bench kvm: vcpu_run failed\n");
 			exit(1);
 		}
 	}
@@ -1196,7 +1197,7 @@ stop:
 	s.probing = false;
 	vm_stats(&vm, &st1);
 	for (int i = 0; i < n; i++) {
-		int r = kvm_vcpu_stop(vm.vcpu[i]);
+		int r = vcpu_stop(vm.vcpu[i]);
 
 		if (r && !err)
 			err = fail("invalidate_2m: guest", r);
@@ -1287,7 +1288,7 @@ static int bench_invalidate(struct kvm_bench *kb)
 		int n = vcpu_counts[c];
 		struct inv_result res = { 0 };
 
-		if (kicks[k] == KVM_KICK_RSEQ && !vcpu_rseq_available())
+		if (kicks[k] == KVM_KICK_RSEQ && !kvm_rseq_available())
 			break;
 		kb->kick = kicks[k];
 

@@ -58,8 +58,8 @@
 
 #include "tandem/host.h"
 #include "tandem/kvm.h"
-#include "tandem/vcpu.h"
-#include "tandem/mm_types.h"
+#include "tandem/cpu.h"
+#include "host/mm_types.h"
 #include "host/internal.h"
 
 #define P          PAGE_SIZE
@@ -115,7 +115,7 @@ static int check(struct guest *g, uint32_t i, uint64_t val, uint64_t want)
 	return -EIO;
 }
 
-static int guest_main(struct kvm_vcpu *v, void *arg)
+static int guest_main(struct vcpu *v, void *arg)
 {
 	struct guest *g = arg;
 	uint64_t val;
@@ -226,14 +226,14 @@ static void sleep_us(long us)
 	nanosleep(&(struct timespec){ .tv_nsec = us * 1000 }, NULL);
 }
 
-static void run_guest(struct kvm_vcpu *v, struct guest *g, int what)
+static void run_guest(struct vcpu *v, struct guest *g, int what)
 {
 	g->what = what;
 	atomic_store(&g->done, false);
-	assert_int_equal(kvm_vcpu_run(v, guest_main, g), 0);
+	assert_int_equal(vcpu_run(v, guest_main, g), 0);
 	for (double t0 = now(); !atomic_load(&g->done); sleep_us(1000))
 		assert_true(now() - t0 < 60);
-	assert_int_equal(kvm_vcpu_stop(v), 0);
+	assert_int_equal(vcpu_stop(v), 0);
 	if (atomic_load(&g->bad))
 		fail_msg("guest read %#llx from page %u, want %#llx",
 			 (unsigned long long)g->bad_val, g->bad_gfn,
@@ -254,7 +254,7 @@ static unsigned int run_aging(unsigned int kvm_breaks)
 	struct host *h;
 	struct mm *mm;
 	struct kvm *kvm;
-	struct kvm_vcpu *v;
+	struct vcpu *v;
 	struct host_stats st0, st;
 	hva_t hva;
 	double t0 = now(), t1, t2;
@@ -277,7 +277,7 @@ static unsigned int run_aging(unsigned int kvm_breaks)
 		.memory_size = (uint64_t)VM_PAGES * P, .userspace_addr = hva,
 	};
 	assert_int_equal(kvm_set_user_memory_region(kvm, &r), 0);
-	assert_int_equal(kvm_vcpu_create(kvm, 0, &v), 0);
+	assert_int_equal(vcpu_create(kvm, 0, &v), 0);
 
 	/* Phase 1: the guest writes every page once. */
 	run_guest(v, &g, G_FILL);
@@ -291,7 +291,7 @@ static unsigned int run_aging(unsigned int kvm_breaks)
 	host_set_pte_hook(h, pte_hook, &ev);
 	g.what = G_HOT;
 	atomic_store(&g.done, false);
-	assert_int_equal(kvm_vcpu_run(v, guest_main, &g), 0);
+	assert_int_equal(vcpu_run(v, guest_main, &g), 0);
 	while (atomic_load(&g.laps) < 1 && !atomic_load(&g.done))
 		sleep_us(100);
 	t1 = now();
@@ -315,7 +315,7 @@ static unsigned int run_aging(unsigned int kvm_breaks)
 		laps_max = atomic_load(&g.laps);
 	}
 	t2 = now();
-	int ret = kvm_vcpu_stop(v);
+	int ret = vcpu_stop(v);
 
 	host_set_pte_hook(h, NULL, NULL);
 	if (atomic_load(&g.bad))
@@ -380,7 +380,7 @@ static unsigned int run_aging(unsigned int kvm_breaks)
 	assert_true(st.events[PSWPIN] > pswpin);
 	assert_int_equal(host_check_invariants(h), 0);
 
-	kvm_vcpu_destroy(v);
+	vcpu_destroy(v);
 	kvm_destroy_vm(kvm);
 	mmput(mm);
 	assert_int_equal(host_check_invariants(h), 0);

@@ -20,7 +20,7 @@
 #include <string.h>
 
 #include "tandem/host.h"
-#include "tandem/mm_types.h"
+#include "host/mm_types.h"
 #include "host/internal.h"
 #include "host_test_util.h"
 

@@ -42,8 +42,8 @@
 
 #include "tandem/host.h"
 #include "tandem/kvm.h"
-#include "tandem/vcpu.h"
-#include "tandem/mm_types.h"
+#include "tandem/cpu.h"
+#include "host/mm_types.h"
 #include "host/internal.h"
 #include "host_test_util.h"
 
@@ -474,7 +474,7 @@ struct touch {
 };
 
 /* Store to each listed page once (or round and round), then return. */
-static int guest_touch(struct kvm_vcpu *v, void *arg)
+static int guest_touch(struct vcpu *v, void *arg)
 {
 	struct touch *g = arg;
 	int r = 0;
@@ -494,7 +494,7 @@ struct vt {
 	struct host *h;
 	struct mm *mm;
 	struct kvm *kvm;
-	struct kvm_vcpu *v;
+	struct vcpu *v;
 	hva_t hva;
 };
 
@@ -514,13 +514,13 @@ static struct vt *vt_create(unsigned int breaks)
 		.userspace_addr = t->hva,
 	};
 	assert_int_equal(kvm_set_user_memory_region(t->kvm, &r), 0);
-	assert_int_equal(kvm_vcpu_create(t->kvm, 0, &t->v), 0);
+	assert_int_equal(vcpu_create(t->kvm, 0, &t->v), 0);
 	return t;
 }
 
 static void vt_destroy(struct vt *t)
 {
-	kvm_vcpu_destroy(t->v);
+	vcpu_destroy(t->v);
 	kvm_destroy_vm(t->kvm);
 	ht_destroy(t->ht);
 	free(t);
@@ -531,12 +531,12 @@ static void vt_guest(struct vt *t, const uint32_t *pages, unsigned int n)
 {
 	struct touch g = { .pages = pages, .n = n };
 
-	assert_int_equal(kvm_vcpu_run(t->v, guest_touch, &g), 0);
+	assert_int_equal(vcpu_run(t->v, guest_touch, &g), 0);
 	for (int ms = 0; !atomic_load(&g.done); ms++) {
 		assert_true(ms < 10000);
 		nanosleep(&(struct timespec){ .tv_nsec = 1000000 }, NULL);
 	}
-	assert_int_equal(kvm_vcpu_stop(t->v), 0);
+	assert_int_equal(vcpu_stop(t->v), 0);
 	assert_int_equal(g.ret, 0);
 }
 
@@ -716,7 +716,7 @@ static void test_vm_race(void **state)
 	working_set(ws);
 	vt_touch_all(t);
 	atomic_store(&g.forever, true);
-	assert_int_equal(kvm_vcpu_run(t->v, guest_touch, &g), 0);
+	assert_int_equal(vcpu_run(t->v, guest_touch, &g), 0);
 	for (int i = 0; i < 20 || atomic_load(&g.loops) < 3; i++) {
 		assert_true(mm_idle_mark_range(t->mm, t->hva, end) >= 0);
 		if (i % 4 == 1)
@@ -727,7 +727,7 @@ static void test_vm_race(void **state)
 		assert_true(idle <= mapped && mapped <= VM_PAGES);
 		assert_true(i < 100000);
 	}
-	assert_int_equal(kvm_vcpu_stop(t->v), 0);
+	assert_int_equal(vcpu_stop(t->v), 0);
 	assert_int_equal(g.ret, -EINTR);
 	ht_check(t->h);
 

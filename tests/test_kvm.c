@@ -58,11 +58,10 @@
 #include "tandem/host.h"
 #include "tandem/kvm.h"
 #include "tandem/mmu_notifier.h"
-#include "tandem/vcpu.h"
+#include "tandem/cpu.h"
 #include "base/rcu.h"
 #include "host/internal.h"
 #include "kvm/kvm_host.h"
-#include "vcpu/vcpu_int.h"
 #include "host_test_util.h"
 
 #define P          PAGE_SIZE
@@ -156,7 +155,7 @@ struct guest {
 	uint64_t mmio_val;
 };
 
-static void guest_mmio(struct kvm_vcpu *v, gpa_t gpa, bool write, uint64_t *val,
+static void guest_mmio(struct vcpu *v, gpa_t gpa, bool write, uint64_t *val,
 		       void *arg)
 {
 	struct guest *g = arg;
@@ -177,10 +176,10 @@ static void guest_mmio(struct kvm_vcpu *v, gpa_t gpa, bool write, uint64_t *val,
  * guest's bounded-interval exit would; that is what lets a waiting flush
  * finish while the guest does nothing. An access the host refused (the
  * host is gone, the slot's hva is unmapped) ends the guest: the error
- * becomes kvm_vcpu_stop()'s return value. An unaligned access (-EINVAL)
+ * becomes vcpu_stop()'s return value. An unaligned access (-EINVAL)
  * does not.
  */
-static int guest_main(struct kvm_vcpu *v, void *arg)
+static int guest_main(struct vcpu *v, void *arg)
 {
 	struct guest *g = arg;
 
@@ -351,7 +350,7 @@ struct kt {
 	struct host *h;
 	struct mm *mm;
 	struct kvm *kvm;
-	struct kvm_vcpu *v;
+	struct vcpu *v;
 	struct guest g;
 	struct pauser p;
 	struct blocker b;
@@ -394,7 +393,7 @@ static void watch_pte(void *arg, struct mm *mm, hva_t addr, pte_t old, pte_t new
 
 		if (addr < s->userspace_addr || addr >= s->userspace_addr + s->npages * P)
 			continue;
-		_Atomic spte_t *sptep = tdp_walk(t->kvm, s->base_gfn +
+		_Atomic spte_t *sptep = kvm_tdp_mmu_leaf(t->kvm, s->base_gfn +
 						 ((addr - s->userspace_addr) >> PAGE_SHIFT));
 		spte_t spte = sptep ? atomic_load(sptep) : 0;
 
@@ -421,7 +420,7 @@ static struct kt *cur_kt;
 
 static void kt_vcpu_start(struct kt *t)
 {
-	assert_int_equal(kvm_vcpu_run(t->v, guest_main, &t->g), 0);
+	assert_int_equal(vcpu_run(t->v, guest_main, &t->g), 0);
 }
 
 static struct kt *kt_create(unsigned int breaks, unsigned int opts)
@@ -453,9 +452,9 @@ static struct kt *kt_create(unsigned int breaks, unsigned int opts)
 	kt_add_slot(t, 0, 0, GPA_BASE, NPAGES * P, HVA_BASE);
 	atomic_store(&t->watch_on, true);
 	if (!(opts & KT_NO_VCPU)) {
-		assert_int_equal(kvm_vcpu_create(t->kvm, 0, &t->v), 0);
-		kvm_vcpu_set_mmio(t->v, guest_mmio, &t->g);
-		kvm_vcpu_set_hook(t->v, pause_hook, &t->p);
+		assert_int_equal(vcpu_create(t->kvm, 0, &t->v), 0);
+		vcpu_set_mmio(t->v, guest_mmio, &t->g);
+		kvm_vcpu_set_hook(&t->v->kvm_vcpu, pause_hook, &t->p);
 		kt_vcpu_start(t);
 	}
 	cur_kt = t;
@@ -466,8 +465,8 @@ static void kt_destroy(struct kt *t)
 {
 	cur_kt = NULL;
 	if (t->v) {
-		kvm_vcpu_stop(t->v);
-		kvm_vcpu_destroy(t->v);
+		vcpu_stop(t->v);
+		vcpu_destroy(t->v);
 	}
 	atomic_store(&t->watch_on, false);
 	if (t->kvm)
@@ -660,7 +659,7 @@ static uint64_t host_load(struct mm *mm, hva_t hva)
 
 static spte_t spte_at(struct kt *t, gfn_t gfn)
 {
-	_Atomic spte_t *p = tdp_walk(t->kvm, gfn);
+	_Atomic spte_t *p = kvm_tdp_mmu_leaf(t->kvm, gfn);
 
 	return p ? atomic_load(p) : 0;
 }
@@ -709,10 +708,10 @@ static long kvm_in_progress(struct kt *t, hva_t *start, hva_t *end)
 static void spte_rewrite(struct kt *t, gfn_t gfn, spte_t new)
 {
 	down_write(&t->kvm->mmu_lock);
-	_Atomic spte_t *sptep = tdp_walk(t->kvm, gfn);
+	_Atomic spte_t *sptep = kvm_tdp_mmu_leaf(t->kvm, gfn);
 
 	assert_non_null(sptep);
-	tdp_set_spte(t->kvm, gfn, sptep, new);
+	tdp_mmu_set_spte(t->kvm, gfn, sptep, new);
 	kvm_flush_remote_tlbs(t->kvm);
 	up_write(&t->kvm->mmu_lock);
 }
@@ -936,7 +935,7 @@ static void test_request_vs_guest_entry(void **state)
 	kt_arm(t, VCPU_HOOK_BEFORE_ENTER);
 	g_post(t, G_LOAD, GPA(i) + 8, 0);
 	assert_true(kt_wait_paused(t, TIMEOUT_MS));
-	assert_int_equal(atomic_load(&t->v->mode), OUTSIDE_GUEST_MODE);
+	assert_int_equal(atomic_load(&t->v->kvm_vcpu.mode), OUTSIDE_GUEST_MODE);
 	assert_true(is_shadow_present(gspte(t, i)));
 
 	bg_start(bg, bg_dontneed, t, HVA(i));
@@ -1121,7 +1120,7 @@ static void pause_in_guest(struct kt *t, unsigned int i)
 	kt_arm(t, VCPU_HOOK_IN_GUEST);
 	g_post(t, G_LOAD, GPA(i) + 8, 0);
 	assert_true(kt_wait_paused(t, TIMEOUT_MS));
-	assert_int_equal(atomic_load(&t->v->mode), IN_GUEST_MODE);
+	assert_int_equal(atomic_load(&t->v->kvm_vcpu.mode), IN_GUEST_MODE);
 }
 
 static void test_flush_request_waits_for_guest_mode(void **state)
@@ -1133,18 +1132,18 @@ static void test_flush_request_waits_for_guest_mode(void **state)
 	host_store(t->mm, HVA(0) + 8, 7);
 	assert_int_equal(g_read(t, GPA(0) + 8), 7);     /* page 0 in the soft TLB */
 	pause_in_guest(t, 1);
-	uint32_t epoch0 = atomic_load(&t->v->exit_epoch);
+	uint32_t epoch0 = atomic_load(&t->v->kvm_vcpu.exit_epoch);
 
 	bg_start(bg, bg_flush_all, t, 0);
 	assert_false(bg_done(bg, BLOCK_MS));
 	/* Kicked (EXITING), not out: the requester still waits. */
-	assert_int_not_equal(atomic_load(&t->v->mode), OUTSIDE_GUEST_MODE);
-	assert_int_equal(atomic_load(&t->v->exit_epoch), epoch0);
+	assert_int_not_equal(atomic_load(&t->v->kvm_vcpu.mode), OUTSIDE_GUEST_MODE);
+	assert_int_equal(atomic_load(&t->v->kvm_vcpu.exit_epoch), epoch0);
 	assert_true(kt_paused(t));
 
 	kt_release(t);
 	assert_int_equal(bg_join(bg), 0);
-	assert_true(atomic_load(&t->v->exit_epoch) != epoch0);
+	assert_true(atomic_load(&t->v->kvm_vcpu.exit_epoch) != epoch0);
 	assert_true(g_wait(t, TIMEOUT_MS));
 	assert_int_equal(g_reply(t, NULL, &st0), 0);
 
@@ -1186,7 +1185,7 @@ static void invalidation_vs_guest_mode(unsigned int breaks)
 	} else {
 		assert_true(bg_done(bg, TIMEOUT_MS));
 		assert_true(kt_paused(t));
-		assert_int_not_equal(atomic_load(&t->v->mode), OUTSIDE_GUEST_MODE);
+		assert_int_not_equal(atomic_load(&t->v->kvm_vcpu.mode), OUTSIDE_GUEST_MODE);
 		assert_false(pte_present(mm_lookup_pte(t->mm, HVA(0))));
 		/* The paused vCPU's soft TLB still maps the freed frame. */
 		struct stlb_entry *e = stlb_entry(t->v, GPA(0));
@@ -1221,7 +1220,7 @@ static void test_invalidation_waits_for_guest_mode(void **state)
  */
 static void test_rseq_invalidation_does_not_wait(void **state)
 {
-	if (!vcpu_rseq_available())
+	if (!kvm_rseq_available())
 		skip(); /* sanitizer builds: the asm path is compiled out */
 	struct kt *t = kt_create(0, KT_KICK_RSEQ);
 	struct bg *bg = &t->bg;
@@ -1235,7 +1234,7 @@ static void test_rseq_invalidation_does_not_wait(void **state)
 	assert_true(bg_done(bg, TIMEOUT_MS));
 	assert_int_equal(bg_join(bg), 0);
 	assert_true(kt_paused(t));
-	assert_int_equal(atomic_load(&t->v->mode) == OUTSIDE_GUEST_MODE, false);
+	assert_int_equal(atomic_load(&t->v->kvm_vcpu.mode) == OUTSIDE_GUEST_MODE, false);
 	assert_false(pte_present(mm_lookup_pte(t->mm, HVA(0))));
 	kt_release(t);
 	assert_true(g_wait(t, TIMEOUT_MS));
@@ -1373,7 +1372,7 @@ static void test_slot_delete_waits_for_guest_mode(void **state)
 	bg_start(bg, bg_delete_slot0, t, 0);
 	assert_false(bg_done(bg, BLOCK_MS));
 	assert_true(kt_paused(t));
-	assert_int_not_equal(atomic_load(&t->v->mode), OUTSIDE_GUEST_MODE);
+	assert_int_not_equal(atomic_load(&t->v->kvm_vcpu.mode), OUTSIDE_GUEST_MODE);
 	kt_release(t);
 	assert_int_equal(bg_join(bg), 0);
 	assert_true(g_wait(t, TIMEOUT_MS));
@@ -1390,8 +1389,8 @@ static void test_slot_delete_waits_for_guest_mode(void **state)
  * and destroy the vCPU and VM; every frame comes back. */
 static void finish_after_exit(struct kt *t, int r)
 {
-	assert_int_equal(kvm_vcpu_stop(t->v), r);
-	kvm_vcpu_destroy(t->v);
+	assert_int_equal(vcpu_stop(t->v), r);
+	vcpu_destroy(t->v);
 	t->v = NULL;
 	atomic_store(&t->watch_on, false);
 	kvm_destroy_vm(t->kvm);
@@ -1718,14 +1717,14 @@ static void test_nonblock_start_eagain_in_guest(void **state)
 	struct bg *bg = &t->bg;
 	struct nb_call *c = &nb_call;
 	pfn_t f0 = host_pfn(t, HVA(0));
-	uint32_t epoch0 = atomic_load(&t->v->exit_epoch);
+	uint32_t epoch0 = atomic_load(&t->v->kvm_vcpu.exit_epoch);
 	unsigned long seq0 = kvm_seq(t);
 	struct kvm_stats k0 = kstats(t), k1;
 
 	assert_int_equal(nonblock_range_vs_paused(t, HVA(0), HVA(2)), -EAGAIN);
-	assert_int_not_equal(atomic_load(&t->v->mode), OUTSIDE_GUEST_MODE);
-	assert_int_equal(atomic_load(&t->v->exit_epoch), epoch0);
-	assert_true(atomic_load(&t->v->requests) & (1UL << KVM_REQ_TLB_FLUSH));
+	assert_int_not_equal(atomic_load(&t->v->kvm_vcpu.mode), OUTSIDE_GUEST_MODE);
+	assert_int_equal(atomic_load(&t->v->kvm_vcpu.exit_epoch), epoch0);
+	assert_true(atomic_load(&t->v->kvm_vcpu.requests) & (1UL << KVM_REQ_TLB_FLUSH));
 	/* Zapped (harmless: the host changed no PTE), nothing in progress. */
 	assert_false(is_shadow_present(gspte(t, 0)));
 	assert_false(is_shadow_present(gspte(t, 1)));
@@ -1756,7 +1755,7 @@ static void test_nonblock_start_eagain_in_guest(void **state)
 	kt_release(t);
 	assert_int_equal(bg_join(bg), 0);
 	assert_false(pte_present(mm_lookup_pte(t->mm, HVA(0))));
-	assert_true(atomic_load(&t->v->exit_epoch) != epoch0);
+	assert_true(atomic_load(&t->v->kvm_vcpu.exit_epoch) != epoch0);
 	assert_true(g_wait(t, TIMEOUT_MS));
 	assert_int_equal(g_reply(t, NULL, &st0), 0);
 
@@ -1786,17 +1785,17 @@ static void test_nonblock_start_eagain_in_guest(void **state)
  */
 static void test_nonblock_start_rseq_in_guest(void **state)
 {
-	if (!vcpu_rseq_available())
+	if (!kvm_rseq_available())
 		skip(); /* sanitizer builds: the asm path is compiled out */
 	struct kt *t = kt_create(0, KT_KICK_RSEQ);
 	struct vcpu_stats st_pre = map_and_pause_in_guest(t), st0, st1;
 	struct nb_call *c = &nb_call;
-	uint32_t epoch0 = atomic_load(&t->v->exit_epoch);
+	uint32_t epoch0 = atomic_load(&t->v->kvm_vcpu.exit_epoch);
 	unsigned long seq0 = kvm_seq(t);
 	struct kvm_stats k0 = kstats(t), k1;
 
 	assert_int_equal(nonblock_range_vs_paused(t, HVA(0), HVA(2)), 0);
-	assert_int_equal(atomic_load(&t->v->exit_epoch), epoch0);
+	assert_int_equal(atomic_load(&t->v->kvm_vcpu.exit_epoch), epoch0);
 	assert_int_equal(c->in_progress, 1);
 	assert_true(c->zapped[0] && c->zapped[1]);
 	assert_false(c->zapped[2]);
@@ -1830,8 +1829,8 @@ static void test_nonblock_start_vcpus_stopped(void **state)
 	struct nb_call *c = &nb_call;
 
 	map_pages(t, NPAGES, 0x600);
-	assert_int_equal(kvm_vcpu_stop(t->v), -EINTR);
-	assert_int_equal(atomic_load(&t->v->mode), OUTSIDE_GUEST_MODE);
+	assert_int_equal(vcpu_stop(t->v), -EINTR);
+	assert_int_equal(atomic_load(&t->v->kvm_vcpu.mode), OUTSIDE_GUEST_MODE);
 	struct kvm_stats k0 = kstats(t), k1;
 
 	memset(c, 0, sizeof(*c));
@@ -1931,7 +1930,7 @@ static void test_create_bad_input(void **state)
 {
 	struct kt *t = kt_create(0, KT_NO_VCPU);
 	struct kvm *kvm = NULL;
-	struct kvm_vcpu *v = NULL, *v2 = NULL;
+	struct vcpu *v = NULL, *v2 = NULL;
 	struct kvm_config bad = { .breaks = 1u << 7 };
 
 	assert_int_equal(kvm_create_vm(NULL, NULL, &kvm), -EINVAL);
@@ -1939,21 +1938,21 @@ static void test_create_bad_input(void **state)
 	assert_int_equal(kvm_create_vm(t->mm, &bad, &kvm), -EINVAL);
 	assert_null(kvm);
 
-	assert_int_equal(kvm_vcpu_create(NULL, 0, &v), -EINVAL);
-	assert_int_equal(kvm_vcpu_create(t->kvm, 0, NULL), -EINVAL);
-	assert_int_equal(kvm_vcpu_create(t->kvm, -1, &v), -EINVAL);
-	assert_int_equal(kvm_vcpu_create(t->kvm, KVM_MAX_VCPUS, &v), -EINVAL);
-	assert_int_equal(kvm_vcpu_create(t->kvm, 5, &v), 0);
-	assert_int_equal(kvm_vcpu_create(t->kvm, 5, &v2), -EEXIST);
+	assert_int_equal(vcpu_create(NULL, 0, &v), -EINVAL);
+	assert_int_equal(vcpu_create(t->kvm, 0, NULL), -EINVAL);
+	assert_int_equal(vcpu_create(t->kvm, -1, &v), -EINVAL);
+	assert_int_equal(vcpu_create(t->kvm, KVM_MAX_VCPUS, &v), -EINVAL);
+	assert_int_equal(vcpu_create(t->kvm, 5, &v), 0);
+	assert_int_equal(vcpu_create(t->kvm, 5, &v2), -EEXIST);
 	assert_null(v2);
-	assert_int_equal(kvm_vcpu_create(t->kvm, KVM_MAX_VCPUS - 1, &v2), 0);
+	assert_int_equal(vcpu_create(t->kvm, KVM_MAX_VCPUS - 1, &v2), 0);
 	assert_int_equal(atomic_load(&t->kvm->nr_vcpus), 2);
 
-	assert_int_equal(kvm_vcpu_run(NULL, guest_main, NULL), -EINVAL);
-	assert_int_equal(kvm_vcpu_run(v, NULL, NULL), -EINVAL);
-	assert_int_equal(kvm_vcpu_stop(v), -EINVAL);      /* not running */
-	kvm_vcpu_destroy(v2);
-	kvm_vcpu_destroy(v);
+	assert_int_equal(vcpu_run(NULL, guest_main, NULL), -EINVAL);
+	assert_int_equal(vcpu_run(v, NULL, NULL), -EINVAL);
+	assert_int_equal(vcpu_stop(v), -EINVAL);      /* not running */
+	vcpu_destroy(v2);
+	vcpu_destroy(v);
 	assert_int_equal(atomic_load(&t->kvm->nr_vcpus), 0);
 	kt_destroy(t);
 }
@@ -2330,8 +2329,8 @@ static void test_unaligned_and_mmio(void **state)
 	assert_int_equal(kstats(t).mmio_exits - k0.mmio_exits, 3);
 
 	/* No handler: reads see all ones, writes vanish. */
-	assert_int_equal(kvm_vcpu_stop(t->v), -EINTR);
-	kvm_vcpu_set_mmio(t->v, NULL, NULL);
+	assert_int_equal(vcpu_stop(t->v), -EINTR);
+	vcpu_set_mmio(t->v, NULL, NULL);
 	kt_vcpu_start(t);
 	assert_int_equal(g_load(t, GPA_MMIO, &out, NULL), 0);
 	assert_int_equal(out, ~(uint64_t)0);
@@ -2349,7 +2348,7 @@ static void test_slot_over_unmapped_hva(void **state)
 
 	kt_add_slot(t, 2, 0, GPA_HOLE, P, HVA_HOLE);
 	assert_int_equal(g_load(t, GPA_HOLE, &out, NULL), -EFAULT);
-	assert_int_equal(kvm_vcpu_stop(t->v), -EFAULT);
+	assert_int_equal(vcpu_stop(t->v), -EFAULT);
 	assert_false(is_shadow_present(spte_at(t, GPA_HOLE >> PAGE_SHIFT)));
 	kt_vcpu_start(t);
 	host_store(t->mm, HVA(0), 0x81);
@@ -2380,7 +2379,7 @@ static int kt_abandon(void **state)
 		blocker_release(t);
 	atomic_store(&t->watch_on, false);
 	if (t->v && t->v->running)
-		kvm_vcpu_stop(t->v);
+		vcpu_stop(t->v);
 	return 0;
 }
 

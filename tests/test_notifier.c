@@ -24,7 +24,7 @@
 
 #include "base/compiler.h"
 #include "tandem/host.h"
-#include "tandem/mm_types.h"
+#include "host/mm_types.h"
 #include "tandem/mmu_notifier.h"
 
 #define RANGE_START 0x100000ULL

@@ -22,7 +22,10 @@
 #include <errno.h>
 #include <sys/mman.h>
 #include "tandem/types.h"
-#include "tandem/mm_types.h"
+
+struct host;      /* a host: RAM, swap, its address spaces */
+struct mm;        /* one address space (a VMM process) */
+struct page;      /* one 4 KiB frame of RAM */
 
 /* The address space: [TASK_UNMAPPED_FLOOR, TASK_SIZE). */
 #define TASK_SIZE            (1ULL << 47)
@@ -130,8 +133,6 @@ void host_swap_inject_failures(struct host *host, long writes, long reads);
 /* Reclaim nr pages now (as kswapd would); returns pages reclaimed. */
 unsigned long host_reclaim(struct host *host, unsigned long nr);
 
-struct host;
-
 /* Host lifetime. host_destroy returns -EBUSY (and frees nothing) while any
  * mm is alive. */
 int host_create(const struct host_config *cfg, struct host **out);
@@ -169,13 +170,15 @@ struct host *page_host(const struct page *page);
 void set_page_dirty(struct page *page);
 void mark_page_accessed(struct page *page);
 
-static inline bool PageFlag(const struct page *page, enum pageflags f)
-{
-	return atomic_load_explicit(&((struct page *)page)->flags,
-				    memory_order_relaxed) & (1UL << f);
-}
-
 /* Address spaces. mm_create returns an mm with mm_users = 1. */
+enum mm_counter {
+	MM_ANONPAGES,   /* resident anonymous pages */
+	MM_SWAPENTS,    /* swap entries in page tables */
+	NR_MM_COUNTERS
+};
+/* The mm's counter now (never below 0), and the host it belongs to. */
+uint64_t get_mm_counter(struct mm *mm, enum mm_counter member);
+struct host *mm_host(struct mm *mm);
 int mm_create(struct host *host, struct mm **out);
 void mmget(struct mm *mm);
 bool mmget_not_zero(struct mm *mm);

@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * kvm.h - the secondary MMU: VMs, memslots, GPA page tables kept in step
- * with the host through MMU notifiers, and the vCPUs that use them.
+ * with the host through MMU notifiers, and the vCPU object (modes,
+ * requests, kicks and waits) that execution engines (include/tandem/cpu.h)
+ * build on.
  *
  * A VM belongs to one host mm (the VMM's address space). Guest memory is
  * host memory: a memslot maps a range of guest frames (gfn) onto a range of
@@ -13,8 +15,11 @@
 #ifndef TANDEM_KVM_H
 #define TANDEM_KVM_H
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include "tandem/types.h"
-#include "tandem/mm_types.h"
+
+struct mm;
 
 #define KVM_MAX_VCPUS    64
 #define KVM_MAX_MEMSLOTS 512
@@ -75,9 +80,9 @@ struct kvm_config {
 /* The mode a VM resolved KVM_KICK_AUTO to. */
 enum kvm_kick_mode kvm_kick_mode(struct kvm *kvm);
 const char *kvm_kick_mode_name(enum kvm_kick_mode mode);
-
-struct kvm;
-struct kvm_vcpu;
+/* Whether the RSEQ kick mode can run in this process (registers it with
+ * the kernel on first use). */
+bool kvm_rseq_available(void);
 
 int kvm_create_vm(struct mm *mm, const struct kvm_config *cfg, struct kvm **out);
 /* Stops nothing: vCPUs must have been destroyed. */
@@ -105,5 +110,99 @@ struct kvm_stats {
 	uint64_t pgtable_pages;     /* GPA page-table pages now */
 };
 void kvm_get_stats(struct kvm *kvm, struct kvm_stats *st);
+
+
+/* ---- the vCPU object ------------------------------------------------- */
+
+/*
+ * A vCPU's mode, as in KVM. IN_GUEST_MODE while its thread runs guest code
+ * (and may use its soft TLB); OUTSIDE_GUEST_MODE while it handles a miss, a
+ * fault, an exit or a request; EXITING_GUEST_MODE when a requester has
+ * kicked it and it has not left yet.
+ */
+enum vcpu_mode {
+	OUTSIDE_GUEST_MODE,
+	IN_GUEST_MODE,
+	EXITING_GUEST_MODE,
+};
+
+/* Requests (bits of kvm_vcpu.requests), handled outside guest mode by the
+ * execution engine before it enters again. */
+#define KVM_REQ_TLB_FLUSH 0     /* drop every soft-TLB entry */
+#define KVM_REQ_STOP      1     /* leave the run loop; stays set */
+#define KVM_NR_REQUESTS   2
+
+/* Test points where a hook may pause a vCPU thread (kvm_vcpu_set_hook). */
+enum vcpu_hook_point {
+	VCPU_HOOK_AFTER_GUP,    /* slow fault: frame looked up, mmu_lock not taken */
+	VCPU_HOOK_IN_GUEST,     /* about to access guest memory in guest mode */
+	VCPU_HOOK_BEFORE_ENTER, /* slow path: soft TLB filled, about to re-enter */
+	VCPU_NR_HOOKS
+};
+struct kvm_vcpu;
+typedef void (*vcpu_hook_fn)(struct kvm_vcpu *vcpu, enum vcpu_hook_point at, void *arg);
+
+/*
+ * struct kvm_vcpu - what the kvm layer knows of a vCPU. An execution engine
+ * embeds it (struct vcpu in cpu.h) and registers it with kvm_vcpu_init.
+ * requests comes first: every guest access of the engine reads it.
+ */
+struct kvm_vcpu {
+	_Atomic unsigned long requests;
+	_Atomic int mode;               /* enum vcpu_mode */
+	_Atomic uint32_t exit_epoch;    /* ++ at every exit from guest mode */
+	atomic_int waiters;             /* requesters sleeping on exit_epoch */
+	struct kvm *kvm;
+	int vcpu_id;
+	/* Under kvm->lock: a non-waiting TLB flush (the OOM reaper's, WAIT
+	 * mode) found this vCPU in guest mode at exit_epoch flush_snap; it
+	 * is done with the zapped translations once exit_epoch moves or the
+	 * request is consumed. */
+	bool flush_pending;
+	uint32_t flush_snap;
+	vcpu_hook_fn _Atomic hook;
+	void *hook_arg;
+	uint64_t guest_exits;           /* written by the vCPU thread only */
+};
+
+/*
+ * Register vcpu (memory owned by the caller, zeroed or not) with kvm as
+ * vCPU id. -EINVAL for a bad id, -EEXIST if id is taken, -ENOSPC when the
+ * VM has KVM_MAX_VCPUS. kvm_vcpu_uninit unregisters it; the vCPU must be
+ * outside guest mode with no thread running it.
+ */
+int kvm_vcpu_init(struct kvm_vcpu *vcpu, struct kvm *kvm, int id);
+void kvm_vcpu_uninit(struct kvm_vcpu *vcpu);
+void kvm_vcpu_set_hook(struct kvm_vcpu *vcpu, vcpu_hook_fn fn, void *arg);
+
+/*
+ * Guest mode, for execution engines (called by the vCPU's own thread).
+ * kvm_vcpu_enter_guest_mode sets IN_GUEST_MODE then checks requests (a
+ * Dekker pair with kvm_make_all_cpus_request): -EAGAIN, and the vCPU is
+ * back outside guest mode, if one is pending; the caller handles it and
+ * tries again. kvm_vcpu_exit_guest_mode leaves guest mode and wakes the
+ * requesters waiting for that exit.
+ */
+int kvm_vcpu_enter_guest_mode(struct kvm_vcpu *vcpu);
+void kvm_vcpu_exit_guest_mode(struct kvm_vcpu *vcpu);
+
+static inline bool kvm_request_pending(struct kvm_vcpu *vcpu)
+{
+	return atomic_load_explicit(&vcpu->requests, memory_order_relaxed) != 0;
+}
+
+/* Test and clear request req; called by the vCPU's thread, outside guest
+ * mode. Acquire: what the requester did before setting it is visible. */
+static inline bool kvm_check_request(int req, struct kvm_vcpu *vcpu)
+{
+	unsigned long bit = 1UL << req;
+
+	if (!(atomic_load_explicit(&vcpu->requests, memory_order_relaxed) & bit))
+		return false;
+	return atomic_fetch_and_explicit(&vcpu->requests, ~bit, memory_order_acq_rel) & bit;
+}
+
+/* Set req on vcpu and kick it out of guest mode; returns at once. Any thread. */
+void kvm_make_request_and_kick(int req, struct kvm_vcpu *vcpu);
 
 #endif

@@ -34,7 +34,6 @@
 
 #include <stdatomic.h>
 #include "tandem/types.h"
-#include "base/lock.h"
 
 struct mm;
 struct mmu_notifier;
@@ -98,24 +97,6 @@ struct mmu_notifier {
 	atomic_bool released;                   /* release() has been called */
 	bool registered;                        /* guarded by subscriptions->lock */
 };
-
-/*
- * Per-mm state, embedded in struct mm.
- *   lock       serializes list updates (register, unregister, release).
- *   range_lock is held for read from invalidate_range_start to _end, and
- *              for write by register, so no subscriber joins mid-range.
- */
-struct mmu_notifier_subscriptions {
-	struct mmu_notifier *_Atomic list;
-	spinlock_t lock;
-	struct rwsem range_lock;
-	atomic_int nr;                          /* subscribers on the list */
-	atomic_long nr_calls[MMU_NOTIFY_NR_EVENTS];  /* range starts by event */
-	atomic_long nr_young_calls;
-};
-
-void mmu_notifier_subscriptions_init(struct mmu_notifier_subscriptions *subs);
-void mmu_notifier_subscriptions_destroy(struct mmu_notifier_subscriptions *subs);
 
 /*
  * Subscriber API. register takes a reference on mm's struct (mmgrab) and

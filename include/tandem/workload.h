@@ -28,7 +28,7 @@
 #include "tandem/types.h"
 #include "tandem/host.h"
 #include "tandem/kvm.h"
-#include "tandem/vcpu.h"
+#include "tandem/cpu.h"
 
 #define WL_MAX_VMS      16
 #define WL_MAX_VCPUS    16      /* per VM */

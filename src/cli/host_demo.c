@@ -44,6 +44,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "cli/cli.h"
+#include "base/compiler.h"
 #include "tandem/host.h"
 #include "tandem/mmu_notifier.h"
 #include "base/clock.h"

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "cli/cli.h"
+#include "base/compiler.h"
 #include "tandem/workload.h"
 
 #define CMD "run"

@@ -9,6 +9,7 @@
 #include <pthread.h>
 #include "tandem/host.h"
 #include "tandem/pgtable.h"
+#include "mm_types.h"
 #include "base/compiler.h"
 #include "base/list.h"
 #include "base/lock.h"
@@ -190,6 +191,10 @@ int swapin_page(struct host *host, uint64_t slot, struct page **pagep);
 uint32_t swap_count(struct host *host, uint64_t slot);
 
 /* oom.c */
+/* page_alloc.c */
+int page_alloc_init(struct host *host);
+void page_alloc_exit(struct host *host);
+
 int oom_init(struct host *host);
 void oom_exit(struct host *host);
 bool out_of_memory(struct host *host);
@@ -205,6 +210,12 @@ bool isolate_lru_page(struct page *page);
 int kswapd_start(struct host *host);
 void kswapd_stop(struct host *host);
 void wakeup_kswapd(struct host *host);
+static inline bool PageFlag(const struct page *page, enum pageflags f)
+{
+	return atomic_load_explicit(&((struct page *)page)->flags,
+				    memory_order_relaxed) & (1UL << f);
+}
+
 static inline void SetPageFlag(struct page *page, enum pageflags f)
 {
 	atomic_fetch_or_explicit(&page->flags, 1UL << f, memory_order_relaxed);

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * kvm_host.h - the secondary MMU's internal state, shared by src/kvm and
- * src/vcpu.
+ * kvm_host.h - the secondary MMU's internal state and the calls execution
+ * engines (src/cpu) make into it: the lockless translation, the fault
+ * path and vCPU request plumbing, as Linux's kvm_host.h serves arch code.
  *
  * THE invariant of the whole system: while an spte maps frame F under
  * mmu_lock, the host still maps F at the spte's hva. The host changes a PTE
@@ -44,38 +45,10 @@
 #include "tandem/kvm.h"
 #include "tandem/host.h"
 #include "tandem/pgtable.h"
-#include "tandem/vcpu.h"
 #include "tandem/mmu_notifier.h"
 #include "base/compiler.h"
 #include "base/lock.h"
-
-/* ---- sptes (GPA page-table entries) ---- */
-#define SPTE_PRESENT       (1ULL << 0)
-#define SPTE_WRITABLE      (1ULL << 1)
-#define SPTE_HOST_WRITABLE (1ULL << 2)  /* host PTE allowed writes at install */
-#define SPTE_MMU_WRITABLE  (1ULL << 3)  /* the slot allows writes */
-#define SPTE_ACCESSED      (1ULL << 5)
-#define SPTE_DIRTY         (1ULL << 6)
-#define SPTE_PFN_MASK      0x000ffffffffff000ULL
-typedef uint64_t spte_t;
-
-static inline bool is_shadow_present(spte_t s) { return s & SPTE_PRESENT; }
-static inline pfn_t spte_to_pfn(spte_t s) { return (s & SPTE_PFN_MASK) >> PAGE_SHIFT; }
-/* May the fast path make this spte writable without the host? Only if the
- * host PTE was writable (not COW-shared, not KSM) and the slot allows it. */
-static inline bool spte_can_unsync_write(spte_t s)
-{
-	return (s & (SPTE_HOST_WRITABLE | SPTE_MMU_WRITABLE)) ==
-	       (SPTE_HOST_WRITABLE | SPTE_MMU_WRITABLE);
-}
-
-#define TDP_LEVELS 4
-#define TDP_ENTRIES 512
-#define TDP_MAX_GFN ((1ULL << 36) - 1)
-
-struct tdp_table {
-	_Atomic spte_t e[TDP_ENTRIES];
-};
+#include "spte.h"
 
 /* ---- memslots ---- */
 #define KVM_MEMSLOT_INVALID (1u << 16)  /* being deleted or moved */
@@ -123,21 +96,11 @@ static inline bool slot_is_writable(const struct kvm_memory_slot *s)
 	return !(s->flags & (KVM_MEM_READONLY | KVM_MEM_LOG_DIRTY_PAGES));
 }
 
-/* ---- vCPUs ---- */
-enum vcpu_mode {
-	OUTSIDE_GUEST_MODE,
-	IN_GUEST_MODE,
-	EXITING_GUEST_MODE,
-};
-
-#define KVM_REQ_TLB_FLUSH 0
-#define KVM_REQ_STOP      1
-#define KVM_NR_REQUESTS   2
-
 struct kvm_vcpu;
 
 struct kvm {
 	struct mm *mm;
+	struct host *host;              /* mm's host */
 	struct kvm_config cfg;
 	enum kvm_kick_mode kick;        /* WAIT or RSEQ, resolved at creation */
 	struct mmu_notifier mmu_notifier;
@@ -194,18 +157,17 @@ static inline struct kvm_memslots *kvm_memslots(struct kvm *kvm)
 struct kvm_memory_slot *gfn_to_memslot(struct kvm_memslots *slots, gfn_t gfn);
 void kvm_free_memslots(struct kvm *kvm);
 
-/* tdp.c: the GPA page-table walker and its users. */
-typedef bool (*tdp_leaf_fn)(struct kvm *kvm, gfn_t gfn, _Atomic spte_t *sptep,
-			    spte_t old, void *arg);
-void tdp_init(struct kvm *kvm);
-void tdp_destroy(struct kvm *kvm);
-_Atomic spte_t *tdp_walk(struct kvm *kvm, gfn_t gfn);          /* lockless */
-_Atomic spte_t *tdp_walk_alloc(struct kvm *kvm, gfn_t gfn);    /* mmu_lock write */
-bool tdp_for_each_leaf(struct kvm *kvm, gfn_t start, gfn_t end, tdp_leaf_fn fn,
-		       void *arg);
-void tdp_set_spte(struct kvm *kvm, gfn_t gfn, _Atomic spte_t *sptep, spte_t new);
-bool kvm_tdp_zap_gfn_range(struct kvm *kvm, gfn_t start, gfn_t end);
-bool kvm_tdp_age_gfn_range(struct kvm *kvm, gfn_t start, gfn_t end, bool clear);
+/* tdp_mmu.c: the GPA page tables (map / zap / age), over tdp_iter.h. */
+int kvm_tdp_mmu_init(struct kvm *kvm);
+void kvm_tdp_mmu_destroy(struct kvm *kvm);
+/* Lockless (a vCPU's walk): the leaf for gfn, or NULL if no table holds it. */
+_Atomic spte_t *kvm_tdp_mmu_leaf(struct kvm *kvm, gfn_t gfn);
+/* mmu_lock held for write: the leaf for gfn, allocating the tables on the
+ * way; NULL if a table allocation failed (-ENOMEM). */
+_Atomic spte_t *kvm_tdp_mmu_leaf_alloc(struct kvm *kvm, gfn_t gfn);
+void tdp_mmu_set_spte(struct kvm *kvm, gfn_t gfn, _Atomic spte_t *sptep, spte_t new);
+bool kvm_tdp_mmu_zap_gfn_range(struct kvm *kvm, gfn_t start, gfn_t end);
+bool kvm_tdp_mmu_age_gfn_range(struct kvm *kvm, gfn_t start, gfn_t end, bool clear);
 
 /* kvm.c */
 void kvm_flush_remote_tlbs(struct kvm *kvm);
@@ -222,7 +184,7 @@ static inline bool mmu_invalidate_retry_hva(struct kvm *kvm, unsigned long seq,
 				    memory_order_relaxed) != seq;
 }
 
-/* vcpu.c. Both return how many vCPUs the request found in guest mode
+/* kvm_vcpu.c. Both return how many vCPUs the request found in guest mode
  * (IN or EXITING), i.e. how many a waiting request waited for. */
 int kvm_make_all_cpus_request(struct kvm *kvm, unsigned int req, bool wait);
 /* The non-blockable flavour, for the OOM reaper's invalidations: called
@@ -233,17 +195,32 @@ int kvm_make_all_cpus_request_nowait(struct kvm *kvm, unsigned int req, bool syn
 /* kvm->lock held: how many flush_pending vCPUs have not left guest mode
  * since (the others are cleared). */
 int kvm_flush_pending_vcpus(struct kvm *kvm);
-bool vcpu_rseq_available(void);
 
-/* mmu.c: fault results. */
+static inline void vcpu_test_hook(struct kvm_vcpu *v, enum vcpu_hook_point at)
+{
+	vcpu_hook_fn fn = atomic_load_explicit(&v->hook, memory_order_acquire);
+
+	if (unlikely(fn != NULL))
+		fn(v, at, v->hook_arg);
+}
+
+/* mmu.c: the fault path. */
 enum {
 	RET_PF_FIXED = 0,   /* spte installed or already fine: retry the access */
 	RET_PF_RETRY,       /* raced an invalidation or a slot update */
 	RET_PF_MMIO,        /* no slot, or a write to a read-only slot */
 };
+/*
+ * The slow path. Called from a vCPU outside guest mode, with no lock held.
+ * Returns RET_PF_FIXED (retry the access), RET_PF_RETRY (retry the fault),
+ * RET_PF_MMIO (exit to the VMM) or a negative errno (-ENOMEM: out of
+ * memory; -ESRCH: the mm is gone; -EFAULT: the slot's hva is not mapped;
+ * -EIO: a swap-in failed).
+ */
 int kvm_mmu_page_fault(struct kvm_vcpu *vcpu, gpa_t gpa, bool write);
 /* Lockless: the "hardware" walk; marks accessed/dirty, may make a spte
- * writable (fast path). Returns the host address of the frame, or NULL. */
+ * writable (fast path: *fast). Returns the host address of the frame, or
+ * NULL if the access needs the slow path. */
 void *kvm_tdp_translate(struct kvm *kvm, gfn_t gfn, bool write, bool *fast);
 
 #endif

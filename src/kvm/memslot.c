@@ -139,7 +139,7 @@ static int invalidate_slot(struct kvm *kvm, const struct kvm_memory_slot *old)
 	free(cur);
 
 	down_write(&kvm->mmu_lock);
-	if (kvm_tdp_zap_gfn_range(kvm, old->base_gfn, old->base_gfn + old->npages) ||
+	if (kvm_tdp_mmu_zap_gfn_range(kvm, old->base_gfn, old->base_gfn + old->npages) ||
 	    kvm->tlb_flush_pending)
 		kvm_flush_remote_tlbs(kvm);
 	up_write(&kvm->mmu_lock);

@@ -18,7 +18,6 @@
 #include <sched.h>
 #include "kvm_host.h"
 #include "base/rcu.h"
-#include "vcpu/vcpu_int.h"
 
 /*
  * Lockless walk from a vCPU. Returns the host address of the frame if the
@@ -28,10 +27,13 @@
  */
 void *kvm_tdp_translate(struct kvm *kvm, gfn_t gfn, bool write, bool *fast)
 {
-	_Atomic spte_t *sptep = tdp_walk(kvm, gfn);
+	_Atomic spte_t *sptep;
 	spte_t old, new;
 
 	*fast = false;
+	if (gfn > TDP_MAX_GFN)
+		return NULL;
+	sptep = kvm_tdp_mmu_leaf(kvm, gfn);
 	if (!sptep)
 		return NULL;
 	old = atomic_load_explicit(sptep, memory_order_acquire);
@@ -56,26 +58,7 @@ void *kvm_tdp_translate(struct kvm *kvm, gfn_t gfn, bool write, bool *fast)
 	}
 	if (*fast)
 		kvm_stat_inc(kvm, fast_faults);
-	return page_address(pfn_to_page(kvm->mm->host, spte_to_pfn(new)));
-}
-
-static spte_t make_spte(pfn_t pfn, bool write, bool host_writable,
-			const struct kvm_memory_slot *slot)
-{
-	spte_t s = SPTE_PRESENT | SPTE_ACCESSED | ((spte_t)pfn << PAGE_SHIFT);
-
-	if (host_writable)
-		s |= SPTE_HOST_WRITABLE;
-	if (slot_is_writable(slot))
-		s |= SPTE_MMU_WRITABLE;
-	/* Writable only if the host said so and the slot allows it; dirty
-	 * only if this fault writes. */
-	if (host_writable && slot_is_writable(slot)) {
-		s |= SPTE_WRITABLE;
-		if (write)
-			s |= SPTE_DIRTY;
-	}
-	return s;
+	return page_address(pfn_to_page(kvm->host, spte_to_pfn(new)));
 }
 
 /*
@@ -97,20 +80,17 @@ static int faultin_pfn(struct kvm *kvm, hva_t hva, bool write, struct page **pag
 	return get_user_page(kvm->mm, hva, 0, page, writable);
 }
 
-/*
- * The slow path. Called from a vCPU outside guest mode, with no lock held.
- * Returns RET_PF_FIXED (retry the access), RET_PF_RETRY (retry the fault),
- * RET_PF_MMIO (exit to the VMM) or a negative errno (-ENOMEM: host out of
- * memory; -ESRCH: the mm is gone; -EFAULT: the slot's hva is not mapped).
- */
 int kvm_mmu_page_fault(struct kvm_vcpu *vcpu, gpa_t gpa, bool write)
 {
 	struct kvm *kvm = vcpu->kvm;
 	gfn_t gfn = gpa >> PAGE_SHIFT;
 	struct kvm_memory_slot *slot, slot_copy;
+	_Atomic spte_t *sptep;
 	struct page *page;
+	spte_t old, new;
 	bool writable;
 	unsigned long seq;
+	hva_t hva;
 	int r;
 
 	if (gfn > TDP_MAX_GFN) {
@@ -131,7 +111,7 @@ int kvm_mmu_page_fault(struct kvm_vcpu *vcpu, gpa_t gpa, bool write)
 		return RET_PF_RETRY;
 	}
 	slot_copy = *slot;
-	hva_t hva = slot_gfn_to_hva(&slot_copy, gfn);
+	hva = slot_gfn_to_hva(&slot_copy, gfn);
 
 	/* Pairs with the release in invalidate_range_end: a GUP that runs
 	 * after this load sees the PTE as of that end or later. */
@@ -149,33 +129,38 @@ int kvm_mmu_page_fault(struct kvm_vcpu *vcpu, gpa_t gpa, bool write)
 		sched_yield();
 
 	down_write(&kvm->mmu_lock);
-	if (kvm->mm_released ||
-	    (!(kvm->cfg.breaks & KVM_BREAK_SEQ_CHECK) &&
-	     mmu_invalidate_retry_hva(kvm, seq, hva))) {
-		up_write(&kvm->mmu_lock);
-		put_page(page);
-		rcu_read_unlock();
-		kvm_stat_inc(kvm, fault_retries);
-		return kvm->mm_released ? -ESRCH : RET_PF_RETRY;
+	if (kvm->mm_released) {
+		r = -ESRCH;
+		goto out_unlock;
 	}
-	_Atomic spte_t *sptep = tdp_walk_alloc(kvm, gfn);
-	spte_t old = atomic_load_explicit(sptep, memory_order_relaxed);
-	spte_t new = make_spte(page_to_pfn(page), write, writable, &slot_copy);
-
+	if (!(kvm->cfg.breaks & KVM_BREAK_SEQ_CHECK) &&
+	    mmu_invalidate_retry_hva(kvm, seq, hva)) {
+		kvm_stat_inc(kvm, fault_retries);
+		r = RET_PF_RETRY;
+		goto out_unlock;
+	}
+	sptep = kvm_tdp_mmu_leaf_alloc(kvm, gfn);
+	if (!sptep) {
+		r = -ENOMEM;
+		goto out_unlock;
+	}
+	old = atomic_load_explicit(sptep, memory_order_relaxed);
+	new = make_leaf_spte(page_to_pfn(page), write, writable, slot_is_writable(&slot_copy));
 	if (is_shadow_present(old) && spte_to_pfn(old) == spte_to_pfn(new))
 		new |= old & (SPTE_DIRTY | SPTE_ACCESSED);
 	else if (is_shadow_present(old) && kvm->cfg.breaks)
 		/* Only a --break lets a stale spte survive to here; drop it so
-		 * the checker, not tdp_set_spte's BUG, reports the damage. */
-		tdp_set_spte(kvm, gfn, sptep, 0);
-	tdp_set_spte(kvm, gfn, sptep, new);
-	up_write(&kvm->mmu_lock);
-	rcu_read_unlock();
-
+		 * the checker, not tdp_mmu_set_spte's BUG, reports the damage. */
+		tdp_mmu_set_spte(kvm, gfn, sptep, 0);
+	tdp_mmu_set_spte(kvm, gfn, sptep, new);
+	kvm_stat_inc(kvm, faults);
 	if (write)
 		set_page_dirty(page);
 	mark_page_accessed(page);
+	r = RET_PF_FIXED;
+out_unlock:
+	up_write(&kvm->mmu_lock);
+	rcu_read_unlock();
 	put_page(page);
-	kvm_stat_inc(kvm, faults);
-	return RET_PF_FIXED;
+	return r;
 }

@@ -109,7 +109,7 @@ bool wl_vm_kill(struct wl_vm *vm, enum wl_kill_reason why, const char *fmt, ...)
 	 * and sampler see vm->killed. */
 	for (unsigned int i = 0; i < vm->nr_vcpus; i++)
 		if (vm->vcpus[i]->vcpu)
-			kvm_vcpu_request_stop(vm->vcpus[i]->vcpu);
+			vcpu_request_stop(vm->vcpus[i]->vcpu);
 	fprintf(stderr, "tandem: %s\n", vm->kill_msg);
 	return true;
 }
@@ -256,7 +256,8 @@ uint64_t wl_final_check(struct wl_vm *vm)
 	}
 	/* The ROM: guest writes to it must have exited to the VMM. */
 	uint64_t *rom = buf;
-	int64_t r = mm_read(vm->mm, vm->rom_hva, rom, WL_ROM_PAGES * PAGE_SIZE);
+	int64_t r = mm_read(vm->mm, vmm_ram_hva(vm->vmm, WL_ROM_SLOT), rom,
+			    WL_ROM_PAGES * PAGE_SIZE);
 
 	if (r != (int64_t)(WL_ROM_PAGES * PAGE_SIZE)) {
 		wl_fail(sc, WL_FAIL_HOST, (int)vm->id, -1, 0, "final check: ROM read: %lld",

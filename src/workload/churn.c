@@ -174,42 +174,14 @@ static int op_remap(struct wl_vm *vm)
 	uint64_t chunks_per_slot = vm->slot_pages / vm->chunk_pages;
 	uint64_t c0 = slot * chunks_per_slot, c1 = c0 + chunks_per_slot;
 	gfn_t g0 = slot * vm->slot_pages;
-	uint64_t bytes = vm->slot_pages * PAGE_SIZE;
-	struct kvm_userspace_memory_region mem = {
-		.slot = (uint32_t)slot,
-		.guest_phys_addr = g0 << PAGE_SHIFT,
-		.memory_size = 0,
-	};
-	hva_t old = vm->slot_hva[slot], new;
 	int err;
 
+	/* Frozen: no vCPU of ours touches the slot while it moves, and the
+	 * new backing reads zeroes. A failed remap leaves it frozen. */
 	freeze(vm, c0, c1);
-	err = kvm_set_user_memory_region(vm->kvm, &mem);
-	if (err) {
-		unfreeze(vm, c0, c1);
-		return host_err(vm, "delete memslot", g0, err);
-	}
-	/* Map the new range while the old one still is: a different hva.
-	 * layout_lock: the working-set sampler (wss.c) sees the slot at old
-	 * (still mapped) or at new, never at a range being unmapped. */
-	pthread_mutex_lock(&vm->layout_lock);
-	err = mm_mmap(vm->mm, 0, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
-		      &new);
-	if (err) {
-		pthread_mutex_unlock(&vm->layout_lock);
-		return host_err(vm, "mmap (remap)", g0, err);   /* slot stays frozen */
-	}
-	err = mm_munmap(vm->mm, old, bytes);
-	if (!err)
-		vm->slot_hva[slot] = new;
-	pthread_mutex_unlock(&vm->layout_lock);
+	err = vmm_remap_ram(vm->vmm, (unsigned int)slot);
 	if (err)
-		return host_err(vm, "munmap (remap)", g0, err);
-	mem.memory_size = bytes;
-	mem.userspace_addr = new;
-	err = kvm_set_user_memory_region(vm->kvm, &mem);
-	if (err)
-		return host_err(vm, "set memslot (remap)", g0, err);
+		return host_err(vm, "remap of a RAM slot", g0, err);
 	expect_zero(vm, g0, g0 + vm->slot_pages);
 	unfreeze(vm, c0, c1);
 	epoch_bump(vm);

@@ -12,7 +12,7 @@
  *             and with cfg.wss_interval_ns the working-set sampler
  *             wl_wss_main; the caller's thread samples progress every second
  *   STOPPING  at the deadline or the first failure (sc->failed): sc->stop,
- *             join the sampler and churn, kvm_vcpu_stop every vCPU
+ *             join the sampler and churn, vcpu_stop every vCPU
  *   CHECK     wl_final_check re-reads every page and the ROM through the
  *             host; counters and stats are collected
  *   TEARDOWN  destroy vCPUs and VMs, mmput the mms; every host frame must be
@@ -171,24 +171,16 @@ int scenario_check_config(const struct scenario_config *cfg, char *why, size_t l
 
 static void vm_free(struct wl_vm *vm)
 {
-	for (unsigned int i = 0; i < vm->nr_vcpus; i++) {
-		struct wl_vcpu *w = vm->vcpus[i];
-
-		if (w->vcpu)
-			kvm_vcpu_destroy(w->vcpu);
-		free(w);
-	}
-	if (vm->kvm)
-		kvm_destroy_vm(vm->kvm);
-	if (vm->mm)
-		mmput(vm->mm);
+	/* The VMM owns the vCPUs, the VM and the mm. */
+	vmm_destroy(vm->vmm);
+	for (unsigned int i = 0; i < vm->nr_vcpus; i++)
+		free(vm->vcpus[i]);
 	free((void *)vm->expected);
 	free((void *)vm->frozen);
 	free(vm->hash);
 	free(vm->hash_ver);
 	free(vm->exp_before);
 	free(vm->exp_after);
-	pthread_mutex_destroy(&vm->layout_lock);
 	free(vm);
 }
 
@@ -212,7 +204,6 @@ static int vm_setup(struct scenario *sc, unsigned int id, struct wl_vm **out, ch
 		return -ENOMEM;
 	*out = vm;
 	vm->sc = sc;
-	pthread_mutex_init(&vm->layout_lock, NULL);
 	vm->id = id;
 	vm->npages = cfg->guest_mem >> PAGE_SHIFT;
 	vm->slot_pages = vm->npages / WL_NR_SLOTS;
@@ -234,69 +225,47 @@ static int vm_setup(struct scenario *sc, unsigned int id, struct wl_vm **out, ch
 	    !vm->exp_after)
 		return vm_fail_setup(sc, vm, "allocating checker state", -ENOMEM, why, len);
 
-	err = mm_create(sc->host, &vm->mm);
-	if (err)
-		return vm_fail_setup(sc, vm, "mm_create", err, why, len);
-	for (unsigned int s = 0; s < WL_NR_SLOTS; s++) {
-		err = mm_mmap(vm->mm, 0, slot_bytes, PROT_READ | PROT_WRITE,
-			      MAP_PRIVATE | MAP_ANONYMOUS, &vm->slot_hva[s]);
-		if (err)
-			return vm_fail_setup(sc, vm, "mmap of guest RAM", err, why, len);
-		/* Page tables for all of guest RAM now, so that they come from
-		 * frames no guest ever had (a --break run writes through
-		 * stale translations: better data frames than page tables). */
-		for (uint64_t off = 0; off < slot_bytes + 2 * MiB; off += 2 * MiB) {
-			uint64_t at = MIN(off, slot_bytes - sizeof(zero));
-			int64_t r = mm_write(vm->mm, vm->slot_hva[s] + at, &zero, sizeof(zero));
-
-			if (r != sizeof(zero))
-				return vm_fail_setup(sc, vm, "touching guest RAM",
-						     r < 0 ? (int)r : -EIO, why, len);
-		}
-	}
-	err = mm_mmap(vm->mm, 0, WL_ROM_PAGES * PAGE_SIZE, PROT_READ | PROT_WRITE,
-		      MAP_PRIVATE | MAP_ANONYMOUS, &vm->rom_hva);
-	if (err)
-		return vm_fail_setup(sc, vm, "mmap of the ROM", err, why, len);
-	for (uint64_t i = 0; i < WL_ROM_PAGES * WL_WORDS; i++) {
-		uint64_t w = wl_rom_word(id, i);
-		int64_t r = mm_write(vm->mm, vm->rom_hva + 8 * i, &w, sizeof(w));
-
-		if (r != sizeof(w))
-			return vm_fail_setup(sc, vm, "filling the ROM", r < 0 ? (int)r : -EIO,
-					     why, len);
-	}
-
-	err = kvm_create_vm(vm->mm, &kcfg, &vm->kvm);
+	err = vmm_create(sc->host, &kcfg, &vm->vmm);
 	if (err == -EOPNOTSUPP) {
 		snprintf(why, len, "the rseq kick mode is not available here "
 			 "(sanitizer build, or no rseq/membarrier support)");
 		return err;
 	}
 	if (err)
-		return vm_fail_setup(sc, vm, "kvm_create_vm", err, why, len);
+		return vm_fail_setup(sc, vm, "creating the VMM", err, why, len);
+	vm->mm = vmm_mm(vm->vmm);
+	vm->kvm = vmm_kvm(vm->vmm);
+	vmm_set_mmio_default(vm->vmm, wl_mmio, vm);
 	for (unsigned int s = 0; s < WL_NR_SLOTS; s++) {
-		struct kvm_userspace_memory_region mem = {
-			.slot = s,
-			.guest_phys_addr = (gpa_t)s * slot_bytes,
-			.memory_size = slot_bytes,
-			.userspace_addr = vm->slot_hva[s],
-		};
+		hva_t hva;
 
-		err = kvm_set_user_memory_region(vm->kvm, &mem);
+		err = vmm_add_ram(vm->vmm, s, (gpa_t)s * slot_bytes, slot_bytes, 0);
 		if (err)
-			return vm_fail_setup(sc, vm, "memslot", err, why, len);
+			return vm_fail_setup(sc, vm, "guest RAM", err, why, len);
+		/* Page tables for all of guest RAM now, so that they come from
+		 * frames no guest ever had (a --break run writes through
+		 * stale translations: better data frames than page tables). */
+		hva = vmm_ram_hva(vm->vmm, s);
+		for (uint64_t off = 0; off < slot_bytes + 2 * MiB; off += 2 * MiB) {
+			uint64_t at = MIN(off, slot_bytes - sizeof(zero));
+			int64_t r = mm_write(vm->mm, hva + at, &zero, sizeof(zero));
+
+			if (r != sizeof(zero))
+				return vm_fail_setup(sc, vm, "touching guest RAM",
+						     r < 0 ? (int)r : -EIO, why, len);
+		}
 	}
-	struct kvm_userspace_memory_region rom = {
-		.slot = WL_ROM_SLOT,
-		.flags = KVM_MEM_READONLY,
-		.guest_phys_addr = vm->rom_gpa,
-		.memory_size = WL_ROM_PAGES * PAGE_SIZE,
-		.userspace_addr = vm->rom_hva,
-	};
-	err = kvm_set_user_memory_region(vm->kvm, &rom);
+	err = vmm_add_ram(vm->vmm, WL_ROM_SLOT, vm->rom_gpa, WL_ROM_PAGES * PAGE_SIZE,
+			  KVM_MEM_READONLY);
 	if (err)
-		return vm_fail_setup(sc, vm, "ROM memslot", err, why, len);
+		return vm_fail_setup(sc, vm, "ROM", err, why, len);
+	for (uint64_t i = 0; i < WL_ROM_PAGES * WL_WORDS; i++) {
+		uint64_t w = wl_rom_word(id, i);
+
+		err = vmm_write_guest(vm->vmm, vm->rom_gpa + 8 * i, &w, sizeof(w));
+		if (err)
+			return vm_fail_setup(sc, vm, "filling the ROM", err, why, len);
+	}
 
 	for (unsigned int i = 0; i < cfg->nr_vcpus; i++) {
 		struct wl_vcpu *w = aligned_alloc(64, (sizeof(*w) + 63) & ~(size_t)63);
@@ -312,12 +281,11 @@ static int vm_setup(struct scenario *sc, unsigned int id, struct wl_vm **out, ch
 		atomic_init(&w->cur_chunk, -1);
 		for (unsigned int j = 0; j < WL_RING; j++)
 			atomic_init(&w->ring[j], UINT64_MAX);
-		err = kvm_vcpu_create(vm->kvm, (int)i, &w->vcpu);
+		err = vmm_create_vcpu(vm->vmm, (int)i, &w->vcpu);
 		if (err)
-			return vm_fail_setup(sc, vm, "kvm_vcpu_create", err, why, len);
-		kvm_vcpu_set_mmio(w->vcpu, wl_mmio, w);
+			return vm_fail_setup(sc, vm, "vcpu_create", err, why, len);
 		if (cfg->stall)
-			kvm_vcpu_set_hook(w->vcpu, wl_stall_hook, w);
+			kvm_vcpu_set_hook(&w->vcpu->kvm_vcpu, wl_stall_hook, w);
 	}
 	return 0;
 }
@@ -392,8 +360,8 @@ static void report_progress(struct scenario *sc, const struct sample *a,
 	for (unsigned int i = 0; i < sc->cfg.nr_vms; i++) {
 		struct mm *mm = sc->vms[i]->mm;
 
-		p.vm_rss_pages[i] = (uint64_t)MAX(atomic_load(&mm->rss[MM_ANONPAGES]), 0L);
-		p.vm_swap_pages[i] = (uint64_t)MAX(atomic_load(&mm->rss[MM_SWAPENTS]), 0L);
+		p.vm_rss_pages[i] = get_mm_counter(mm, MM_ANONPAGES);
+		p.vm_swap_pages[i] = get_mm_counter(mm, MM_SWAPENTS);
 		p.vm_killed[i] = atomic_load(&sc->vms[i]->killed) != WL_ALIVE;
 	}
 	p.wss_nr_vms = 0;
@@ -499,7 +467,7 @@ static void collect(struct scenario *sc, struct scenario_result *res)
 			struct vcpu_stats vs;
 
 			add_counts(&vr->c, &vm->vcpus[j]->c);
-			kvm_vcpu_get_stats(vm->vcpus[j]->vcpu, &vs);
+			vcpu_get_stats(vm->vcpus[j]->vcpu, &vs);
 			add_vcpu_stats(&vr->vcpu, &vs);
 		}
 		for (int k = 0; k < WL_NR_CHURN; k++)
@@ -512,8 +480,8 @@ static void collect(struct scenario *sc, struct scenario_result *res)
 			memcpy(vr->kill_msg, vm->kill_msg, sizeof(vr->kill_msg));
 			vr->killed_at_s = vm->killed_at_s;
 		}
-		vr->rss_pages = (uint64_t)MAX(atomic_load(&vm->mm->rss[MM_ANONPAGES]), 0L);
-		vr->swap_pages = (uint64_t)MAX(atomic_load(&vm->mm->rss[MM_SWAPENTS]), 0L);
+		vr->rss_pages = get_mm_counter(vm->mm, MM_ANONPAGES);
+		vr->swap_pages = get_mm_counter(vm->mm, MM_SWAPENTS);
 		pthread_mutex_lock(&sc->wss_lock);
 		vr->wss = vm->wss;
 		pthread_mutex_unlock(&sc->wss_lock);
@@ -671,7 +639,7 @@ int scenario_run(const struct scenario_config *cfg, struct scenario_result *res)
 
 			if (wl_vm_dead(sc->vms[i]))
 				break;  /* killed during setup: don't start it */
-			err = kvm_vcpu_run(w->vcpu, wl_guest_main, w);
+			err = vcpu_run(w->vcpu, wl_guest_main, w);
 			if (err)
 				snprintf(why, sizeof(why), "starting vCPU %u of VM %u: %s", j, i,
 					 strerror(-err));
@@ -708,7 +676,7 @@ int scenario_run(const struct scenario_config *cfg, struct scenario_result *res)
 	for (unsigned int i = 0; i < nr_vms_up; i++)
 		for (unsigned int j = 0; j < sc->vms[i]->nr_vcpus; j++)
 			if (sc->vms[i]->vcpus[j]->started)
-				kvm_vcpu_stop(sc->vms[i]->vcpus[j]->vcpu);
+				vcpu_stop(sc->vms[i]->vcpus[j]->vcpu);
 	res->elapsed_s = (double)(clock_now_ns() - sc->start_ns) / 1e9;
 	if (err)
 		goto out_teardown;

@@ -290,10 +290,10 @@ static int rom_write(struct wl_vcpu *w)
 }
 
 /* The VMM's MMIO handler; runs on the vCPU's thread, outside guest mode. */
-void wl_mmio(struct kvm_vcpu *v, gpa_t gpa, bool write, uint64_t *val, void *arg)
+void wl_mmio(void *opaque, struct vcpu *v, gpa_t gpa, bool write, uint64_t *val)
 {
-	struct wl_vcpu *w = arg;
-	struct wl_vm *vm = w->vm;
+	struct wl_vm *vm = opaque;
+	struct wl_vcpu *w = vm->vcpus[vcpu_id(v)];
 	bool in_rom = gpa >= vm->rom_gpa && gpa < vm->rom_gpa + WL_ROM_PAGES * PAGE_SIZE;
 
 	w->mmio_count++;
@@ -331,7 +331,7 @@ void wl_stall_hook(struct kvm_vcpu *v, enum vcpu_hook_point at, void *arg)
 	w->c.stalls++;
 	e0 = atomic_load(&vm->churn_epoch);
 	deadline = clock_now_ns() + 2000ULL * vm->sc->cfg.churn_interval_us + STALL_SLACK_NS;
-	while (atomic_load(&vm->churn_epoch) == e0 && !vcpu_should_stop(v) &&
+	while (atomic_load(&vm->churn_epoch) == e0 && !vcpu_should_stop(to_vcpu(v)) &&
 	       !wl_should_end(vm->sc) && clock_now_ns() < deadline)
 		nanosleep(&(struct timespec){ .tv_nsec = 50000 }, NULL);
 }
@@ -369,7 +369,7 @@ static void publish(struct wl_vcpu *w)
 	atomic_store_explicit(&w->pub_accesses, w->c.accesses, memory_order_relaxed);
 }
 
-int wl_guest_main(struct kvm_vcpu *v, void *arg)
+int wl_guest_main(struct vcpu *v, void *arg)
 {
 	struct wl_vcpu *w = arg;
 	struct scenario *sc = w->vm->sc;

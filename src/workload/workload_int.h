@@ -35,6 +35,7 @@
 #include <stdatomic.h>
 #include <time.h>
 #include "tandem/workload.h"
+#include "tandem/vmm.h"
 #include "base/compiler.h"
 #include "base/prng.h"
 #include "base/clock.h"
@@ -100,7 +101,7 @@ struct wl_vcpu {
 
 	/* The vCPU thread's own (read by others only after it stopped). */
 	struct wl_vm *vm __attribute__((aligned(64)));
-	struct kvm_vcpu *vcpu;
+	struct vcpu *vcpu;
 	unsigned int idx;
 	uint64_t n_own;                 /* pages owned */
 	uint64_t rng;
@@ -119,7 +120,8 @@ struct wl_vcpu {
 struct wl_vm {
 	struct scenario *sc;
 	unsigned int id;
-	struct mm *mm;
+	struct vmm *vmm;                /* the VM's VMM: its RAM layout, exits */
+	struct mm *mm;                  /* vmm's mm and VM, for short */
 	struct kvm *kvm;
 	struct wl_vcpu *vcpus[WL_MAX_VCPUS];
 	unsigned int nr_vcpus;
@@ -127,14 +129,10 @@ struct wl_vm {
 	uint64_t npages;                /* RAM pages */
 	uint64_t slot_pages;
 	uint64_t chunk_pages, nchunks;
-	/* slot_hva[] is changed by the churn thread only, under layout_lock,
-	 * which the working-set sampler holds across each of its passes
-	 * (wss.c): it never walks a range that was unmapped, or handed to
-	 * another slot, meanwhile. The churn thread reads it unlocked. */
-	hva_t slot_hva[WL_NR_SLOTS];
-	pthread_mutex_t layout_lock;
-	gpa_t rom_gpa;
-	hva_t rom_hva;
+	/* RAM slot s is VMM RAM region s; the churn thread alone remaps
+	 * them (vmm_remap_ram), and the working-set sampler holds the VMM's
+	 * layout lock across each of its passes (wss.c). */
+	gpa_t rom_gpa;                  /* the ROM: region WL_ROM_SLOT */
 
 	_Atomic uint32_t *expected;     /* per RAM gfn: last version committed */
 	_Atomic uint8_t *frozen;        /* per chunk: churn owns it */
@@ -222,8 +220,8 @@ static inline bool wl_vm_dead(struct wl_vm *vm)
 }
 
 /* workload.c */
-int wl_guest_main(struct kvm_vcpu *v, void *arg);
-void wl_mmio(struct kvm_vcpu *v, gpa_t gpa, bool write, uint64_t *val, void *arg);
+int wl_guest_main(struct vcpu *v, void *arg);
+void wl_mmio(void *opaque, struct vcpu *v, gpa_t gpa, bool write, uint64_t *val);
 void wl_stall_hook(struct kvm_vcpu *v, enum vcpu_hook_point at, void *arg);
 
 /* churn.c */
@@ -256,7 +254,8 @@ static inline uint64_t wl_chunk_of(const struct wl_vm *vm, gfn_t gfn)
 
 static inline hva_t wl_gfn_to_hva(const struct wl_vm *vm, gfn_t gfn)
 {
-	return vm->slot_hva[gfn / vm->slot_pages] + (gfn % vm->slot_pages) * PAGE_SIZE;
+	return vmm_ram_hva(vm->vmm, (unsigned int)(gfn / vm->slot_pages)) +
+	       (gfn % vm->slot_pages) * PAGE_SIZE;
 }
 
 #endif

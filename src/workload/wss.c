@@ -17,10 +17,10 @@
  * slot) are new frames, never marked: they count as used, which they were.
  *
  * Guest RAM is WL_NR_SLOTS host ranges, and the churn thread moves one now
- * and then (REMAP: mmap a new range, munmap the old, update slot_hva). Each
- * pass of a VM holds vm->layout_lock, which the churn thread holds across
+ * and then (REMAP: vmm_remap_ram maps a new range and unmaps the old). Each
+ * pass of a VM holds the VMM's layout lock, which the remap holds across
  * that move, so a pass walks every slot's current range and never one that
- * was unmapped or given to another slot meanwhile. Lock order: layout_lock
+ * was unmapped or given to another slot meanwhile. Lock order: layout lock
  * before the mm's mmap_lock (both sides take it in that order), and nothing
  * the sampler holds is waited for by a vCPU.
  */
@@ -35,9 +35,9 @@ static int wss_pass(struct wl_vm *vm, uint64_t *idle, uint64_t *mapped, uint64_t
 	int err = 0;
 
 	*pages = 0;
-	pthread_mutex_lock(&vm->layout_lock);
+	vmm_layout_lock(vm->vmm);
 	for (unsigned int s = 0; s < WL_NR_SLOTS && !err; s++) {
-		hva_t hva = vm->slot_hva[s];
+		hva_t hva = vmm_ram_hva(vm->vmm, s);
 
 		if (!mapped) {
 			int r = mm_idle_mark_range(vm->mm, hva, hva + bytes);
@@ -55,7 +55,7 @@ static int wss_pass(struct wl_vm *vm, uint64_t *idle, uint64_t *mapped, uint64_t
 			*pages += m;
 		}
 	}
-	pthread_mutex_unlock(&vm->layout_lock);
+	vmm_layout_unlock(vm->vmm);
 	return err;
 }
 

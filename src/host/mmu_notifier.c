@@ -80,12 +80,8 @@
  * being left unbalanced.
  */
 #include <errno.h>
-#include "base/compiler.h"
-#include "base/lock.h"
 #include "base/rcu.h"
-#include "tandem/host.h"
-#include "tandem/mm_types.h"
-#include "tandem/mmu_notifier.h"
+#include "internal.h"
 
 #define for_each_subscriber(mn, subs)                                   \
 	for (mn = rcu_dereference((subs)->list); mn;                    \

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * kvm.c - a VM: its lifetime, and the MMU-notifier handlers through which
+ * kvm_main.c - a VM: its lifetime, and the MMU-notifier handlers through which
  * the host keeps the GPA page tables honest.
  *
  * invalidate_range_start (blockable):
@@ -72,7 +72,7 @@ bool kvm_unmap_hva_range_locked(struct kvm *kvm, hva_t start, hva_t end)
 		gfn_t gs, ge;
 
 		if (slot_hva_range_to_gfns(s, start, end, &gs, &ge))
-			flush |= kvm_tdp_zap_gfn_range(kvm, gs, ge);
+			flush |= kvm_tdp_mmu_zap_gfn_range(kvm, gs, ge);
 	}
 	return flush;
 }
@@ -237,7 +237,7 @@ static bool kvm_age_hva_range(struct kvm *kvm, hva_t start, hva_t end, bool clea
 		gfn_t gs, ge;
 
 		if (slot_hva_range_to_gfns(s, start, end, &gs, &ge))
-			young |= kvm_tdp_age_gfn_range(kvm, gs, ge, clear);
+			young |= kvm_tdp_mmu_age_gfn_range(kvm, gs, ge, clear);
 	}
 	up_read(&kvm->mmu_lock);
 	rcu_read_unlock();
@@ -313,17 +313,17 @@ static void kvm_mmu_notifier_change_pte(struct mmu_notifier *mn, struct mm *mm,
 		if (address < s_start || address >= s_start + (s->npages << PAGE_SHIFT))
 			continue;
 		gfn_t gfn = s->base_gfn + ((address - s_start) >> PAGE_SHIFT);
-		_Atomic spte_t *sptep = tdp_walk(kvm, gfn);
+		_Atomic spte_t *sptep = kvm_tdp_mmu_leaf(kvm, gfn);
 		spte_t old = sptep ? atomic_load(sptep) : 0;
 
 		if (!is_shadow_present(old))
 			continue;
 		if (!pte_is_present(pte) || pte_to_pfn(pte) != spte_to_pfn(old)) {
-			tdp_set_spte(kvm, gfn, sptep, 0);
+			tdp_mmu_set_spte(kvm, gfn, sptep, 0);
 			flush = true;
 		} else if (!pte_is_writable(pte) &&
 			   (old & (SPTE_WRITABLE | SPTE_HOST_WRITABLE))) {
-			tdp_set_spte(kvm, gfn, sptep,
+			tdp_mmu_set_spte(kvm, gfn, sptep,
 				     old & ~(SPTE_WRITABLE | SPTE_HOST_WRITABLE));
 			flush = true;
 		}
@@ -341,7 +341,7 @@ static void kvm_mmu_notifier_release(struct mmu_notifier *mn, struct mm *mm)
 
 	down_write(&kvm->mmu_lock);
 	kvm->mm_released = true;
-	if (kvm_tdp_zap_gfn_range(kvm, 0, TDP_MAX_GFN + 1) || kvm->tlb_flush_pending)
+	if (kvm_tdp_mmu_zap_gfn_range(kvm, 0, TDP_MAX_GFN + 1) || kvm->tlb_flush_pending)
 		kvm_flush_remote_tlbs(kvm);
 	up_write(&kvm->mmu_lock);
 }
@@ -381,7 +381,7 @@ int kvm_create_vm(struct mm *mm, const struct kvm_config *cfg, struct kvm **out)
 		return -EINVAL;
 	if (cfg && (unsigned int)cfg->kick > KVM_KICK_RSEQ)
 		return -EINVAL;
-	if (cfg && cfg->kick == KVM_KICK_RSEQ && !vcpu_rseq_available())
+	if (cfg && cfg->kick == KVM_KICK_RSEQ && !kvm_rseq_available())
 		return -EOPNOTSUPP;
 	kvm = calloc(1, sizeof(*kvm));
 	if (!kvm)
@@ -390,8 +390,9 @@ int kvm_create_vm(struct mm *mm, const struct kvm_config *cfg, struct kvm **out)
 		kvm->cfg = *cfg;
 	kvm->kick = kvm->cfg.kick;
 	if (kvm->kick == KVM_KICK_AUTO)
-		kvm->kick = vcpu_rseq_available() ? KVM_KICK_RSEQ : KVM_KICK_WAIT;
+		kvm->kick = kvm_rseq_available() ? KVM_KICK_RSEQ : KVM_KICK_WAIT;
 	kvm->mm = mm;
+	kvm->host = mm_host(mm);
 	rwsem_init(&kvm->mmu_lock);
 	mutex_init(&kvm->mn_invalidate_lock);
 	pthread_cond_init(&kvm->mn_invalidate_done, NULL);
@@ -402,7 +403,9 @@ int kvm_create_vm(struct mm *mm, const struct kvm_config *cfg, struct kvm **out)
 		err = -ENOMEM;
 		goto out_free;
 	}
-	tdp_init(kvm);
+	err = kvm_tdp_mmu_init(kvm);
+	if (err)
+		goto out_slots;
 	kvm->mmu_notifier.ops = &kvm_mmu_notifier_ops;
 	err = mmu_notifier_register(&kvm->mmu_notifier, mm);
 	if (err)
@@ -410,10 +413,15 @@ int kvm_create_vm(struct mm *mm, const struct kvm_config *cfg, struct kvm **out)
 	*out = kvm;
 	return 0;
 out_tdp:
-	tdp_destroy(kvm);
+	kvm_tdp_mmu_destroy(kvm);
+out_slots:
 	free(kvm->memslots);
 out_free:
 	pthread_cond_destroy(&kvm->mn_invalidate_done);
+	rwsem_destroy(&kvm->mmu_lock);
+	mutex_destroy(&kvm->mn_invalidate_lock);
+	mutex_destroy(&kvm->slots_lock);
+	mutex_destroy(&kvm->lock);
 	free(kvm);
 	return err;
 }
@@ -424,7 +432,7 @@ void kvm_destroy_vm(struct kvm *kvm)
 	/* Calls release (zap everything) unless exit already did. */
 	mmu_notifier_unregister(&kvm->mmu_notifier, kvm->mm);
 	BUG_ON(kvm->mn_active_invalidate_count != 0);
-	tdp_destroy(kvm);
+	kvm_tdp_mmu_destroy(kvm);
 	kvm_free_memslots(kvm);
 	pthread_cond_destroy(&kvm->mn_invalidate_done);
 	rwsem_destroy(&kvm->mmu_lock);

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * mm_types.h - the primary MMU's core objects: frames (struct page),
+ * mm_types.h - (private to src/host) the primary MMU's core objects: frames (struct page),
  * address spaces (struct mm) and their areas (struct vm_area_struct).
  *
  * Lock order (outermost first):
@@ -9,14 +9,32 @@
  * A subscriber's callbacks run with the range_lock held for read and none of
  * the others; the host never holds page_table_lock across a notifier call.
  */
-#ifndef TANDEM_MM_TYPES_H
-#define TANDEM_MM_TYPES_H
+#ifndef TANDEM_HOST_MM_TYPES_H
+#define TANDEM_HOST_MM_TYPES_H
 
 #include <stdatomic.h>
 #include "tandem/types.h"
 #include "tandem/mmu_notifier.h"
 #include "base/list.h"
 #include "base/lock.h"
+
+/*
+ * Per-mm state, embedded in struct mm.
+ *   lock       serializes list updates (register, unregister, release).
+ *   range_lock is held for read from invalidate_range_start to _end, and
+ *              for write by register, so no subscriber joins mid-range.
+ */
+struct mmu_notifier_subscriptions {
+	struct mmu_notifier *_Atomic list;
+	spinlock_t lock;
+	struct rwsem range_lock;
+	atomic_int nr;                          /* subscribers on the list */
+	atomic_long nr_calls[MMU_NOTIFY_NR_EVENTS];  /* range starts by event */
+	atomic_long nr_young_calls;
+};
+
+void mmu_notifier_subscriptions_init(struct mmu_notifier_subscriptions *subs);
+void mmu_notifier_subscriptions_destroy(struct mmu_notifier_subscriptions *subs);
 
 struct host;
 
@@ -73,12 +91,6 @@ struct vm_area_struct {
 	hva_t vm_end;           /* exclusive */
 	unsigned long vm_flags;
 	struct mm *vm_mm;
-};
-
-enum mm_counter {
-	MM_ANONPAGES,   /* resident anonymous pages */
-	MM_SWAPENTS,    /* swap entries in page tables */
-	NR_MM_COUNTERS
 };
 
 /*

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * vcpu_rseq.h - a soft-TLB hit as a restartable sequence (x86-64).
+ * cpu_rseq.h - a soft-TLB hit as a restartable sequence (x86-64).
  *
  * Why: a vCPU thread preempted by the host scheduler while "in guest mode"
  * makes every waiting TLB-flush request sleep until it runs again -- a
@@ -35,12 +35,16 @@
  * this out and use the waiting protocol, whose plain-C accesses TSan checks
  * against the host's frame reuse.
  */
-#ifndef TANDEM_VCPU_RSEQ_H
-#define TANDEM_VCPU_RSEQ_H
+/* The soft-TLB types come from cpu.h, which includes this file after
+ * defining them; included on its own, this file gets them the same way
+ * (cpu.h's nested include of it is then the one that defines the guard). */
+#include "tandem/cpu.h"
+
+#ifndef TANDEM_CPU_RSEQ_H
+#define TANDEM_CPU_RSEQ_H
 
 #include "tandem/config.h"
 #ifdef TANDEM_HAVE_RSEQ
-#define VCPU_HAVE_RSEQ 1
 #include <sys/rseq.h>
 
 #define VCPU_RSEQ_SIG_BYTES ".byte 0x0f, 0xb9, 0x3d\n\t.long 0x53053053\n\t"
@@ -112,6 +116,6 @@ stlb_rseq_store64(_Atomic unsigned long *requests, const struct stlb_entry *e,
 miss:
 	return false;
 }
-#endif /* x86-64, no sanitizer */
+#endif /* TANDEM_HAVE_RSEQ */
 
 #endif

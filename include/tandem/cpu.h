@@ -1,0 +1,181 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * cpu.h - execution engines: the soft TLB, and the C-guest engine whose
+ * guests reach guest memory through vcpu_load64/vcpu_store64.
+ *
+ * Guest code is C run on a vCPU thread. Its hit path is the soft TLB: a
+ * direct-mapped, per-vCPU table of (guest page -> host address addend) with
+ * separate read, write and fetch comparators, as in QEMU's CPUTLB, one table
+ * per guest MMU mode (mmu_idx). A hit takes no lock and makes no atomic
+ * read-modify-write: one check of the request word (the kick) and one
+ * compare of the tag, then the access. A miss leaves guest mode and goes to
+ * vcpu_access_slow() (walk the GPA tables, fault, refill).
+ *
+ * struct vcpu embeds the kvm layer's vCPU object (kvm.h: modes, requests,
+ * kicks); the engine handles the requests kvm sends (KVM_REQ_TLB_FLUSH
+ * empties every soft-TLB table) before it enters guest mode again. With
+ * paging off (C guests), gva == gpa and mmu_idx is 0.
+ */
+#ifndef TANDEM_CPU_H
+#define TANDEM_CPU_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include "tandem/types.h"
+#include "tandem/config.h"
+#include "tandem/kvm.h"
+
+#define STLB_BITS     8
+#define STLB_SIZE     (1u << STLB_BITS)
+#define STLB_NB_MODES 4         /* mmu_idx: e.g. U, S, S+SUM, M */
+#define STLB_INVALID  ((uint64_t)-1)
+
+/*
+ * One soft-TLB entry: a comparator per access type holds the guest page
+ * when that access may use the entry (STLB_INVALID otherwise), and
+ * host address = gva + addend.
+ */
+struct stlb_entry {
+	uint64_t addr_read;
+	uint64_t addr_write;    /* writable (and already dirty in the spte) */
+	uint64_t addr_code;     /* fetchable */
+	uintptr_t addend;
+};
+
+/* Permissions for stlb_fill. */
+#define STLB_PROT_READ  (1u << 0)
+#define STLB_PROT_WRITE (1u << 1)
+#define STLB_PROT_EXEC  (1u << 2)
+
+struct vcpu;
+
+/* Exit to the VMM for an access no slot backs (MMIO) or a write to a
+ * read-only slot. Reads return *val. Called outside guest mode. */
+typedef void (*vcpu_mmio_fn)(struct vcpu *vcpu, gpa_t gpa, bool write,
+			     uint64_t *val, void *arg);
+typedef int (*vcpu_guest_fn)(struct vcpu *vcpu, void *arg);
+
+struct vcpu_stats {
+	uint64_t accesses_slow;   /* accesses that missed the soft TLB */
+	uint64_t stlb_fills;
+	uint64_t stlb_flushes;
+	uint64_t fast_faults;
+	uint64_t faults;
+	uint64_t fault_retries;
+	uint64_t mmio_exits;
+	uint64_t guest_exits;
+};
+
+struct vcpu {
+	/* Hot: read on every guest access. */
+	struct kvm_vcpu kvm_vcpu;       /* requests is its first word */
+	struct stlb_entry *stlb_cur;    /* stlb[mmu_idx]: change them together */
+	bool rseq;                      /* hits run as rseq sections (cpu_rseq.h) */
+	unsigned int mmu_idx;
+
+	pthread_t thread;
+	bool running;
+	vcpu_guest_fn guest_fn;
+	void *guest_arg;
+	int guest_ret;
+	vcpu_mmio_fn mmio_fn;
+	void *mmio_arg;
+	struct vcpu_stats stat;         /* written by the vCPU thread only */
+
+	struct stlb_entry stlb[STLB_NB_MODES][STLB_SIZE] __attribute__((aligned(64)));
+};
+
+static inline struct vcpu *to_vcpu(struct kvm_vcpu *kv)
+{
+	return (struct vcpu *)((char *)kv - offsetof(struct vcpu, kvm_vcpu));
+}
+
+static inline int vcpu_id(const struct vcpu *v)
+{
+	return v->kvm_vcpu.vcpu_id;
+}
+
+/* A C-guest vCPU of kvm with id: -EINVAL, -EEXIST, -ENOSPC, -ENOMEM. */
+int vcpu_create(struct kvm *kvm, int id, struct vcpu **out);
+void vcpu_destroy(struct vcpu *vcpu);
+void vcpu_set_mmio(struct vcpu *vcpu, vcpu_mmio_fn fn, void *arg);
+/* Start a thread running fn(vcpu, arg) in guest mode. */
+int vcpu_run(struct vcpu *vcpu, vcpu_guest_fn fn, void *arg);
+/* Ask the guest to stop (vcpu_should_stop() turns true); join its thread. */
+int vcpu_stop(struct vcpu *vcpu);
+/* Ask the guest to stop without waiting for it: safe from any thread,
+ * the vCPU's own included (an OOM notify may run on it). A running vCPU
+ * notices at its next request check or slow-path access; vcpu_stop
+ * still joins it later. */
+void vcpu_request_stop(struct vcpu *vcpu);
+void vcpu_get_stats(struct vcpu *vcpu, struct vcpu_stats *st);
+
+/* Returns in guest mode, except -EINTR (stop requested). */
+int vcpu_access_slow(struct vcpu *vcpu, gva_t gva, bool write, uint64_t *val);
+/* Leave guest mode briefly: handle requests (the bounded-interval exit). */
+int vcpu_check_requests(struct vcpu *vcpu);
+bool vcpu_should_stop(struct vcpu *vcpu);
+
+/* The soft TLB (src/cpu/stlb.c); called by the vCPU's own thread. */
+void stlb_flush(struct vcpu *vcpu);
+void stlb_fill(struct vcpu *vcpu, gva_t gva, void *host, unsigned int prot);
+
+/* Keeps the low 3 bits: an unaligned access never matches a tag (tags are
+ * page aligned), so it takes the slow path, which rejects it. */
+#define STLB_CMP_MASK (~(uint64_t)(PAGE_SIZE - 1) | 7)
+
+static inline struct stlb_entry *stlb_entry(struct vcpu *v, gva_t gva)
+{
+	/* One load for the table rather than mmu_idx, a shift and an add:
+	 * a hit is a couple of dozen instructions, and this is ~7% of it. */
+	return &v->stlb_cur[(gva >> PAGE_SHIFT) & (STLB_SIZE - 1)];
+}
+
+#include "tandem/cpu_rseq.h"
+
+/*
+ * Guest memory accesses are relaxed atomics: another vCPU may access the
+ * same guest word (a guest race, not ours), and ThreadSanitizer then checks
+ * the one thing that matters -- that no guest access races with the host
+ * reusing the frame.
+ */
+static inline int vcpu_load64(struct vcpu *v, gva_t gva, uint64_t *val)
+{
+	struct stlb_entry *e = stlb_entry(v, gva);
+
+#ifdef TANDEM_HAVE_RSEQ
+	if (__builtin_expect(v->rseq, 1)) {
+		if (__builtin_expect(stlb_rseq_load64(&v->kvm_vcpu.requests, e, gva, val), 1))
+			return 0;
+		return vcpu_access_slow(v, gva, false, val);
+	}
+#endif
+	if (__builtin_expect(e->addr_read == (gva & STLB_CMP_MASK) &&
+			     !kvm_request_pending(&v->kvm_vcpu), 1)) {
+		*val = __atomic_load_n((uint64_t *)(e->addend + gva), __ATOMIC_RELAXED);
+		return 0;
+	}
+	return vcpu_access_slow(v, gva, false, val);
+}
+
+static inline int vcpu_store64(struct vcpu *v, gva_t gva, uint64_t val)
+{
+	struct stlb_entry *e = stlb_entry(v, gva);
+
+#ifdef TANDEM_HAVE_RSEQ
+	if (__builtin_expect(v->rseq, 1)) {
+		if (__builtin_expect(stlb_rseq_store64(&v->kvm_vcpu.requests, e, gva, val), 1))
+			return 0;
+		return vcpu_access_slow(v, gva, true, &val);
+	}
+#endif
+	if (__builtin_expect(e->addr_write == (gva & STLB_CMP_MASK) &&
+			     !kvm_request_pending(&v->kvm_vcpu), 1)) {
+		__atomic_store_n((uint64_t *)(e->addend + gva), val, __ATOMIC_RELAXED);
+		return 0;
+	}
+	return vcpu_access_slow(v, gva, true, &val);
+}
+
+#endif

@@ -1,0 +1,32 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * stlb.c - the soft TLB's slow side: fill and flush. The hit path is
+ * inline in cpu.h (and cpu_rseq.h); everything here runs on the vCPU's own
+ * thread, outside guest mode, so no entry changes under a running access.
+ */
+#include <string.h>
+#include "tandem/cpu.h"
+
+void stlb_flush(struct vcpu *v)
+{
+	memset(v->stlb, 0xff, sizeof(v->stlb));
+	v->stat.stlb_flushes++;
+}
+
+/*
+ * Map the page of gva to host in the current mmu_idx's table, for the
+ * accesses prot allows. STLB_PROT_WRITE only once the spte is dirty (the
+ * fill follows a write that made it so), so that a write hit never needs
+ * to set a dirty bit.
+ */
+void stlb_fill(struct vcpu *v, gva_t gva, void *host, unsigned int prot)
+{
+	struct stlb_entry *e = stlb_entry(v, gva);
+	uint64_t page = gva & ~(uint64_t)(PAGE_SIZE - 1);
+
+	e->addr_read = (prot & STLB_PROT_READ) ? page : STLB_INVALID;
+	e->addr_write = (prot & STLB_PROT_WRITE) ? page : STLB_INVALID;
+	e->addr_code = (prot & STLB_PROT_EXEC) ? page : STLB_INVALID;
+	e->addend = (uintptr_t)host - (uintptr_t)page;
+	v->stat.stlb_fills++;
+}

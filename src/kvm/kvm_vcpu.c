@@ -1,0 +1,279 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * kvm_vcpu.c - the vCPU object: registration with its VM, guest mode,
+ * requests, kicks and the waits that make a remote TLB flush safe. What a
+ * vCPU executes, and how it handles a request, is its execution engine's
+ * business (src/cpu); this file is the half both sides share, as KVM's
+ * kvm_main.c owns kvm_make_all_cpus_request and the arch run loop handles.
+ *
+ * A vCPU is IN_GUEST_MODE while its thread runs guest code, and
+ * OUTSIDE_GUEST_MODE while it handles a soft-TLB miss, a fault, an MMIO
+ * exit or a request. Only in guest mode does it touch guest memory through
+ * its soft TLB, and every such access checks the request word first.
+ *
+ * Requests and guest entry form a Dekker pair:
+ *
+ *   requester                            vCPU entering guest mode
+ *   ---------------------------------    ---------------------------------
+ *   requests |= bit        (seq_cst)     mode = IN_GUEST_MODE  (seq_cst)
+ *   snap = exit_epoch; m = mode          if (requests) exit and handle
+ *   if m != OUTSIDE and wait:            ... guest code: every access
+ *     sleep until exit_epoch != snap         checks requests; a set bit
+ *       or the bit was consumed              exits guest mode (epoch++)
+ *
+ * Either the vCPU sees the bit before it enters, or the requester sees it in
+ * guest mode and waits for its next exit; every exit handles requests before
+ * the next entry. So when a waiting request returns, no vCPU can still use a
+ * translation the request flushed.
+ *
+ * Two cores, more vCPUs than that: a requester never spins. It sleeps on a
+ * futex on exit_epoch; a vCPU that exits wakes sleepers (it checks a waiter
+ * count, so exits with nobody waiting cost no syscall). A running vCPU sees
+ * the request at its next guest access, so the wait is one access long; a
+ * vCPU preempted in guest mode delays the wait until it runs again (the
+ * requester's sleep gives it the core) -- up to a scheduler tick.
+ *
+ * Hence the RSEQ kick mode (cpu_rseq.h): every access to guest memory in
+ * guest mode is an rseq critical section, which the kernel aborts when the
+ * thread is preempted, and the requester replaces the wait by one
+ * membarrier(EXPEDITED_RSEQ) that aborts the running ones. Modes, requests
+ * and exits work as above; only the wait changes.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <linux/membarrier.h>
+#include <pthread.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#include "kvm_host.h"
+
+static long futex(_Atomic uint32_t *uaddr, int op, uint32_t val)
+{
+	return syscall(SYS_futex, (uint32_t *)uaddr, op, val, NULL, NULL, 0);
+}
+
+void kvm_vcpu_exit_guest_mode(struct kvm_vcpu *v)
+{
+	/* Release: the guest accesses made so far happen before anything a
+	 * requester does after seeing this exit. */
+	atomic_store_explicit(&v->mode, OUTSIDE_GUEST_MODE, memory_order_release);
+	atomic_fetch_add_explicit(&v->exit_epoch, 1, memory_order_seq_cst);
+	if (atomic_load_explicit(&v->waiters, memory_order_seq_cst))
+		futex(&v->exit_epoch, FUTEX_WAKE_PRIVATE, INT_MAX);
+	v->guest_exits++;
+}
+
+int kvm_vcpu_enter_guest_mode(struct kvm_vcpu *v)
+{
+	atomic_store_explicit(&v->mode, IN_GUEST_MODE, memory_order_seq_cst);
+	if (atomic_load_explicit(&v->requests, memory_order_seq_cst)) {
+		kvm_vcpu_exit_guest_mode(v);
+		return -EAGAIN;
+	}
+	return 0;
+}
+
+#ifdef TANDEM_HAVE_RSEQ
+#include <sys/rseq.h>
+
+static int membarrier(int cmd)
+{
+	return (int)syscall(__NR_membarrier, cmd, 0, 0);
+}
+
+static pthread_once_t rseq_once = PTHREAD_ONCE_INIT;
+static bool rseq_ok;
+
+static void rseq_probe(void)
+{
+	/* glibc registers an rseq area per thread unless told not to
+	 * (glibc.pthread.rseq=0); the kernel must allow expedited RSEQ
+	 * membarriers for this process. */
+	rseq_ok = __rseq_size > 0 &&
+		  membarrier(MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED_RSEQ) == 0;
+}
+#endif
+
+bool kvm_rseq_available(void)
+{
+#ifdef TANDEM_HAVE_RSEQ
+	pthread_once(&rseq_once, rseq_probe);
+	return rseq_ok;
+#else
+	return false;
+#endif
+}
+
+/*
+ * Set req on every vCPU, kick those in guest mode, and synchronize with
+ * them as sync says. Requests do not wake a vCPU that is not running guest
+ * code: it sees them at its next entry. Called with kvm->lock held.
+ *  REQ_SYNC_NONE   set and kick only (aging, --break=flush-wait);
+ *  REQ_SYNC_NOWAIT RSEQ: membarrier; WAIT: no sleep, but each vCPU seen in
+ *                  guest mode is marked flush_pending with its exit_epoch
+ *                  (kvm_flush_pending_vcpus tells when it has left); for
+ *                  the OOM reaper's non-blockable invalidation;
+ *  REQ_SYNC_WAIT   RSEQ: membarrier; WAIT: sleep until each vCPU that was
+ *                  in guest mode has left it once (the header comment),
+ *                  which also settles every flush_pending.
+ * Returns the number of vCPUs seen in guest mode (IN or EXITING).
+ */
+enum req_sync { REQ_SYNC_NONE, REQ_SYNC_NOWAIT, REQ_SYNC_WAIT };
+
+static int make_all_cpus_request_locked(struct kvm *kvm, unsigned int req,
+					enum req_sync sync)
+{
+	uint32_t snap[KVM_MAX_VCPUS];
+	bool in_guest[KVM_MAX_VCPUS] = { 0 };
+	int n, nr_in_guest = 0;
+
+	lockdep_assert_held(&kvm->lock);
+	n = atomic_load(&kvm->nr_vcpus);
+	for (int i = 0; i < n; i++) {
+		struct kvm_vcpu *v = kvm->vcpus[i];
+
+		atomic_fetch_or_explicit(&v->requests, 1UL << req, memory_order_seq_cst);
+		snap[i] = atomic_load_explicit(&v->exit_epoch, memory_order_seq_cst);
+		int mode = IN_GUEST_MODE;
+		/* The kick: a running vCPU notices the bit at its next access;
+		 * EXITING tells it (and us) that it is on its way out. */
+		if (!atomic_compare_exchange_strong(&v->mode, &mode, EXITING_GUEST_MODE) &&
+		    mode == OUTSIDE_GUEST_MODE)
+			continue;
+		in_guest[i] = true;
+		nr_in_guest++;
+	}
+	/* A vCPU seen outside will check this request before it next enters:
+	 * any flush still pending on it is settled by this one. */
+	if (sync != REQ_SYNC_NONE && kvm->kick == KVM_KICK_WAIT) {
+		for (int i = 0; i < n; i++) {
+			kvm->vcpus[i]->flush_pending = in_guest[i] && sync == REQ_SYNC_NOWAIT;
+			kvm->vcpus[i]->flush_snap = snap[i];
+		}
+	}
+	if (sync == REQ_SYNC_NONE || !nr_in_guest)
+		return nr_in_guest;
+#ifdef TANDEM_HAVE_RSEQ
+	if (kvm->kick == KVM_KICK_RSEQ) {
+		/* Instead of waiting: abort every section still running with
+		 * an old translation (cpu_rseq.h). Needed only if a vCPU was
+		 * seen in guest mode: one seen outside will check the request
+		 * (set above, seq_cst) when it enters. membarrier waits for
+		 * the IPIs it sends, never for a vCPU thread to be scheduled,
+		 * so the non-blockable flavour calls it too. */
+		BUG_ON(membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED_RSEQ));
+		return nr_in_guest;
+	}
+#endif
+	if (sync != REQ_SYNC_WAIT)
+		return nr_in_guest;
+	for (int i = 0; i < n; i++) {
+		struct kvm_vcpu *v = kvm->vcpus[i];
+
+		if (!in_guest[i])
+			continue;
+		atomic_fetch_add_explicit(&v->waiters, 1, memory_order_seq_cst);
+		while (atomic_load_explicit(&v->exit_epoch, memory_order_acquire) == snap[i])
+			futex(&v->exit_epoch, FUTEX_WAIT_PRIVATE, snap[i]);
+		atomic_fetch_sub_explicit(&v->waiters, 1, memory_order_relaxed);
+	}
+	return nr_in_guest;
+}
+
+/* With wait: RSEQ membarrier or WAIT sleep; without: set and kick only. */
+int kvm_make_all_cpus_request(struct kvm *kvm, unsigned int req, bool wait)
+{
+	int nr_in_guest;
+
+	mutex_lock(&kvm->lock);
+	nr_in_guest = make_all_cpus_request_locked(kvm, req,
+						   wait ? REQ_SYNC_WAIT : REQ_SYNC_NONE);
+	mutex_unlock(&kvm->lock);
+	return nr_in_guest;
+}
+
+int kvm_make_all_cpus_request_nowait(struct kvm *kvm, unsigned int req, bool sync)
+{
+	return make_all_cpus_request_locked(kvm, req,
+					    sync ? REQ_SYNC_NOWAIT : REQ_SYNC_NONE);
+}
+
+int kvm_flush_pending_vcpus(struct kvm *kvm)
+{
+	int n = atomic_load(&kvm->nr_vcpus), nr = 0;
+
+	lockdep_assert_held(&kvm->lock);
+	for (int i = 0; i < n; i++) {
+		struct kvm_vcpu *v = kvm->vcpus[i];
+
+		if (!v->flush_pending)
+			continue;
+		/* Acquire: pairs with the exit's epoch bump, as the wait's. */
+		if (atomic_load_explicit(&v->exit_epoch, memory_order_acquire) !=
+		    v->flush_snap)
+			v->flush_pending = false;
+		else
+			nr++;
+	}
+	return nr;
+}
+
+void kvm_make_request_and_kick(int req, struct kvm_vcpu *v)
+{
+	int mode = IN_GUEST_MODE;
+
+	atomic_fetch_or_explicit(&v->requests, 1UL << req, memory_order_seq_cst);
+	atomic_compare_exchange_strong(&v->mode, &mode, EXITING_GUEST_MODE);
+}
+
+int kvm_vcpu_init(struct kvm_vcpu *v, struct kvm *kvm, int id)
+{
+	int n, err = 0;
+
+	if (!v || !kvm || id < 0 || id >= KVM_MAX_VCPUS)
+		return -EINVAL;
+	memset(v, 0, sizeof(*v));
+	v->kvm = kvm;
+	v->vcpu_id = id;
+	atomic_init(&v->mode, OUTSIDE_GUEST_MODE);
+	mutex_lock(&kvm->lock);
+	n = atomic_load(&kvm->nr_vcpus);
+	for (int i = 0; i < n; i++)
+		if (kvm->vcpus[i]->vcpu_id == id)
+			err = -EEXIST;
+	if (!err && n == KVM_MAX_VCPUS)
+		err = -ENOSPC;
+	if (!err) {
+		kvm->vcpus[n] = v;
+		atomic_store(&kvm->nr_vcpus, n + 1);
+	}
+	mutex_unlock(&kvm->lock);
+	return err;
+}
+
+void kvm_vcpu_uninit(struct kvm_vcpu *v)
+{
+	struct kvm *kvm = v->kvm;
+	int n;
+
+	BUG_ON(atomic_load(&v->mode) != OUTSIDE_GUEST_MODE);
+	mutex_lock(&kvm->lock);
+	n = atomic_load(&kvm->nr_vcpus);
+	for (int i = 0; i < n; i++) {
+		if (kvm->vcpus[i] == v) {
+			kvm->vcpus[i] = kvm->vcpus[n - 1];
+			kvm->vcpus[n - 1] = NULL;
+			atomic_store(&kvm->nr_vcpus, n - 1);
+			break;
+		}
+	}
+	mutex_unlock(&kvm->lock);
+}
+
+void kvm_vcpu_set_hook(struct kvm_vcpu *v, vcpu_hook_fn fn, void *arg)
+{
+	v->hook_arg = arg;
+	atomic_store_explicit(&v->hook, fn, memory_order_release);
+}
