@@ -11,6 +11,29 @@ skipped=0
 export TSAN_OPTIONS="${TSAN_OPTIONS:-halt_on_error=1 second_deadlock_stack=1}"
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1 abort_on_error=1}"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1 halt_on_error=1}"
+
+# One whole-tree check: a command that must exit 0; counts as one test.
+check() {
+	local name=$1 log rc start secs status=ok
+	shift
+	log=$(mktemp)
+	start=$(date +%s)
+	"$@" >"$log" 2>&1
+	rc=$?
+	secs=$(( $(date +%s) - start ))
+	if [ "$rc" -eq 0 ]; then passed=$((passed + 1)); else failed=$((failed + 1)); status=FAIL; fi
+	printf '%-4s %-5s %-32s %3d passed %3d failed %2d skipped %4ds\n' "$status" "tree" "$name" \
+		$((rc == 0)) $((rc != 0)) 0 "$secs"
+	if [ "$rc" -ne 0 ]; then sed 's/^/    | /' "$log" | tail -30; fi
+	rm -f "$log"
+}
+
+# The layering rule (DESIGN.md), on the first variant's objects, and the
+# check's own proof that it catches an upward include or call.
+if [ $# -gt 0 ]; then
+	check layers scripts/check-layers.sh --objs "build/$1"
+	check layers-self-test scripts/check-layers.sh --self-test
+fi
 for v in "$@"; do
 	for t in build/$v/tests/test_* build/$v/tests/stress/stress_*; do
 		[ -x "$t" ] || continue
