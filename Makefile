@@ -9,6 +9,7 @@
 # Every variant is built from the same sources into build/<variant>/.
 
 CC      ?= cc
+VERSION := 0.2.0
 Q       ?= @   # make Q= for full command lines
 VARIANTS := release debug asan tsan
 PKGS    := liburcu-memb cmocka
@@ -53,7 +54,40 @@ build/$(1)/tests/%: tests/%.c build/$(1)/libtandem.a $$(HDRS) $$(TEST_HDRS)
 endef
 $(foreach v,$(VARIANTS),$(eval $(call variant_rules,$(v))))
 
-.PHONY: all run test bench deps tests-build clean
+# make install [PREFIX=/usr/local] [DESTDIR=]: the release library, the
+# public headers and a pkg-config file (tandem.pc). The library is static;
+# tandem.pc's Libs carry what it links against.
+PREFIX  ?= /usr/local
+DESTDIR ?=
+LIBDIR   = $(PREFIX)/lib
+INCDIR   = $(PREFIX)/include
+PC_LIBS := -ltandem $(LDLIBS)
+
+install: build/release/libtandem.a
+	install -d $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCDIR)/tandem
+	install -m 644 build/release/libtandem.a $(DESTDIR)$(LIBDIR)/
+	install -m 644 include/tandem/*.h $(DESTDIR)$(INCDIR)/tandem/
+	printf '%s\n' 'prefix=$(PREFIX)' 'libdir=$${prefix}/lib' \
+		'includedir=$${prefix}/include' '' 'Name: tandem' \
+		'Description: hypervisor memory system: host MMU, MMU notifiers, KVM-style secondary MMU' \
+		'Version: $(VERSION)' 'Cflags: -I$${includedir} -pthread' \
+		'Libs: -L$${libdir} $(PC_LIBS)' >$(DESTDIR)$(LIBDIR)/pkgconfig/tandem.pc
+
+# The example programs, built only against an installed tree (a staging
+# install under build/stage) with pkg-config, as a user would build them.
+STAGE := $(CURDIR)/build/stage
+EXAMPLES := $(patsubst examples/%.c,build/examples/%,$(wildcard examples/*.c))
+build/examples/%: examples/%.c build/release/libtandem.a $(HDRS) Makefile
+	@$(MAKE) --no-print-directory install DESTDIR=$(STAGE) PREFIX=/usr >/dev/null
+	@mkdir -p $(dir $@)
+	@echo "  LD [example] $@"
+	$(Q)PKG_CONFIG_SYSROOT_DIR=$(STAGE) PKG_CONFIG_LIBDIR=$(STAGE)/usr/lib/pkgconfig \
+		$(CC) -Wall -Wextra -Werror -o $@ $< \
+		$$(PKG_CONFIG_SYSROOT_DIR=$(STAGE) PKG_CONFIG_LIBDIR=$(STAGE)/usr/lib/pkgconfig \
+		   pkg-config --cflags --libs tandem)
+examples: $(EXAMPLES)
+
+.PHONY: all run test bench deps tests-build clean install examples
 all: deps build/release/tandem
 
 deps:
@@ -65,7 +99,7 @@ run: all
 bench: all
 	./build/release/tandem bench
 
-tests-build: deps $(TESTS_debug) $(TESTS_asan) $(TESTS_tsan) build/release/tandem
+tests-build: deps $(TESTS_debug) $(TESTS_asan) $(TESTS_tsan) build/release/tandem $(EXAMPLES)
 
 test: tests-build
 	@scripts/run-tests.sh debug asan tsan

@@ -34,6 +34,11 @@ if [ $# -gt 0 ]; then
 	check layers scripts/check-layers.sh --objs "build/$1"
 	check layers-self-test scripts/check-layers.sh --self-test
 fi
+# The examples: built against a staging install with pkg-config (make
+# examples), each must run and exit 0.
+for e in build/examples/*; do
+	[ -x "$e" ] && check "example ${e##*/}" "$e"
+done
 for v in "$@"; do
 	for t in build/$v/tests/test_* build/$v/tests/stress/stress_*; do
 		[ -x "$t" ] || continue
