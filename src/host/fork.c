@@ -138,7 +138,7 @@ int mm_fork(struct mm *parent, struct mm **childp)
 	}
 	down_write(&child->mmap_lock);
 	for (unsigned int i = 0; i < parent->nr_vmas && !err; i++) {
-		struct vm_area_struct *vma = malloc(sizeof(*vma));
+		struct vm_area_struct *vma = fault_malloc(FAULT_SITE_VMA, sizeof(*vma));
 
 		if (!vma) {
 			err = -ENOMEM;

@@ -11,6 +11,7 @@
 #include "tandem/pgtable.h"
 #include "mm_types.h"
 #include "base/compiler.h"
+#include "base/fault_inject.h"
 #include "base/list.h"
 #include "base/lock.h"
 
@@ -167,8 +168,10 @@ static inline void add_mm_counter(struct mm *mm, enum mm_counter c, long v)
 	atomic_fetch_add_explicit(&mm->rss[c], v, memory_order_relaxed);
 }
 
-/* frame.c */
+/* page_alloc.c */
 #define GFP_NORECLAIM (1u << 8)  /* internal: never enter direct reclaim */
+#define GFP_PGTABLE   (1u << 9)  /* internal: a page-table frame (the
+				  * FAULT_SITE_PGTABLE injection site) */
 struct page *alloc_page_node(struct host *host, int nid, unsigned int gfp);
 void __free_page(struct page *page);
 bool get_page_unless_zero(struct page *page);

@@ -109,7 +109,7 @@ int mm_mmap(struct mm *mm, hva_t addr, uint64_t len, int prot, int flags,
 			return err;
 	}
 
-	vma = calloc(1, sizeof(*vma));
+	vma = fault_calloc(FAULT_SITE_VMA, 1, sizeof(*vma));
 	if (!vma)
 		return -ENOMEM;
 	down_write(&mm->mmap_lock);

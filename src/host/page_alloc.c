@@ -19,6 +19,12 @@
  * Watermarks: an allocation without GFP_ATOMIC fails once nr_free would
  * drop below wmark_min. (Reclaim, kswapd and the low/high marks are used by
  * the memory-pressure layer.)
+ *
+ * Fault injection (base/fault_inject.h): an allocation the test asked to
+ * fail returns NULL at once, before reclaim or the OOM killer could hide
+ * the failure, counted as PGALLOC_FAIL like a real one. Page-table frames
+ * (GFP_PGTABLE) are their own site, FAULT_SITE_PGTABLE; every other frame
+ * is FAULT_SITE_PAGE_ALLOC.
  */
 #include <sched.h>
 #include <stdio.h>
@@ -202,6 +208,10 @@ struct page *alloc_page_node(struct host *host, int nid, unsigned int gfp)
 	struct page *page = NULL;
 	long reserve = (gfp & GFP_ATOMIC) ? 0 : host->wmark_min;
 
+	if (should_fail((gfp & GFP_PGTABLE) ? FAULT_SITE_PGTABLE : FAULT_SITE_PAGE_ALLOC)) {
+		count_vm_event(host, PGALLOC_FAIL);
+		return NULL;
+	}
 	if (!claim_frame(host, reserve)) {
 		/* Direct reclaim: free some frames ourselves, then retry. */
 		bool ok = false;

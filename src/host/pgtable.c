@@ -30,7 +30,7 @@
  */
 pte_t *pgtable_alloc(struct mm *mm, pfn_t *pfn, unsigned int gfp)
 {
-	struct page *page = alloc_page(mm->host, GFP_ZERO | gfp);
+	struct page *page = alloc_page(mm->host, GFP_ZERO | GFP_PGTABLE | gfp);
 
 	if (!page)
 		return NULL;
@@ -82,7 +82,8 @@ static pte_t *walk(struct mm *mm, hva_t addr, bool alloc)
  * page_table_lock so that the allocation may reclaim (which takes other
  * mms' page_table_locks). Called with mmap_lock held (tables are freed
  * only under it for write, so what is installed here stays). Returns 0 or
- * -ENOMEM.
+ * -ENOMEM; after -ENOMEM the upper levels it did install stay, empty, and
+ * are freed with the VMA like any other table (as Linux's __pte_alloc).
  */
 int pte_alloc_prepare(struct mm *mm, hva_t addr)
 {
@@ -103,7 +104,7 @@ int pte_alloc_prepare(struct mm *mm, hva_t addr)
 		if (level == 1)
 			return 0;
 
-		struct page *page = alloc_page(mm->host, GFP_ZERO);
+		struct page *page = alloc_page(mm->host, GFP_ZERO | GFP_PGTABLE);
 
 		if (!page)
 			return -ENOMEM;

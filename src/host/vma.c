@@ -69,7 +69,8 @@ int vma_insert(struct mm *mm, struct vm_area_struct *vma)
 		return -ENOMEM;
 	if (mm->nr_vmas == mm->vma_cap) {
 		unsigned int cap = mm->vma_cap ? mm->vma_cap * 2 : 16;
-		struct vm_area_struct **v = realloc(mm->vmas, cap * sizeof(*v));
+		struct vm_area_struct **v = fault_realloc(FAULT_SITE_VMA, mm->vmas,
+							   cap * sizeof(*v));
 
 		if (!v)
 			return -ENOMEM;
@@ -120,7 +121,7 @@ int vma_split(struct mm *mm, unsigned int idx, hva_t addr)
 
 	lockdep_assert_held_write(&mm->mmap_lock);
 	BUG_ON(addr <= vma->vm_start || addr >= vma->vm_end || !PAGE_ALIGNED(addr));
-	tail = malloc(sizeof(*tail));
+	tail = fault_malloc(FAULT_SITE_VMA, sizeof(*tail));
 	if (!tail)
 		return -ENOMEM;
 	*tail = *vma;

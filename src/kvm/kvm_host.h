@@ -47,6 +47,7 @@
 #include "tandem/pgtable.h"
 #include "tandem/mmu_notifier.h"
 #include "base/compiler.h"
+#include "base/fault_inject.h"
 #include "base/lock.h"
 #include "spte.h"
 

@@ -398,7 +398,7 @@ int kvm_create_vm(struct mm *mm, const struct kvm_config *cfg, struct kvm **out)
 	pthread_cond_init(&kvm->mn_invalidate_done, NULL);
 	mutex_init(&kvm->slots_lock);
 	mutex_init(&kvm->lock);
-	kvm->memslots = calloc(1, sizeof(struct kvm_memslots));
+	kvm->memslots = fault_calloc(FAULT_SITE_MEMSLOTS, 1, sizeof(struct kvm_memslots));
 	if (!kvm->memslots) {
 		err = -ENOMEM;
 		goto out_free;

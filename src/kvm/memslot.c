@@ -47,7 +47,8 @@ struct kvm_memory_slot *gfn_to_memslot(struct kvm_memslots *slots, gfn_t gfn)
 
 static struct kvm_memslots *slots_alloc(unsigned int nr)
 {
-	return calloc(1, sizeof(struct kvm_memslots) + nr * sizeof(struct kvm_memory_slot));
+	return fault_calloc(FAULT_SITE_MEMSLOTS, 1, sizeof(struct kvm_memslots) +
+			    nr * sizeof(struct kvm_memory_slot));
 }
 
 /* A copy of old with slot id removed (if present) and, if add, *add inserted

@@ -26,7 +26,7 @@
 
 static struct tdp_table *tdp_table_alloc(struct kvm *kvm)
 {
-	struct tdp_table *t = aligned_alloc(PAGE_SIZE, sizeof(*t));
+	struct tdp_table *t = fault_aligned_alloc(FAULT_SITE_TDP_TABLE, PAGE_SIZE, sizeof(*t));
 
 	if (!t)
 		return NULL;
