@@ -57,7 +57,10 @@ static int do_anonymous_page(struct vm_area_struct *vma, hva_t addr, bool write)
 		goto out_unlock;
 	}
 	if (page) {
-		page_add_anon_rmap(page, mm, addr);
+		if (page_add_anon_rmap(page, mm, addr)) {
+			err = -ENOMEM;  /* PTE still none; the page is put below */
+			goto out_unlock;
+		}
 		add_mm_counter(mm, MM_ANONPAGES, 1);
 		count_vm_event(mm->host, PGFAULT_ZERO);
 		lru_cache_add(page);
@@ -128,11 +131,19 @@ static int do_wp_page(struct vm_area_struct *vma, hva_t addr, pte_t *ptep,
 		put_page(new);
 		goto out;
 	}
+	/* The rmap item first: if it cannot be had, the old read-only PTE
+	 * stays and the write fails with -ENOMEM (secondary MMUs have only
+	 * lost a translation they will fault back). */
+	if (page_add_anon_rmap(new, mm, addr)) {
+		ret = -ENOMEM;
+		spin_unlock(&mm->page_table_lock);
+		put_page(new);
+		goto out;
+	}
 	pte = pfn_pte(page_to_pfn(new), _PAGE_PRESENT | _PAGE_USER | _PAGE_RW |
 		      _PAGE_ACCESSED | _PAGE_DIRTY);
 	set_pte(mm, addr, ptep, 0);
 	set_pte(mm, addr, ptep, pte);
-	page_add_anon_rmap(new, mm, addr);
 	lru_cache_add(new);
 	if (old) {
 		page_remove_rmap(old, mm, addr);
@@ -159,6 +170,8 @@ out:
  * reference releases the swap cache entry, so that reuse can happen.
  * Returns 0 (retry the access), -ENOMEM, or -EIO (the slot could not be
  * read: the data is lost, and the caller -- the VM that needed it -- dies).
+ * After -ENOMEM the PTE is still the swap entry; the page may have been
+ * read into the swap cache meanwhile (a later fault maps it from there).
  */
 static int do_swap_page(struct vm_area_struct *vma, hva_t addr, pte_t entry)
 {
@@ -183,8 +196,14 @@ static int do_swap_page(struct vm_area_struct *vma, hva_t addr, pte_t entry)
 		put_page(page);
 		return killed ? -ENOMEM : 0;
 	}
+	if (page_add_anon_rmap(page, mm, addr)) {
+		/* The PTE stays a swap entry; the page stays in the swap
+		 * cache, where the next fault finds it. */
+		spin_unlock(&mm->page_table_lock);
+		put_page(page);
+		return -ENOMEM;
+	}
 	get_page(page); /* the PTE's reference */
-	page_add_anon_rmap(page, mm, addr);
 	add_mm_counter(mm, MM_ANONPAGES, 1);
 	add_mm_counter(mm, MM_SWAPENTS, -1);
 	set_pte(mm, addr, ptep, pfn_pte(page_to_pfn(page), _PAGE_PRESENT |

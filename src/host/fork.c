@@ -48,16 +48,21 @@ static int copy_one(struct mm *src, hva_t addr, pte_t *ptep, void *arg)
 		return 0;
 	}
 	BUG_ON(!pte_present(pte));
-	if ((ca->vma->vm_flags & VM_WRITE) && pte_write(pte)) {
-		pte &= ~_PAGE_RW;
-		set_pte(src, addr, ptep, pte);
-	}
+	/* The rmap item first: if it fails, this PTE is left as it was in
+	 * both mms and the walk stops. */
 	if (!pte_special(pte)) {
 		struct page *page = pfn_to_page(src->host, pte_pfn(pte));
 
+		if (page_add_anon_rmap(page, dst, addr)) {
+			ca->err = -ENOMEM;
+			return 1;
+		}
 		get_page(page);
-		page_add_anon_rmap(page, dst, addr);
 		ca->copied++;
+	}
+	if ((ca->vma->vm_flags & VM_WRITE) && pte_write(pte)) {
+		pte &= ~_PAGE_RW;
+		set_pte(src, addr, ptep, pte);
 	}
 	/* The child has not used the page yet: start it old. */
 	set_pte(dst, addr, dptep, pte & ~_PAGE_ACCESSED);

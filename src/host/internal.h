@@ -266,7 +266,7 @@ struct rmap_item {
 	hva_t addr;
 	struct rmap_item *next;
 };
-void page_add_anon_rmap(struct page *page, struct mm *mm, hva_t addr);
+int page_add_anon_rmap(struct page *page, struct mm *mm, hva_t addr); /* 0, -ENOMEM */
 void page_remove_rmap(struct page *page, struct mm *mm, hva_t addr);
 bool page_rmap_contains(struct page *page, struct mm *mm, hva_t addr);
 int page_rmap_count(struct page *page);

@@ -27,15 +27,23 @@ spinlock_t *page_rmap_lock(struct page *page)
 	return &page->host->rmap_locks[page_to_pfn(page) % RMAP_LOCKS];
 }
 
-/* Called with mm->page_table_lock held; the caller holds the mapping's
- * page reference. */
-void page_add_anon_rmap(struct page *page, struct mm *mm, hva_t addr)
+/*
+ * Called with mm->page_table_lock held; the caller holds the mapping's
+ * page reference. Returns 0, or -ENOMEM with nothing changed: callers add
+ * the rmap item before they set the PTE (invariant 2), so that a failure
+ * here leaves the PTE as it was.
+ */
+int page_add_anon_rmap(struct page *page, struct mm *mm, hva_t addr)
 {
-	struct rmap_item *item = malloc(sizeof(*item));
+	struct rmap_item *item;
 	spinlock_t *lock = page_rmap_lock(page);
 
 	lockdep_assert_held(&mm->page_table_lock);
-	BUG_ON(!item); /* a few bytes: treat like the kernel's GFP_NOFAIL */
+	/* Our locks sleep (lock.h): allocating under page_table_lock is
+	 * allowed, and cannot recurse into reclaim. */
+	item = fault_malloc(FAULT_SITE_RMAP, sizeof(*item));
+	if (!item)
+		return -ENOMEM;
 	item->mm = mm;
 	item->addr = addr;
 	spin_lock(lock);
@@ -44,6 +52,7 @@ void page_add_anon_rmap(struct page *page, struct mm *mm, hva_t addr)
 	atomic_fetch_add_explicit(&page->_mapcount, 1, memory_order_relaxed);
 	spin_unlock(lock);
 	SetPageFlag(page, PG_anon);
+	return 0;
 }
 
 /* Called with mm->page_table_lock held. The mapping's reference is the
