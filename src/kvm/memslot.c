@@ -17,6 +17,11 @@
  *   3. publish the final array; synchronize_rcu(); free the old arrays.
  * So when the update returns, the deleted range is unreachable.
  *
+ * Both arrays are allocated before the first is published: an update
+ * either fails with -ENOMEM having changed nothing, or cannot fail any
+ * more. (Failing after step 1 would leave the slot invalid, its guest
+ * memory unreachable, until the VMM deleted it.)
+ *
  * Called from the VMM, never from a notifier callback or with mmu_lock held.
  */
 #include <stdlib.h>
@@ -125,16 +130,17 @@ static int check_region(struct kvm *kvm, const struct kvm_userspace_memory_regio
 	return 0;
 }
 
-/* Make the old slot unreachable: steps 1 and 2 of the header comment. */
-static int invalidate_slot(struct kvm *kvm, const struct kvm_memory_slot *old)
+/*
+ * Make slot `old` unreachable: steps 1 and 2 of the header comment. inv is
+ * the current array with old marked KVM_MEMSLOT_INVALID, built by the
+ * caller; the current array is freed. Called with slots_lock held.
+ */
+static void invalidate_slot(struct kvm *kvm, struct kvm_memslots *inv,
+			    const struct kvm_memory_slot *old)
 {
-	struct kvm_memslots *cur = kvm_memslots(kvm), *inv;
-	struct kvm_memory_slot copy = *old;
+	struct kvm_memslots *cur = kvm_memslots(kvm);
 
-	copy.flags |= KVM_MEMSLOT_INVALID;
-	inv = slots_build(cur, old->id, &copy);
-	if (!inv)
-		return -ENOMEM;
+	lockdep_assert_held(&kvm->slots_lock);
 	slots_publish(kvm, inv);
 	synchronize_rcu();
 	free(cur);
@@ -144,13 +150,12 @@ static int invalidate_slot(struct kvm *kvm, const struct kvm_memory_slot *old)
 	    kvm->tlb_flush_pending)
 		kvm_flush_remote_tlbs(kvm);
 	up_write(&kvm->mmu_lock);
-	return 0;
 }
 
 int kvm_set_user_memory_region(struct kvm *kvm,
 			       const struct kvm_userspace_memory_region *mem)
 {
-	struct kvm_memslots *cur, *next;
+	struct kvm_memslots *cur, *inv = NULL, *next;
 	const struct kvm_memory_slot *old;
 	struct kvm_memory_slot new_slot;
 	int err;
@@ -176,17 +181,29 @@ int kvm_set_user_memory_region(struct kvm *kvm,
 	/* Delete, move, or start dirty logging: nothing of the old mapping
 	 * may stay reachable (logging must see every later write). */
 	if (old && (mem->memory_size == 0 || moving || wrprotect)) {
-		struct kvm_memory_slot gone = *old;
+		struct kvm_memory_slot invalid = *old;
 
-		err = invalidate_slot(kvm, &gone);
-		if (err)
+		invalid.flags |= KVM_MEMSLOT_INVALID;
+		inv = slots_build(cur, old->id, &invalid);
+		if (!inv) {
+			err = -ENOMEM;
 			goto out;
-		cur = kvm_memslots(kvm);
+		}
 	}
+	/* Built from cur, not inv: they differ only in the old slot, which
+	 * next drops or replaces. From here on nothing fails. */
 	next = slots_build(cur, mem->slot, mem->memory_size ? &new_slot : NULL);
 	if (!next) {
-		err = -ENOMEM; /* the slot stays invalid: delete it to recover */
+		free(inv);
+		err = -ENOMEM;
 		goto out;
+	}
+	if (inv) {
+		struct kvm_memory_slot gone = *old;   /* old is in cur: freed next */
+
+		next->generation = inv->generation + 1;
+		invalidate_slot(kvm, inv, &gone);
+		cur = inv;
 	}
 	slots_publish(kvm, next);
 	synchronize_rcu();
