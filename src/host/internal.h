@@ -281,6 +281,7 @@ int page_referenced_ex(struct page *page, bool flush, int *secondary);
 struct vm_area_struct *find_vma(struct mm *mm, hva_t addr); /* first vm_end > addr */
 struct vm_area_struct *vma_lookup(struct mm *mm, hva_t addr);
 unsigned int vma_index(struct mm *mm, hva_t addr);      /* first vm_end > addr */
+int vma_prealloc(struct mm *mm, unsigned int nr);
 int vma_insert(struct mm *mm, struct vm_area_struct *vma);
 void vma_remove_index(struct mm *mm, unsigned int idx);
 void vma_remove_range(struct mm *mm, unsigned int idx, unsigned int nr);

@@ -1,10 +1,16 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * mmap.c - mapping and unmapping areas: mm_mmap (private anonymous memory,
- * MAP_FIXED / MAP_FIXED_NOREPLACE / a hint) and mm_munmap. An unmap splits
- * the VMAs at its edges, invalidates (MMU_NOTIFY_UNMAP), zaps, frees the
- * page tables no VMA needs any more, and drops the VMAs; MAP_FIXED over a
- * mapping unmaps first, as mmap(2) does.
+ * MAP_FIXED / MAP_FIXED_NOREPLACE / a hint) and mm_munmap. An unmap
+ * invalidates (MMU_NOTIFY_UNMAP), zaps, frees the page tables no VMA needs
+ * any more, and shrinks or drops the VMAs; MAP_FIXED over a mapping unmaps
+ * first, as mmap(2) does.
+ *
+ * Failures change nothing (-ENOMEM for memory): whatever an operation must
+ * allocate, it allocates before the first change. Only a hole punched
+ * inside one VMA needs a new VMA, so unmapping the head or tail of a
+ * mapping, or whole mappings, cannot fail -- which is what lets a caller
+ * undo a fresh mmap that merged with a neighbour.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -29,33 +35,25 @@ int mm_validate_range(hva_t addr, uint64_t len, hva_t *end)
 }
 
 /*
- * Unmap [start, end): split the VMAs at the edges, invalidate, zap, free
- * the tables nothing else needs, drop the VMAs. Called with mmap_lock held
- * for write. On -ENOMEM (a split failed) nothing has been unmapped.
+ * Unmap [start, end): invalidate, zap, free the tables nothing else
+ * needs, then shrink the VMAs that straddle an edge and drop those inside.
+ * Called with mmap_lock held for write. Returns 0, or -ENOMEM with nothing
+ * unmapped when [start, end) is a hole inside one VMA and the VMA for the
+ * part above it cannot be had; any other unmap cannot fail.
  */
 int do_munmap(struct mm *mm, hva_t start, hva_t end, bool notify)
 {
-	unsigned int i = vma_index(mm, start);
+	unsigned int i = vma_index(mm, start), k;
 	int err;
 
 	lockdep_assert_held_write(&mm->mmap_lock);
 	if (i >= mm->nr_vmas || mm->vmas[i]->vm_start >= end)
 		return 0;
-	if (mm->vmas[i]->vm_start < start) {
-		err = vma_split(mm, i, start);
+	if (mm->vmas[i]->vm_start < start && mm->vmas[i]->vm_end > end) {
+		/* The one allocation, before any change: [end, vm_end). */
+		err = vma_split(mm, i, end);
 		if (err)
 			return err;
-		i++;
-	}
-	unsigned int j = vma_index(mm, end - 1);
-	if (j < mm->nr_vmas && mm->vmas[j]->vm_start < end && mm->vmas[j]->vm_end > end) {
-		err = vma_split(mm, j, end);
-		if (err) {
-			/* Undo the first split: a failed call changes nothing
-			 * (and twin VMAs would break vma.c invariant 2). */
-			vma_merge_around(mm, start, start);
-			return err;
-		}
 	}
 
 	struct mmu_notifier_range range;
@@ -69,10 +67,17 @@ int do_munmap(struct mm *mm, hva_t start, hva_t end, bool notify)
 	if (notified)
 		mmu_notifier_invalidate_range_end(&range);
 
-	unsigned int k = i;
-
-	while (k < mm->nr_vmas && mm->vmas[k]->vm_start < end)
+	/* A VMA that starts below start keeps its head ... */
+	if (mm->vmas[i]->vm_start < start) {
+		mm->vmas[i]->vm_end = start;
+		i++;
+	}
+	/* ... those inside go, and one that ends above end keeps its tail. */
+	k = i;
+	while (k < mm->nr_vmas && mm->vmas[k]->vm_end <= end)
 		free(mm->vmas[k++]);
+	if (k < mm->nr_vmas && mm->vmas[k]->vm_start < end)
+		mm->vmas[k]->vm_start = end;
 	vma_remove_range(mm, i, k - i);
 	hva_t floor = i ? mm->vmas[i - 1]->vm_end : 0;
 	hva_t ceiling = i < mm->nr_vmas ? mm->vmas[i]->vm_start : TASK_SIZE;
@@ -84,6 +89,31 @@ int do_munmap(struct mm *mm, hva_t start, hva_t end, bool notify)
 }
 
 #define MMAP_KNOWN_FLAGS (MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_FIXED_NOREPLACE)
+
+/*
+ * MAP_FIXED over [start, end) unmaps what is there, then inserts one VMA.
+ * Reserve what both need before anything is unmapped, so that running out
+ * (of memory for the VMA array, or under the map count limit) leaves the
+ * old mappings in place: at the peak, one more entry if the range is a
+ * hole inside one VMA (do_munmap's split); at the end, one more than the
+ * VMAs the range covers whole, gone by then. Called with mmap_lock held for
+ * write; 0 or -ENOMEM.
+ */
+static int mmap_fixed_prealloc(struct mm *mm, hva_t start, hva_t end)
+{
+	unsigned int whole = 0, hole = 0;
+
+	for (unsigned int i = vma_index(mm, start);
+	     i < mm->nr_vmas && mm->vmas[i]->vm_start < end; i++) {
+		const struct vm_area_struct *v = mm->vmas[i];
+
+		if (v->vm_start >= start && v->vm_end <= end)
+			whole++;
+		else if (v->vm_start < start && v->vm_end > end)
+			hole = 1;
+	}
+	return vma_prealloc(mm, hole + (whole ? 0 : 1));
+}
 
 int mm_mmap(struct mm *mm, hva_t addr, uint64_t len, int prot, int flags,
 	    hva_t *out)
@@ -126,7 +156,9 @@ int mm_mmap(struct mm *mm, hva_t addr, uint64_t len, int prot, int flags,
 			goto out_unlock;
 		}
 		if (overlap) {
-			err = do_munmap(mm, addr, end, true);
+			err = mmap_fixed_prealloc(mm, addr, end);
+			if (!err)
+				err = do_munmap(mm, addr, end, true);
 			if (err)
 				goto out_unlock;
 		}

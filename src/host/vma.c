@@ -61,14 +61,21 @@ struct vm_area_struct *vma_lookup(struct mm *mm, hva_t addr)
 	return vma && vma->vm_start <= addr ? vma : NULL;
 }
 
-/* Called with mmap_lock held for write; vma must not overlap any other. */
-int vma_insert(struct mm *mm, struct vm_area_struct *vma)
+/*
+ * Make room for nr more vmas (the map count limit allowing): the next nr
+ * inserts cannot fail. For a caller that must not fail once it has begun
+ * changing the mm. Called with mmap_lock held for write; 0 or -ENOMEM.
+ */
+int vma_prealloc(struct mm *mm, unsigned int nr)
 {
 	lockdep_assert_held_write(&mm->mmap_lock);
-	if (mm->nr_vmas >= MAX_MAP_COUNT)
+	if (nr > MAX_MAP_COUNT - mm->nr_vmas)
 		return -ENOMEM;
-	if (mm->nr_vmas == mm->vma_cap) {
+	if (mm->nr_vmas + nr > mm->vma_cap) {
 		unsigned int cap = mm->vma_cap ? mm->vma_cap * 2 : 16;
+
+		while (cap < mm->nr_vmas + nr)
+			cap *= 2;
 		struct vm_area_struct **v = fault_realloc(FAULT_SITE_VMA, mm->vmas,
 							   cap * sizeof(*v));
 
@@ -77,6 +84,16 @@ int vma_insert(struct mm *mm, struct vm_area_struct *vma)
 		mm->vmas = v;
 		mm->vma_cap = cap;
 	}
+	return 0;
+}
+
+/* Called with mmap_lock held for write; vma must not overlap any other. */
+int vma_insert(struct mm *mm, struct vm_area_struct *vma)
+{
+	int err = vma_prealloc(mm, 1);
+
+	if (err)
+		return err;
 	unsigned int i = vma_index(mm, vma->vm_start);
 
 	BUG_ON(i < mm->nr_vmas && mm->vmas[i]->vm_start < vma->vm_end);

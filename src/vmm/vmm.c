@@ -136,7 +136,11 @@ int vmm_add_ram(struct vmm *vmm, unsigned int slot, gpa_t gpa, uint64_t size,
 	*r = (struct vmm_ram){ .gpa = gpa, .size = size, .flags = flags, .hva = hva };
 	err = set_memslot(vmm, slot, size, hva);
 	if (err) {
-		mm_munmap(vmm->mm, hva, size);
+		/* Undo the mapping. It may have merged with the region mapped
+		 * before it (same flags, touching), so this trims a VMA, which
+		 * allocates nothing and cannot fail (mmap.c); only a gap
+		 * filled exactly, merging on both sides, needs a split. */
+		WARN_ON_ONCE(mm_munmap(vmm->mm, hva, size));
 		memset(r, 0, sizeof(*r));
 		return err;
 	}
