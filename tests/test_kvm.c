@@ -1155,6 +1155,59 @@ static void test_flush_request_waits_for_guest_mode(void **state)
 }
 
 /*
+ * The lost wake-up (a waiting flush that hung `tandem bench kvm`): the vCPU
+ * sees the request between the requester's setting of the bit and its read
+ * of exit_epoch, exits, flushes, consumes the bit and enters guest mode
+ * again; the requester then finds it in guest mode with nothing pending.
+ * The hook holds the requester at that point until all of that happened.
+ * The request must return: the vCPU did what was asked, and an idle guest
+ * has no reason to exit again (waiting for exit_epoch alone slept until
+ * the test's teardown stopped the vCPU).
+ */
+struct reentry_hook {
+	atomic_bool armed;
+	atomic_bool reentered;
+};
+
+static void wait_reentry(struct kvm *kvm, enum kvm_hook_point at, struct kvm_vcpu *v,
+			 void *arg)
+{
+	struct reentry_hook *h = arg;
+	uint32_t e0 = atomic_load(&v->exit_epoch);
+	uint64_t end = now_ms() + TIMEOUT_MS;
+
+	if (at != KVM_HOOK_REQUEST_SET || !atomic_exchange(&h->armed, false))
+		return;
+	while (now_ms() < end) {
+		if (atomic_load(&v->exit_epoch) != e0 &&
+		    !(atomic_load(&v->requests) & (1UL << KVM_REQ_TLB_FLUSH)) &&
+		    atomic_load(&v->mode) == IN_GUEST_MODE) {
+			atomic_store(&h->reentered, true);
+			return;
+		}
+		usleep(100);
+	}
+}
+
+static void test_flush_request_consumed_before_snapshot(void **state)
+{
+	struct kt *t = kt_create(0, KT_KICK_WAIT);
+	struct reentry_hook h = { 0 };
+	struct bg *bg = &t->bg;
+
+	host_store(t->mm, HVA(0) + 8, 7);
+	assert_int_equal(g_read(t, GPA(0) + 8), 7);     /* idle in guest mode */
+	atomic_store(&h.armed, true);
+	kvm_set_test_hook(t->kvm, wait_reentry, &h);
+	bg_start(bg, bg_flush_all, t, 0);
+	assert_true(bg_done(bg, TIMEOUT_MS));
+	assert_true(atomic_load(&h.reentered));         /* the interleaving happened */
+	assert_int_equal(bg_join(bg), 0);
+	kvm_set_test_hook(t->kvm, NULL, NULL);
+	kt_destroy(t);
+}
+
+/*
  * The same through the host: a DONTNEED of a page the vCPU has mapped must
  * not return, and the host must not take the frame back, while the vCPU is
  * in guest mode (it could be using the old translation). With the flush
@@ -2401,6 +2454,7 @@ int main(void)
 		T(test_invalidate_bookkeeping),
 		/* b) flush waits for guest mode */
 		T(test_flush_request_waits_for_guest_mode),
+		T(test_flush_request_consumed_before_snapshot),
 		T(test_invalidation_waits_for_guest_mode),
 		T(test_invalidation_flush_wait_broken),
 		T(test_request_vs_guest_entry),

@@ -137,6 +137,9 @@ struct kvm {
 	struct kvm_vcpu *vcpus[KVM_MAX_VCPUS];
 	atomic_int nr_vcpus;
 
+	kvm_hook_fn _Atomic test_hook;              /* tests only */
+	void *test_hook_arg;
+
 	struct {
 		atomic_ulong faults, fast_faults, fault_retries, invalidations,
 			nonblock_starts, nonblock_eagain, nonblock_flush_in_guest,
@@ -195,6 +198,15 @@ int kvm_make_all_cpus_request_nowait(struct kvm *kvm, unsigned int req, bool syn
 /* kvm->lock held: how many flush_pending vCPUs have not left guest mode
  * since (the others are cleared). */
 int kvm_flush_pending_vcpus(struct kvm *kvm);
+
+static inline void kvm_test_hook(struct kvm *kvm, enum kvm_hook_point at,
+				 struct kvm_vcpu *v)
+{
+	kvm_hook_fn fn = atomic_load_explicit(&kvm->test_hook, memory_order_acquire);
+
+	if (unlikely(fn != NULL))
+		fn(kvm, at, v, kvm->test_hook_arg);
+}
 
 static inline void vcpu_test_hook(struct kvm_vcpu *v, enum vcpu_hook_point at)
 {
