@@ -693,7 +693,7 @@ static unsigned long kvm_seq(struct kt *t)
 static long kvm_in_progress(struct kt *t, hva_t *start, hva_t *end)
 {
 	down_read(&t->kvm->mmu_lock);
-	long n = t->kvm->mmu_invalidate_in_progress;
+	long n = atomic_load(&t->kvm->mmu_invalidate_in_progress);
 
 	if (start)
 		*start = t->kvm->mmu_invalidate_range_start;
@@ -1753,6 +1753,82 @@ static struct vcpu_stats map_and_pause_in_guest(struct kt *t)
 }
 
 /*
+ * The OOM reaper's end must not wait for a vCPU any more than its start
+ * may. WAIT mode: a non-blockable range is open (it zapped nothing, so its
+ * start succeeded), then a vCPU is held in guest mode and a DONTNEED zaps
+ * a page it mapped, so that DONTNEED's flush sleeps for the vCPU (holding
+ * mmu_lock). The reaper's end must return meanwhile; it used to take
+ * mmu_lock and sleep until the vCPU was released.
+ */
+struct nb_reaper {
+	struct kt *t;
+	pthread_t th;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	struct mmu_notifier_range r;
+	int start_ret;
+	bool started, go, ended;
+};
+
+static void *nb_reaper_main(void *a)
+{
+	struct nb_reaper *n = a;
+
+	/* start and end on one thread: it owns the range (mmu_notifier.c). */
+	n->start_ret = mmu_notifier_invalidate_range_start_nonblock(&n->r);
+	pthread_mutex_lock(&n->lock);
+	n->started = true;
+	pthread_cond_broadcast(&n->cond);
+	wait_flag(&n->lock, &n->cond, &n->go, 10 * TIMEOUT_MS);
+	pthread_mutex_unlock(&n->lock);
+	if (n->start_ret == 0)
+		mmu_notifier_invalidate_range_end(&n->r);
+	pthread_mutex_lock(&n->lock);
+	n->ended = true;
+	pthread_cond_broadcast(&n->cond);
+	pthread_mutex_unlock(&n->lock);
+	return NULL;
+}
+
+static void test_nonblock_end_does_not_wait_for_vcpu(void **state)
+{
+	struct kt *t = kt_create(0, KT_KICK_WAIT);
+	struct nb_reaper n = { .t = t };
+	struct bg *bg = &t->bg;
+	bool ended;
+
+	host_store(t->mm, HVA(0) + 8, 7);
+	assert_int_equal(g_read(t, GPA(0) + 8), 7);     /* page 0: spte, soft TLB */
+	sync_init(&n.lock, &n.cond);
+	mmu_notifier_range_init(&n.r, MMU_NOTIFY_RELEASE, 0, t->mm, HVA(5), HVA(6));
+	assert_int_equal(pthread_create(&n.th, NULL, nb_reaper_main, &n), 0);
+	pthread_mutex_lock(&n.lock);
+	assert_true(wait_flag(&n.lock, &n.cond, &n.started, TIMEOUT_MS));
+	pthread_mutex_unlock(&n.lock);
+	assert_int_equal(n.start_ret, 0);
+
+	pause_in_guest(t, 1);
+	bg_start(bg, bg_dontneed, t, HVA(0));
+	assert_false(bg_done(bg, BLOCK_MS));            /* its flush waits for the vCPU */
+
+	pthread_mutex_lock(&n.lock);
+	n.go = true;
+	pthread_cond_broadcast(&n.cond);
+	ended = wait_flag(&n.lock, &n.cond, &n.ended, 10 * BLOCK_MS);
+	pthread_mutex_unlock(&n.lock);
+	bool still_paused = kt_paused(t);
+
+	kt_release(t);
+	assert_int_equal(bg_join(bg), 0);
+	pthread_join(n.th, NULL);
+	sync_destroy(&n.lock, &n.cond);
+	assert_true(ended);                             /* did not wait for the vCPU */
+	assert_true(still_paused);
+	assert_true(g_wait(t, TIMEOUT_MS));
+	kt_destroy(t);
+}
+
+/*
  * WAIT mode, a vCPU held in guest mode, the locks free. A non-blockable
  * start zaps its range and sends the TLB flush, but only a wait could tell
  * when the vCPU stops using what was zapped: it returns -EAGAIN at once
@@ -2461,6 +2537,7 @@ int main(void)
 		/* e) non-blockable invalidation (OOM reaper) */
 		T(test_nonblock_start_eagain),
 		T(test_nonblock_start_eagain_in_guest),
+		T(test_nonblock_end_does_not_wait_for_vcpu),
 		T(test_nonblock_start_rseq_in_guest),
 		T(test_nonblock_start_vcpus_stopped),
 		/* c) memslot updates */
