@@ -99,7 +99,7 @@ static inline bool slot_hva_range_to_gfns(const struct kvm_memory_slot *s,
 
 static inline bool slot_is_writable(const struct kvm_memory_slot *s)
 {
-	return !(s->flags & (KVM_MEM_READONLY | KVM_MEM_LOG_DIRTY_PAGES));
+	return !(s->flags & KVM_MEM_READONLY);
 }
 
 struct kvm_vcpu;

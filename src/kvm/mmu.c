@@ -153,6 +153,10 @@ int kvm_mmu_page_fault(struct kvm_vcpu *vcpu, gpa_t gpa, bool write)
 		 * the checker, not tdp_mmu_set_spte's BUG, reports the damage. */
 		tdp_mmu_set_spte(kvm, gfn, sptep, 0);
 	tdp_mmu_set_spte(kvm, gfn, sptep, new);
+	/* RET_PF_FIXED promises that the access can now go through: a fault
+	 * that installed an spte not allowing it would send its vCPU round
+	 * the miss-fault loop forever. */
+	BUG_ON(write && !(new & SPTE_WRITABLE));
 	kvm_stat_inc(kvm, faults);
 	if (write)
 		set_page_dirty(page);
