@@ -54,11 +54,14 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <signal.h>
+#include <sys/wait.h>
 
 #include "tandem/host.h"
 #include "tandem/kvm.h"
 #include "tandem/mmu_notifier.h"
 #include "tandem/cpu.h"
+#include "tandem/vmm.h"
 #include "base/rcu.h"
 #include "host/internal.h"
 #include "kvm/kvm_host.h"
@@ -2076,6 +2079,75 @@ static void test_log_dirty_refused(void **state)
 	kt_destroy(t);
 }
 
+/*
+ * A present spte replaced by one for another frame means an invalidation
+ * was missed: tdp_mmu_set_spte BUGs, unless a break that can cause it (seq,
+ * zap) is on, when the fault drops the stale spte and lets the checker
+ * report the damage. Any other break -- aging here -- must keep the BUG.
+ * Staged in a child process: a host whose DONTNEED skips its notifier
+ * (HOST_BREAK_DONTNEED_NOTIFY) leaves the spte of page 0 pointing at the
+ * freed frame, and a direct fault on page 0 then finds it. Returns the
+ * child's wait status.
+ */
+static int stale_spte_child(unsigned int kvm_breaks)
+{
+	pid_t pid = fork();
+	int status = 0;
+
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct host_config hc = { .ram_bytes = HT_RAM,
+					  .breaks = HOST_BREAK_DONTNEED_NOTIFY };
+		struct kvm_config kc = { .breaks = kvm_breaks, .kick = KVM_KICK_WAIT };
+		struct host *h;
+		struct vmm *vmm;
+		struct vcpu *v;
+		uint64_t val = 1;
+		pfn_t old;
+
+		if (host_create(&hc, &h) || vmm_create(h, &kc, &vmm) ||
+		    vmm_add_ram(vmm, 0, 0, NPAGES * P, 0) || vmm_create_vcpu(vmm, 0, &v) ||
+		    vmm_write_guest(vmm, 0, &val, sizeof(val)))
+			_exit(10);
+		struct kvm *kvm = vmm_kvm(vmm);
+		hva_t hva = vmm_ram_hva(vmm, 0);
+
+		if (kvm_mmu_page_fault(&v->kvm_vcpu, 0, true) != RET_PF_FIXED)
+			_exit(11);
+		old = spte_to_pfn(atomic_load(kvm_tdp_mmu_leaf(kvm, 0)));
+		if (mm_madvise(vmm_mm(vmm), hva, P, MADV_DONTNEED))
+			_exit(12);
+		if (!is_shadow_present(atomic_load(kvm_tdp_mmu_leaf(kvm, 0))))
+			_exit(13);      /* the notifier ran after all */
+		/* Let page 1 take the freed frame, so page 0 gets another. */
+		if (vmm_write_guest(vmm, P, &val, sizeof(val)))
+			_exit(16);
+		if (kvm_mmu_page_fault(&v->kvm_vcpu, 0, true) != RET_PF_FIXED)
+			_exit(14);
+		_exit(spte_to_pfn(atomic_load(kvm_tdp_mmu_leaf(kvm, 0))) != old ? 0 : 15);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	return status;
+}
+
+static void test_stale_spte_bug_only_under_its_breaks(void **state)
+{
+	int st;
+
+	st = stale_spte_child(KVM_BREAK_SEQ_CHECK);
+	assert_true(WIFEXITED(st));
+	assert_int_equal(WEXITSTATUS(st), 0);           /* allowed: new frame mapped */
+	st = stale_spte_child(KVM_BREAK_RANGE_ZAP);
+	assert_true(WIFEXITED(st));
+	assert_int_equal(WEXITSTATUS(st), 0);
+	st = stale_spte_child(KVM_BREAK_AGING);
+	assert_true(WIFSIGNALED(st));                   /* BUG: abort */
+	assert_int_equal(WTERMSIG(st), SIGABRT);
+	st = stale_spte_child(0);
+	assert_true(WIFSIGNALED(st));
+	assert_int_equal(WTERMSIG(st), SIGABRT);
+}
+
 static void test_create_bad_input(void **state)
 {
 	struct kt *t = kt_create(0, KT_NO_VCPU);
@@ -2573,6 +2645,7 @@ int main(void)
 		/* units */
 		T(test_memslot_bad_input),
 		T(test_log_dirty_refused),
+		T(test_stale_spte_bug_only_under_its_breaks),
 		T(test_create_bad_input),
 		T(test_read_only_slot),
 		T(test_fault_writable_and_no_pin),

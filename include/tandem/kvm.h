@@ -51,6 +51,10 @@ enum kvm_break {
 };
 #define KVM_BREAK_ALL (KVM_BREAK_SEQ_CHECK | KVM_BREAK_FLUSH_WAIT | \
 		       KVM_BREAK_RANGE_ZAP | KVM_BREAK_AGING)
+/* The breaks that let a present spte outlive its host PTE, so that a later
+ * fault finds it mapping another frame: only under these is that not a
+ * BUG (the checker is left to report the damage). */
+#define KVM_BREAKS_STALE_SPTE (KVM_BREAK_SEQ_CHECK | KVM_BREAK_RANGE_ZAP)
 
 /*
  * How a remote TLB flush makes sure no vCPU still uses a zapped translation.
