@@ -6,10 +6,10 @@
  * options and prints its result.
  */
 #include <errno.h>
-#include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
 #include "cli/cli.h"
+#include "cli/opt.h"
 #include "tandem/workload.h"
 #include "base/compiler.h"
 #include "base/xalloc.h"
@@ -19,47 +19,78 @@ struct demo_opts {
 	bool json;
 };
 
-static const struct {
-	const char *name;
-	enum host_break bit;
-} break_names[] = {
-	{ "munmap-notify", HOST_BREAK_MUNMAP_NOTIFY },
-	{ "dontneed-notify", HOST_BREAK_DONTNEED_NOTIFY },
-	{ "mprotect-notify", HOST_BREAK_MPROTECT_NOTIFY },
-	{ "cow-notify", HOST_BREAK_COW_NOTIFY },
-	{ "fork-notify", HOST_BREAK_FORK_NOTIFY },
+static const struct opt_choice break_choices[] = {
+	{ "munmap-notify", HOST_BREAK_MUNMAP_NOTIFY, NULL },
+	{ "dontneed-notify", HOST_BREAK_DONTNEED_NOTIFY, NULL },
+	{ "mprotect-notify", HOST_BREAK_MPROTECT_NOTIFY, NULL },
+	{ "cow-notify", HOST_BREAK_COW_NOTIFY, NULL },
+	{ "fork-notify", HOST_BREAK_FORK_NOTIFY, NULL },
 };
 
-/* The host events the summary shows. */
-static const enum vm_event_item shown[] = {
-	PGFAULT, PGFAULT_ZERO, PGFAULT_ZERO_PAGE, COW_BREAK, COW_REUSE,
-	PGUNMAP, GUP_CALLS, PGALLOC, PGFREE,
+static bool break_choice(unsigned int i, struct opt_choice *c)
+{
+	if (i >= ARRAY_SIZE(break_choices))
+		return false;
+	*c = break_choices[i];
+	return true;
+}
+
+#define CFG(m) OPT_FIELD(struct demo_opts, cfg.m)
+
+static const struct opt demo_options[] = {
+	{ "host-mem", 'm', OPT_SIZE, CFG(host_mem), .min = HOST_RAM_MIN, .max = HOST_RAM_MAX,
+	  .align = PAGE_SIZE, .align_why = "not a multiple of the 4K page size", .arg = "SIZE",
+	  .help = "host RAM, K/M/G suffix (default {default}; {range})" },
+	{ "procs", 'p', OPT_NUM, CFG(nr_procs), .min = 1, .max = HOST_SCENARIO_MAX_PROCS,
+	  .arg = "N", .help = "processes, one thread each (default {default}; {range})" },
+	{ "duration", 'd', OPT_DURATION, CFG(duration_ns), .arg = "SECS",
+	  .help = "run time, e.g. 3, 0.5, 250ms (default {default})" },
+	{ "iterations", 'i', OPT_NUM, CFG(iterations), .min = 1, .arg = "N",
+	  .help = "iterations per process; without --duration,\n"
+		  "no time limit. A given --seed replays the same\n"
+		  "operations (counts that hang on thread timing,\n"
+		  "e.g. which side of a fork copies, still vary)" },
+	{ "seed", 's', OPT_NUM, CFG(seed), .arg = "N",
+	  .help = "random seed (default {default})" },
+	{ "json", 0, OPT_FLAG, OPT_FIELD(struct demo_opts, json),
+	  .help = "print the summary as JSON" },
+	{ "break", 0, OPT_SET, CFG(breaks), .choices = break_choice, .flags = OPT_ADD,
+	  .arg = "WHAT",
+	  .help = "testing the checks: make the host skip one class\n"
+		  "of notifier call (munmap-notify, dontneed-notify,\n"
+		  "mprotect-notify, cow-notify, fork-notify); the run\n"
+		  "must then end in 'verification: FAILED'" },
+	{ "help", 'h', OPT_HELP, .help = "this text" },
+};
+
+static const struct opt_table demo_table = {
+	.cmd = "host-demo",
+	.opts = demo_options,
+	.nr = ARRAY_SIZE(demo_options),
+	.help_column = 25,
+	.usage = host_demo_usage,
 };
 
 void host_demo_usage(FILE *f)
 {
+	struct demo_opts d = { 0 };
+
+	host_scenario_config_default(&d.cfg);
 	fprintf(f,
 		"usage: tandem host-demo [options]\n"
 		"\nThreads act as processes on the primary MMU: mmap, write, fork (COW),\n"
 		"MADV_DONTNEED, mprotect, munmap, exit; every page is read back and\n"
 		"checked, every notifier call counted. Ends with 'verification: OK'\n"
 		"(exit 0) or 'verification: FAILED: <what>' (exit 1).\n"
-		"\noptions:\n"
-		"  -m, --host-mem SIZE    host RAM, K/M/G suffix (default 256M; 16M..64G)\n"
-		"  -p, --procs N          processes, one thread each (default 4; 1..%d)\n"
-		"  -d, --duration SECS    run time, e.g. 3, 0.5, 250ms (default 3)\n"
-		"  -i, --iterations N     iterations per process; without --duration,\n"
-		"                         no time limit. A given --seed replays the same\n"
-		"                         operations (counts that hang on thread timing,\n"
-		"                         e.g. which side of a fork copies, still vary)\n"
-		"  -s, --seed N           random seed (default 1)\n"
-		"      --json             print the summary as JSON\n"
-		"      --break WHAT       testing the checks: make the host skip one class\n"
-		"                         of notifier call (munmap-notify, dontneed-notify,\n"
-		"                         mprotect-notify, cow-notify, fork-notify); the run\n"
-		"                         must then end in 'verification: FAILED'\n"
-		"  -h, --help             this text\n", HOST_SCENARIO_MAX_PROCS);
+		"\noptions:\n");
+	opt_usage(f, &demo_table, &d);
 }
+
+/* The host events the summary shows. */
+static const enum vm_event_item shown[] = {
+	PGFAULT, PGFAULT_ZERO, PGFAULT_ZERO_PAGE, COW_BREAK, COW_REUSE,
+	PGUNMAP, GUP_CALLS, PGALLOC, PGFREE,
+};
 
 static void print_text(const struct demo_opts *o, const struct host_scenario_result *r)
 {
@@ -138,100 +169,21 @@ static void print_json(const struct demo_opts *o, const struct host_scenario_res
 	printf("}\n");
 }
 
-static int parse_opts(int argc, char **argv, struct demo_opts *o)
-{
-	static const struct option longopts[] = {
-		{ "host-mem", required_argument, NULL, 'm' },
-		{ "procs", required_argument, NULL, 'p' },
-		{ "duration", required_argument, NULL, 'd' },
-		{ "iterations", required_argument, NULL, 'i' },
-		{ "seed", required_argument, NULL, 's' },
-		{ "json", no_argument, NULL, 'j' },
-		{ "break", required_argument, NULL, 'b' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
-	bool duration_set = false;
-	size_t k;
-	uint64_t v;
-	int c;
-
-	optind = 0;
-	while ((c = getopt_long(argc, argv, ":m:p:d:i:s:h", longopts, NULL)) != -1) {
-		switch (c) {
-		case 'm':
-			if (cli_size_arg("host-demo", "host-mem", optarg, HOST_RAM_MIN,
-					 HOST_RAM_MAX, &o->cfg.host_mem))
-				return EXIT_USAGE;
-			if (!PAGE_ALIGNED(o->cfg.host_mem)) {
-				fprintf(stderr, "tandem host-demo: --host-mem: '%s': not a "
-					"multiple of the 4K page size\n", optarg);
-				return EXIT_USAGE;
-			}
-			break;
-		case 'p':
-			if (cli_u64_arg("host-demo", "procs", optarg, 1, HOST_SCENARIO_MAX_PROCS, &v))
-				return EXIT_USAGE;
-			o->cfg.nr_procs = (unsigned int)v;
-			break;
-		case 'd':
-			if (cli_duration_arg("host-demo", "duration", optarg, &o->cfg.duration_ns))
-				return EXIT_USAGE;
-			duration_set = true;
-			break;
-		case 'i':
-			if (cli_u64_arg("host-demo", "iterations", optarg, 1, UINT64_MAX,
-					&o->cfg.iterations))
-				return EXIT_USAGE;
-			break;
-		case 's':
-			if (cli_u64_arg("host-demo", "seed", optarg, 0, UINT64_MAX, &o->cfg.seed))
-				return EXIT_USAGE;
-			break;
-		case 'j':
-			o->json = true;
-			break;
-		case 'b':
-			for (k = 0; k < ARRAY_SIZE(break_names); k++)
-				if (strcmp(optarg, break_names[k].name) == 0)
-					break;
-			if (k == ARRAY_SIZE(break_names)) {
-				fprintf(stderr, "tandem host-demo: --break: '%s': unknown (have:",
-					optarg);
-				for (k = 0; k < ARRAY_SIZE(break_names); k++)
-					fprintf(stderr, " %s", break_names[k].name);
-				fprintf(stderr, ")\n");
-				return EXIT_USAGE;
-			}
-			o->cfg.breaks |= break_names[k].bit;
-			break;
-		case 'h':
-			host_demo_usage(stdout);
-			return -1;
-		default:
-			cli_getopt_error("host-demo", c, argv);
-			return EXIT_USAGE;
-		}
-	}
-	if (optind < argc) {
-		fprintf(stderr, "tandem host-demo: unexpected argument '%s'\n", argv[optind]);
-		return EXIT_USAGE;
-	}
-	if (o->cfg.iterations && !duration_set)
-		o->cfg.duration_ns = 0;
-	return 0;
-}
-
 int cmd_host_demo(int argc, char **argv)
 {
 	struct host_scenario_result *res;
 	struct demo_opts o = { 0 };
+	uint64_t given;
 	int err, status;
 
 	host_scenario_config_default(&o.cfg);
-	status = parse_opts(argc, argv, &o);
+	status = opt_parse(&demo_table, argc, argv, &o, &given, NULL);
 	if (status)
 		return status < 0 ? 0 : status;
+	/* --iterations alone: as many as asked, however long they take. */
+	if (opt_given(&demo_table, given, "iterations") &&
+	    !opt_given(&demo_table, given, "duration"))
+		o.cfg.duration_ns = 0;
 	res = xcalloc(1, sizeof(*res));
 	err = host_scenario_run(&o.cfg, res);
 	if (err) {
