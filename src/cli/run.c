@@ -9,32 +9,157 @@
  * same code); this file parses options and prints.
  */
 #include <errno.h>
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include "cli/cli.h"
+#include "cli/opt.h"
 #include "tandem/workload.h"
+#include "base/clock.h"
+#include "base/compiler.h"
 
 #define CMD "run"
 
-static const struct {
-	const char *name;
-	unsigned int bit;
-	const char *what;
-} break_names[] = {
+struct run_opts {
+	struct scenario_config cfg;
+	bool json, quiet;
+};
+
+static const struct opt_choice break_choices[] = {
 	{ "seq", KVM_BREAK_SEQ_CHECK,
 	  "the fault skips its invalidation seq/in-progress check" },
 	{ "flush-wait", KVM_BREAK_FLUSH_WAIT,
 	  "TLB flushes don't wait for vCPUs in guest mode\n"
-	  "                       (implies --kick wait unless given)" },
+	  "(implies --kick wait unless given)" },
 	{ "zap", KVM_BREAK_RANGE_ZAP,
 	  "invalidate_range_start doesn't zap the sptes" },
 	{ "aging", KVM_BREAK_AGING,
 	  "the secondary MMU reports nothing young; reclaim then\n"
-	  "                       evicts pages only guests use (hot set); no stall,\n"
-	  "                       churn unchanged" },
+	  "evicts pages only guests use (hot set); no stall,\n"
+	  "churn unchanged" },
+};
+
+static bool break_choice(unsigned int i, struct opt_choice *c)
+{
+	if (i >= ARRAY_SIZE(break_choices))
+		return false;
+	*c = break_choices[i];
+	return true;
+}
+
+static bool workload_choice(unsigned int i, struct opt_choice *c)
+{
+	if (i >= WL_NR_WORKLOADS)
+		return false;
+	*c = (struct opt_choice){ wl_workload_name(i), i, NULL };
+	return true;
+}
+
+static bool churn_choice(unsigned int i, struct opt_choice *c)
+{
+	if (i >= WL_NR_CHURN)
+		return false;
+	*c = (struct opt_choice){ wl_churn_name(i), 1u << i, NULL };
+	return true;
+}
+
+static bool kick_choice(unsigned int i, struct opt_choice *c)
+{
+	if (i > KVM_KICK_RSEQ)
+		return false;
+	*c = (struct opt_choice){ kvm_kick_mode_name(i), i, NULL };
+	return true;
+}
+
+#define CFG(m) OPT_FIELD(struct run_opts, cfg.m)
+#define NOT_4K "not a multiple of the 4K page size"
+
+static const struct opt run_options[] = {
+	{ "vms", 0, OPT_NUM, CFG(nr_vms), .min = 1, .max = WL_MAX_VMS, .arg = "N",
+	  .help = "VMs, each its own host mm (default {default}; {range})" },
+	{ "vcpus", 0, OPT_NUM, CFG(nr_vcpus), .min = 1, .max = WL_MAX_VCPUS, .arg = "N",
+	  .help = "vCPUs per VM (default {default}; {range})" },
+	{ "guest-mem", 0, OPT_SIZE, CFG(guest_mem), .min = WL_GUEST_MEM_MIN,
+	  .max = WL_GUEST_MEM_MAX, .align = 1ULL << 20, .align_why = "not a whole number of MiB",
+	  .arg = "SIZE", .help = "guest RAM per VM, whole MiB (default {default}; {range})" },
+	{ "host-mem", 0, OPT_SIZE, CFG(host_mem), .min = HOST_RAM_MIN, .max = HOST_RAM_MAX,
+	  .align = PAGE_SIZE, .align_why = NOT_4K, .arg = "SIZE",
+	  .help = "host RAM (default: twice the guest RAM + slack);\n"
+		  "less than the guests need turns swap on (--swap)" },
+	{ "swap", 0, OPT_SIZE, CFG(swap_bytes), .min = PAGE_SIZE, .max = HOST_SWAP_MAX,
+	  .align = PAGE_SIZE, .align_why = NOT_4K, .flags = OPT_ZERO_OK, .arg = "SIZE",
+	  .help = "swap file size (0: none; default: none when the\n"
+		  "host RAM holds the guests, else all guest RAM\n"
+		  "plus a quarter plus 64M). When RAM and swap run\n"
+		  "out, the OOM killer kills the largest VM: it is\n"
+		  "stopped with a reason and the others run on; the\n"
+		  "verdict is the survivors' (more than one VM\n"
+		  "killed fails)" },
+	{ "swap-file", 0, OPT_PATH, CFG(swap_path), .arg = "PATH",
+	  .help = "where the swap file goes (default: a temp file in\n"
+		  "$TMPDIR or /tmp; unlinked at once either way)" },
+	{ "swap-fail-writes", 0, OPT_NUM, CFG(swap_fail_writes), .max = 1000000000,
+	  .arg = "N",
+	  .help = "test switch: the first N swap writes fail (the\n"
+		  "page must stay resident and dirty: nothing lost)" },
+	{ "swap-fail-reads", 0, OPT_NUM, CFG(swap_fail_reads), .max = 1000000000,
+	  .arg = "N",
+	  .help = "test switch: the first N swap reads fail (the VM\n"
+		  "that needed the page is stopped)" },
+	{ "duration", 'd', OPT_DURATION, CFG(duration_ns), .max = 86400 * NSEC_PER_SEC,
+	  .range_why = "more than 24 hours", .arg = "SECS",
+	  .help = "run time, e.g. 10, 2.5, 500ms (default {default})" },
+	{ "workload", 'w', OPT_CHOICE, CFG(workload), .choices = workload_choice,
+	  .arg = "NAME",
+	  .help = "mixed (each vCPU cycles through the others), seq,\n"
+		  "uniform, zipf, verify (default {default})" },
+	{ "write-ratio", 0, OPT_NUM, CFG(write_pct), .max = 100, .arg = "PCT",
+	  .help = "writes per 100 random ops (default {default})" },
+	{ "seed", 's', OPT_NUM, CFG(seed), .arg = "N",
+	  .help = "seed of the guests' and churn's choices (default {default})" },
+	{ "churn", 0, OPT_SET, CFG(churn), .choices = churn_choice,
+	  .flags = OPT_LIST | OPT_ALL_NONE, .arg = "LIST",
+	  .help = "all, none, or a comma list of dontneed, mprotect,\n"
+		  "remap, fork (default all; with --break: the ops\n"
+		  "that expose the race)" },
+	{ "break", 0, OPT_SET, CFG(breaks), .choices = break_choice,
+	  .flags = OPT_LIST | OPT_ADD, .arg = "LIST",
+	  .help = "disable one piece of the protocol to watch the\n"
+		  "checker catch the race (comma list or repeated):\n"
+		  "{choices}\n"
+		  "(all but aging imply --stall; the run ends at the\n"
+		  "first failure; zap with fork or remap churn may\n"
+		  "corrupt the host)" },
+	{ "stall", 0, OPT_FLAG, CFG(stall),
+	  .help = "stall vCPUs at the protocol's vulnerable points until\n"
+		  "the next host operation is done (harmless unless a\n"
+		  "--break is on)" },
+	{ "kick", 0, OPT_CHOICE, CFG(kick), .choices = kick_choice, .arg = "MODE",
+	  .help = "how TLB flushes reach vCPUs in guest mode: wait\n"
+		  "(sleep until they leave it, as KVM), rseq (abort\n"
+		  "their restartable accesses with membarrier), auto\n"
+		  "(rseq where available; the default)" },
+	{ "wss-interval", 0, OPT_DURATION, CFG(wss_interval_ns), .min = 10 * NSEC_PER_MSEC,
+	  .max = 3600 * NSEC_PER_SEC, .range_why = "must be 10ms to 1 hour", .arg = "SECS",
+	  .help = "every SECS (e.g. 1, 0.5, 250ms) measure each VM's\n"
+		  "working set -- the guest RAM pages its guests used in\n"
+		  "that interval -- by idle page tracking: a line per\n"
+		  "interval, last/mean/min/max in the summary (default\n"
+		  "off)" },
+	{ "json", 0, OPT_FLAG, OPT_FIELD(struct run_opts, json),
+	  .help = "print the summary as JSON (progress goes to stderr)" },
+	{ "quiet", 'q', OPT_FLAG, OPT_FIELD(struct run_opts, quiet),
+	  .help = "no progress lines" },
+	{ "help", 'h', OPT_HELP, .help = "this text" },
+};
+
+static const struct opt_table run_table = {
+	.cmd = CMD,
+	.opts = run_options,
+	.nr = ARRAY_SIZE(run_options),
+	.help_column = 25,
+	.usage = run_usage,
 };
 
 /* The breaks that open a race in the invalidation protocol: they imply
@@ -60,9 +185,9 @@ static unsigned int break_churn(unsigned int breaks)
 
 void run_usage(FILE *f)
 {
-	struct scenario_config d;
+	struct run_opts d = { 0 };
 
-	scenario_config_default(&d);
+	scenario_config_default(&d.cfg);
 	fprintf(f,
 		"usage: tandem run [options]\n"
 		"\nVMs run guest workloads on software vCPUs through the secondary MMU while\n"
@@ -74,336 +199,25 @@ void run_usage(FILE *f)
 		"(ROM) must exit to the VMM with their address. One progress line a second,\n"
 		"then a summary ending 'integrity: OK' (exit 0) or 'integrity: FAILED: ...'\n"
 		"(exit 1). Bad options: exit 2.\n"
-		"\noptions:\n"
-		"      --vms N            VMs, each its own host mm (default %u; 1..%d)\n"
-		"      --vcpus N          vCPUs per VM (default %u; 1..%d)\n"
-		"      --guest-mem SIZE   guest RAM per VM, whole MiB (default %lluM; 1M..16G)\n"
-		"      --host-mem SIZE    host RAM (default: twice the guest RAM + slack);\n"
-		"                         less than the guests need turns swap on (--swap)\n"
-		"      --swap SIZE        swap file size (0: none; default: none when the\n"
-		"                         host RAM holds the guests, else all guest RAM\n"
-		"                         plus a quarter plus 64M). When RAM and swap run\n"
-		"                         out, the OOM killer kills the largest VM: it is\n"
-		"                         stopped with a reason and the others run on; the\n"
-		"                         verdict is the survivors' (more than one VM\n"
-		"                         killed fails)\n"
-		"      --swap-file PATH   where the swap file goes (default: a temp file in\n"
-		"                         $TMPDIR or /tmp; unlinked at once either way)\n"
-		"      --swap-fail-writes N\n"
-		"                         test switch: the first N swap writes fail (the\n"
-		"                         page must stay resident and dirty: nothing lost)\n"
-		"      --swap-fail-reads N\n"
-		"                         test switch: the first N swap reads fail (the VM\n"
-		"                         that needed the page is stopped)\n"
-		"  -d, --duration SECS    run time, e.g. 10, 2.5, 500ms (default %llu)\n"
-		"  -w, --workload NAME    mixed (each vCPU cycles through the others), seq,\n"
-		"                         uniform, zipf, verify (default %s)\n"
-		"      --write-ratio PCT  writes per 100 random ops (default %u)\n"
-		"  -s, --seed N           seed of the guests' and churn's choices (default %llu)\n"
-		"      --churn LIST       all, none, or a comma list of dontneed, mprotect,\n"
-		"                         remap, fork (default all; with --break: the ops\n"
-		"                         that expose the race)\n"
-		"      --break LIST       disable one piece of the protocol to watch the\n"
-		"                         checker catch the race (comma list or repeated):\n",
-		d.nr_vms, WL_MAX_VMS, d.nr_vcpus, WL_MAX_VCPUS,
-		(unsigned long long)(d.guest_mem >> 20),
-		(unsigned long long)(d.duration_ns / 1000000000ULL),
-		wl_workload_name(d.workload), d.write_pct, (unsigned long long)d.seed);
-	for (size_t i = 0; i < ARRAY_SIZE(break_names); i++)
-		fprintf(f, "          %-10s   %s\n", break_names[i].name,
-			break_names[i].what);
-	fprintf(f,
-		"                         (all but aging imply --stall; the run ends at the\n"
-		"                         first failure; zap with fork or remap churn may\n"
-		"                         corrupt the host)\n"
-		"      --stall            stall vCPUs at the protocol's vulnerable points until\n"
-		"                         the next host operation is done (harmless unless a\n"
-		"                         --break is on)\n"
-		"      --kick MODE        how TLB flushes reach vCPUs in guest mode: wait\n"
-		"                         (sleep until they leave it, as KVM), rseq (abort\n"
-		"                         their restartable accesses with membarrier), auto\n"
-		"                         (rseq where available; the default)\n"
-		"      --wss-interval SECS\n"
-		"                         every SECS (e.g. 1, 0.5, 250ms) measure each VM's\n"
-		"                         working set -- the guest RAM pages its guests used in\n"
-		"                         that interval -- by idle page tracking: a line per\n"
-		"                         interval, last/mean/min/max in the summary (default\n"
-		"                         off)\n"
-		"      --json             print the summary as JSON (progress goes to stderr)\n"
-		"  -q, --quiet            no progress lines\n"
-		"  -h, --help             this text\n");
+		"\noptions:\n");
+	opt_usage(f, &run_table, &d);
 }
 
 /* ---- options ---------------------------------------------------------------- */
 
-struct run_opts {
-	struct scenario_config cfg;
-	bool churn_set, stall_set, kick_set;
-	bool json, quiet;
-};
-
-/* "a,b,c" against names[]; each found name ORs its bit into *mask. */
-static int parse_list(const char *opt, const char *val, const char *const *names,
-		      const unsigned int *bits, size_t n, unsigned int *mask)
+/* What options imply for each other, and whether the run fits this machine. */
+static int check_opts(struct run_opts *o, uint64_t given)
 {
-	char *copy = strdup(val), *save = NULL;
-	int ret = 0;
-
-	if (!copy)
-		return -1;
-	if (!*val) {
-		fprintf(stderr, "tandem " CMD ": --%s: empty value\n", opt);
-		ret = -1;
-	}
-	for (char *tok = strtok_r(copy, ",", &save); tok && !ret;
-	     tok = strtok_r(NULL, ",", &save)) {
-		size_t i;
-
-		for (i = 0; i < n; i++)
-			if (strcmp(tok, names[i]) == 0)
-				break;
-		if (i == n) {
-			fprintf(stderr, "tandem " CMD ": --%s: '%s': unknown (have:", opt, tok);
-			for (i = 0; i < n; i++)
-				fprintf(stderr, " %s", names[i]);
-			fprintf(stderr, ")\n");
-			ret = -1;
-			break;
-		}
-		*mask |= bits[i];
-	}
-	free(copy);
-	return ret;
-}
-
-static int parse_churn(const char *val, unsigned int *churn)
-{
-	const char *names[WL_NR_CHURN];
-	unsigned int bits[WL_NR_CHURN];
-
-	if (strcmp(val, "all") == 0) {
-		*churn = WL_CHURN_ALL;
-		return 0;
-	}
-	if (strcmp(val, "none") == 0) {
-		*churn = 0;
-		return 0;
-	}
-	for (unsigned int k = 0; k < WL_NR_CHURN; k++) {
-		names[k] = wl_churn_name(k);
-		bits[k] = 1u << k;
-	}
-	*churn = 0;
-	return parse_list("churn", val, names, bits, WL_NR_CHURN, churn);
-}
-
-static int parse_break(const char *val, unsigned int *breaks)
-{
-	const char *names[ARRAY_SIZE(break_names)];
-	unsigned int bits[ARRAY_SIZE(break_names)];
-
-	for (size_t i = 0; i < ARRAY_SIZE(break_names); i++) {
-		names[i] = break_names[i].name;
-		bits[i] = break_names[i].bit;
-	}
-	return parse_list("break", val, names, bits, ARRAY_SIZE(break_names), breaks);
-}
-
-static int parse_opts(int argc, char **argv, struct run_opts *o)
-{
-	enum { O_VMS = 256, O_VCPUS, O_GUEST_MEM, O_HOST_MEM, O_WRITE_RATIO, O_CHURN,
-	       O_BREAK, O_STALL, O_KICK, O_JSON, O_WSS, O_SWAP, O_SWAP_FILE, O_SWAP_FAIL_W,
-	       O_SWAP_FAIL_R };
-	static const struct option longopts[] = {
-		{ "vms", required_argument, NULL, O_VMS },
-		{ "vcpus", required_argument, NULL, O_VCPUS },
-		{ "guest-mem", required_argument, NULL, O_GUEST_MEM },
-		{ "host-mem", required_argument, NULL, O_HOST_MEM },
-		{ "duration", required_argument, NULL, 'd' },
-		{ "workload", required_argument, NULL, 'w' },
-		{ "write-ratio", required_argument, NULL, O_WRITE_RATIO },
-		{ "seed", required_argument, NULL, 's' },
-		{ "churn", required_argument, NULL, O_CHURN },
-		{ "break", required_argument, NULL, O_BREAK },
-		{ "stall", no_argument, NULL, O_STALL },
-		{ "kick", required_argument, NULL, O_KICK },
-		{ "json", no_argument, NULL, O_JSON },
-		{ "wss-interval", required_argument, NULL, O_WSS },
-		{ "swap", required_argument, NULL, O_SWAP },
-		{ "swap-file", required_argument, NULL, O_SWAP_FILE },
-		{ "swap-fail-writes", required_argument, NULL, O_SWAP_FAIL_W },
-		{ "swap-fail-reads", required_argument, NULL, O_SWAP_FAIL_R },
-		{ "quiet", no_argument, NULL, 'q' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
 	struct scenario_config *cfg = &o->cfg;
 	char why[256];
-	uint64_t v;
-	int c;
 
-	optind = 0;
-	while ((c = getopt_long(argc, argv, ":d:w:s:qh", longopts, NULL)) != -1) {
-		switch (c) {
-		case O_VMS:
-			if (cli_u64_arg(CMD, "vms", optarg, 1, WL_MAX_VMS, &v))
-				return EXIT_USAGE;
-			cfg->nr_vms = (unsigned int)v;
-			break;
-		case O_VCPUS:
-			if (cli_u64_arg(CMD, "vcpus", optarg, 1, WL_MAX_VCPUS, &v))
-				return EXIT_USAGE;
-			cfg->nr_vcpus = (unsigned int)v;
-			break;
-		case O_GUEST_MEM:
-			if (cli_size_arg(CMD, "guest-mem", optarg, WL_GUEST_MEM_MIN,
-					 WL_GUEST_MEM_MAX, &cfg->guest_mem))
-				return EXIT_USAGE;
-			if (cfg->guest_mem % (1ULL << 20)) {
-				fprintf(stderr, "tandem " CMD ": --guest-mem: '%s': not a whole "
-					"number of MiB\n", optarg);
-				return EXIT_USAGE;
-			}
-			break;
-		case O_HOST_MEM:
-			if (cli_size_arg(CMD, "host-mem", optarg, HOST_RAM_MIN, HOST_RAM_MAX,
-					 &cfg->host_mem))
-				return EXIT_USAGE;
-			if (!PAGE_ALIGNED(cfg->host_mem)) {
-				fprintf(stderr, "tandem " CMD ": --host-mem: '%s': not a multiple "
-					"of the 4K page size\n", optarg);
-				return EXIT_USAGE;
-			}
-			break;
-		case 'd':
-			if (cli_duration_arg(CMD, "duration", optarg, &cfg->duration_ns))
-				return EXIT_USAGE;
-			if (cfg->duration_ns > 86400ULL * 1000000000ULL) {
-				fprintf(stderr, "tandem " CMD ": --duration: '%s': more than 24 "
-					"hours\n", optarg);
-				return EXIT_USAGE;
-			}
-			break;
-		case 'w': {
-			unsigned int k;
-
-			for (k = 0; k < WL_NR_WORKLOADS; k++)
-				if (strcmp(optarg, wl_workload_name(k)) == 0)
-					break;
-			if (k == WL_NR_WORKLOADS) {
-				fprintf(stderr, "tandem " CMD ": --workload: '%s': unknown (have:",
-					optarg);
-				for (k = 0; k < WL_NR_WORKLOADS; k++)
-					fprintf(stderr, " %s", wl_workload_name(k));
-				fprintf(stderr, ")\n");
-				return EXIT_USAGE;
-			}
-			cfg->workload = k;
-			break;
-		}
-		case O_WRITE_RATIO:
-			if (cli_u64_arg(CMD, "write-ratio", optarg, 0, 100, &v))
-				return EXIT_USAGE;
-			cfg->write_pct = (unsigned int)v;
-			break;
-		case 's':
-			if (cli_u64_arg(CMD, "seed", optarg, 0, UINT64_MAX, &cfg->seed))
-				return EXIT_USAGE;
-			break;
-		case O_CHURN:
-			if (parse_churn(optarg, &cfg->churn))
-				return EXIT_USAGE;
-			o->churn_set = true;
-			break;
-		case O_BREAK:
-			if (parse_break(optarg, &cfg->breaks))
-				return EXIT_USAGE;
-			break;
-		case O_STALL:
-			cfg->stall = true;
-			o->stall_set = true;
-			break;
-		case O_KICK: {
-			enum kvm_kick_mode m;
-
-			for (m = KVM_KICK_AUTO; m <= KVM_KICK_RSEQ; m++)
-				if (strcmp(optarg, kvm_kick_mode_name(m)) == 0)
-					break;
-			if (m > KVM_KICK_RSEQ) {
-				fprintf(stderr, "tandem " CMD ": --kick: '%s': unknown (have: "
-					"auto wait rseq)\n", optarg);
-				return EXIT_USAGE;
-			}
-			cfg->kick = m;
-			o->kick_set = true;
-			break;
-		}
-		case O_JSON:
-			o->json = true;
-			break;
-		case O_WSS:
-			if (cli_duration_arg(CMD, "wss-interval", optarg, &cfg->wss_interval_ns))
-				return EXIT_USAGE;
-			if (cfg->wss_interval_ns < 10000000ULL ||
-			    cfg->wss_interval_ns > 3600ULL * 1000000000ULL) {
-				fprintf(stderr, "tandem " CMD ": --wss-interval: '%s': must be "
-					"10ms to 1 hour\n", optarg);
-				return EXIT_USAGE;
-			}
-			break;
-		case O_SWAP:
-			if (strcmp(optarg, "0") == 0) {
-				cfg->swap_bytes = 0;
-				break;
-			}
-			if (cli_size_arg(CMD, "swap", optarg, PAGE_SIZE, HOST_SWAP_MAX,
-					 &cfg->swap_bytes))
-				return EXIT_USAGE;
-			if (!PAGE_ALIGNED(cfg->swap_bytes)) {
-				fprintf(stderr, "tandem " CMD ": --swap: '%s': not a multiple "
-					"of the 4K page size\n", optarg);
-				return EXIT_USAGE;
-			}
-			break;
-		case O_SWAP_FILE:
-			if (!*optarg) {
-				fprintf(stderr, "tandem " CMD ": --swap-file: empty path\n");
-				return EXIT_USAGE;
-			}
-			cfg->swap_path = optarg;
-			break;
-		case O_SWAP_FAIL_W:
-		case O_SWAP_FAIL_R:
-			if (cli_u64_arg(CMD, c == O_SWAP_FAIL_W ? "swap-fail-writes" :
-					"swap-fail-reads", optarg, 0, 1000000000, &v))
-				return EXIT_USAGE;
-			if (c == O_SWAP_FAIL_W)
-				cfg->swap_fail_writes = (long)v;
-			else
-				cfg->swap_fail_reads = (long)v;
-			break;
-		case 'q':
-			o->quiet = true;
-			break;
-		case 'h':
-			run_usage(stdout);
-			return -1;
-		default:
-			cli_getopt_error(CMD, c, argv);
-			return EXIT_USAGE;
-		}
-	}
-	if (optind < argc) {
-		fprintf(stderr, "tandem " CMD ": unexpected argument '%s'\n", argv[optind]);
-		return EXIT_USAGE;
-	}
 	if (cfg->breaks & PROTOCOL_BREAKS) {
 		cfg->stall = true;
-		if (!o->churn_set)
+		if (!opt_given(&run_table, given, "churn"))
 			cfg->churn = break_churn(cfg->breaks);
 		/* Under RSEQ the access re-checks requests inside a restartable
 		 * section: what flush-wait breaks is the waiting protocol's. */
-		if ((cfg->breaks & KVM_BREAK_FLUSH_WAIT) && !o->kick_set)
+		if ((cfg->breaks & KVM_BREAK_FLUSH_WAIT) && !opt_given(&run_table, given, "kick"))
 			cfg->kick = KVM_KICK_WAIT;
 	}
 	if (scenario_check_config(cfg, why, sizeof(why))) {
@@ -505,10 +319,10 @@ static void break_list(unsigned int breaks, char *buf, size_t len)
 	size_t off = 0;
 
 	buf[0] = '\0';
-	for (size_t i = 0; i < ARRAY_SIZE(break_names); i++)
-		if (breaks & break_names[i].bit)
+	for (size_t i = 0; i < ARRAY_SIZE(break_choices); i++)
+		if (breaks & break_choices[i].value)
 			off += (size_t)snprintf(buf + off, len - off, "%s%s", off ? "," : "",
-						break_names[i].name);
+						break_choices[i].name);
 	if (!off)
 		snprintf(buf, len, "none");
 }
@@ -798,10 +612,13 @@ int cmd_run(int argc, char **argv)
 {
 	struct run_opts o = { 0 };
 	struct scenario_result *res;
+	uint64_t given;
 	int status, err;
 
 	scenario_config_default(&o.cfg);
-	status = parse_opts(argc, argv, &o);
+	status = opt_parse(&run_table, argc, argv, &o, &given, NULL);
+	if (!status)
+		status = check_opts(&o, given);
 	if (status)
 		return status < 0 ? 0 : status;
 	if (!o.quiet) {
