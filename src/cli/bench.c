@@ -14,6 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "cli/cli.h"
+#include "cli/report.h"
 #include "base/compiler.h"
 
 struct bench {

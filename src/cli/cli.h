@@ -51,9 +51,6 @@ int cli_bad_value(const char *cmd, const char *opt, const char *val, const char 
 /* Report getopt_long's '?' or ':' (optstring must start with ':'). */
 void cli_getopt_error(const char *cmd, int c, char **argv);
 
-/* Print s as a JSON string literal (quotes included). */
-void json_print_string(FILE *f, const char *s);
-
 /* --- commands ----------------------------------------------------------- */
 
 /* argv[0] is the command name; getopt_long starts at argv[1]. */

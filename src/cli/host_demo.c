@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "cli/cli.h"
+#include "cli/report.h"
 #include "cli/opt.h"
 #include "tandem/workload.h"
 #include "base/compiler.h"
@@ -86,44 +87,77 @@ void host_demo_usage(FILE *f)
 	opt_usage(f, &demo_table, &d);
 }
 
-/* The host events the summary shows. */
-static const enum vm_event_item shown[] = {
+/* ---- summary metrics ----------------------------------------------------- */
+
+#define RES(m) REPORT_AT(struct host_scenario_result, m)
+
+/* What the processes did: the first text lines, top-level JSON members. */
+static const struct report_field work_fields[] = {
+	{ "address_spaces", "address spaces", REPORT_U64, RES(mms), REPORT_BOTH,
+	  .note = " ({forks} of them forked children)" },
+	{ "forks", NULL, REPORT_U64, RES(forks), REPORT_JSON },
+	{ "iterations", "iterations", REPORT_U64, RES(iterations), REPORT_BOTH },
+	{ "pages_verified", "pages verified", REPORT_U64, RES(pages_verified), REPORT_BOTH },
+	{ "efault_checks", "-EFAULT checks", REPORT_U64, RES(efault_checks), REPORT_BOTH },
+};
+
+/* The host events shown, in this order. */
+static const unsigned int shown_events[] = {
 	PGFAULT, PGFAULT_ZERO, PGFAULT_ZERO_PAGE, COW_BREAK, COW_REUSE,
 	PGUNMAP, GUP_CALLS, PGALLOC, PGFREE,
 };
 
+static const char *event_name(unsigned int e)
+{
+	return vm_event_name(e);
+}
+
+/* "host events:" in text, "events" in JSON. */
+static const struct report_field event_fields[] = {
+	{ "events", NULL, REPORT_U64_ARRAY, RES(host.events), REPORT_BOTH,
+	  .nr = ARRAY_SIZE(shown_events), .index = shown_events, .name = event_name },
+};
+
+/* The host after every process exited: the last lines before the verdict. */
+static const struct report_field end_fields[] = {
+	{ "host_check_invariants", "host_check_invariants", REPORT_INT, RES(invariants),
+	  REPORT_BOTH },
+	{ "host_frames_in_use", "host_frames_in_use", REPORT_U64, RES(frames_in_use),
+	  REPORT_BOTH },
+};
+
+static const struct report_table work_table = REPORT_TABLE(work_fields);
+static const struct report_table event_table = REPORT_TABLE(event_fields);
+static const struct report_table end_table = REPORT_TABLE(end_fields);
+
+/* ---- output --------------------------------------------------------------- */
+
+#define U(x) ((unsigned long long)(x))
+
 static void print_text(const struct demo_opts *o, const struct host_scenario_result *r)
 {
+	static const struct report_style rows = { .indent = 2, .label_width = 19 };
+	static const struct report_style end = { .label_width = 21 };
 	const struct host_scenario_config *cfg = &o->cfg;
 
 	printf("tandem host-demo: %u procs, host-mem %llu MiB, seed %llu, %.2f s\n",
-	       cfg->nr_procs, (unsigned long long)(cfg->host_mem >> 20),
-	       (unsigned long long)cfg->seed, r->elapsed_s);
-	printf("  address spaces      %llu (%llu of them forked children)\n",
-	       (unsigned long long)r->mms, (unsigned long long)r->forks);
-	printf("  iterations          %llu\n", (unsigned long long)r->iterations);
-	printf("  pages verified      %llu\n", (unsigned long long)r->pages_verified);
-	printf("  -EFAULT checks      %llu\n", (unsigned long long)r->efault_checks);
+	       cfg->nr_procs, U(cfg->host_mem >> 20), U(cfg->seed), r->elapsed_s);
+	report_text(stdout, &rows, &work_table, r);
 	printf("host events:\n");
-	for (size_t i = 0; i < ARRAY_SIZE(shown); i++)
-		printf("  %-19s %llu\n", vm_event_name(shown[i]),
-		       (unsigned long long)r->host.events[shown[i]]);
+	report_text(stdout, &rows, &event_table, r);
 	printf("notifier calls (invalidate_range start/end, by event):\n");
 	for (int e = 0; e < MMU_NOTIFY_NR_EVENTS; e++)
 		if (r->starts[e] || r->ends[e])
 			printf("  %-19s %llu/%llu\n", mmu_notifier_event_name(e),
-			       (unsigned long long)r->starts[e], (unsigned long long)r->ends[e]);
-	printf("  change_pte          %llu\n", (unsigned long long)r->change_pte);
-	printf("  release             %llu (subscriptions %llu)\n",
-	       (unsigned long long)r->releases, (unsigned long long)r->subscriptions);
+			       U(r->starts[e]), U(r->ends[e]));
+	printf("  change_pte          %llu\n", U(r->change_pte));
+	printf("  release             %llu (subscriptions %llu)\n", U(r->releases),
+	       U(r->subscriptions));
 	printf("frames in use         peak %llu (sampled; %llu KiB), end %llu\n",
-	       (unsigned long long)r->peak_frames,
-	       (unsigned long long)(r->peak_frames * (PAGE_SIZE >> 10)),
-	       (unsigned long long)r->frames_in_use);
-	printf("page-table pages      peak %llu, end %llu\n",
-	       (unsigned long long)r->peak_pgtables, (unsigned long long)r->host.pgtable_pages);
-	printf("host_check_invariants %d\n", r->invariants);
-	printf("host_frames_in_use    %llu\n", (unsigned long long)r->frames_in_use);
+	       U(r->peak_frames), U(r->peak_frames * (PAGE_SIZE >> 10)), U(r->frames_in_use));
+	printf("page-table pages      peak %llu, end %llu\n", U(r->peak_pgtables),
+	       U(r->host.pgtable_pages));
+	report_text(stdout, &end, &end_table, r);
 	if (r->ok)
 		printf("verification: OK\n");
 	else
@@ -136,32 +170,23 @@ static void print_json(const struct demo_opts *o, const struct host_scenario_res
 
 	printf("{\"command\": \"host-demo\", \"procs\": %u, \"host_mem\": %llu, "
 	       "\"seed\": %llu, \"duration_s\": %.3f, \"iterations_per_proc\": %llu, "
-	       "\"elapsed_s\": %.3f,\n", cfg->nr_procs, (unsigned long long)cfg->host_mem,
-	       (unsigned long long)cfg->seed, (double)cfg->duration_ns / 1e9,
-	       (unsigned long long)cfg->iterations, r->elapsed_s);
-	printf(" \"address_spaces\": %llu, \"forks\": %llu, \"iterations\": %llu, "
-	       "\"pages_verified\": %llu, \"efault_checks\": %llu,\n",
-	       (unsigned long long)r->mms, (unsigned long long)r->forks,
-	       (unsigned long long)r->iterations, (unsigned long long)r->pages_verified,
-	       (unsigned long long)r->efault_checks);
-	printf(" \"events\": {");
-	for (size_t i = 0; i < ARRAY_SIZE(shown); i++)
-		printf("%s\"%s\": %llu", i ? ", " : "", vm_event_name(shown[i]),
-		       (unsigned long long)r->host.events[shown[i]]);
-	printf("},\n \"notifier\": {\"subscriptions\": %llu, \"release\": %llu, "
-	       "\"change_pte\": %llu, \"events\": {", (unsigned long long)r->subscriptions,
-	       (unsigned long long)r->releases, (unsigned long long)r->change_pte);
+	       "\"elapsed_s\": %.3f,\n ", cfg->nr_procs, U(cfg->host_mem), U(cfg->seed),
+	       (double)cfg->duration_ns / 1e9, U(cfg->iterations), r->elapsed_s);
+	report_json(stdout, &work_table, r);
+	printf(",\n ");
+	report_json(stdout, &event_table, r);
+	printf(",\n \"notifier\": {\"subscriptions\": %llu, \"release\": %llu, "
+	       "\"change_pte\": %llu, \"events\": {", U(r->subscriptions), U(r->releases),
+	       U(r->change_pte));
 	for (int e = 0; e < MMU_NOTIFY_NR_EVENTS; e++)
 		printf("%s\"%s\": {\"starts\": %llu, \"ends\": %llu}", e ? ", " : "",
-		       mmu_notifier_event_name(e), (unsigned long long)r->starts[e],
-		       (unsigned long long)r->ends[e]);
+		       mmu_notifier_event_name(e), U(r->starts[e]), U(r->ends[e]));
 	printf("}},\n \"frames_in_use\": {\"peak\": %llu, \"end\": %llu}, "
-	       "\"pgtable_pages\": {\"peak\": %llu, \"end\": %llu},\n",
-	       (unsigned long long)r->peak_frames, (unsigned long long)r->frames_in_use,
-	       (unsigned long long)r->peak_pgtables, (unsigned long long)r->host.pgtable_pages);
-	printf(" \"host_check_invariants\": %d, \"host_frames_in_use\": %llu, "
-	       "\"verification\": \"%s\"", r->invariants, (unsigned long long)r->frames_in_use,
-	       r->ok ? "OK" : "FAILED");
+	       "\"pgtable_pages\": {\"peak\": %llu, \"end\": %llu},\n ",
+	       U(r->peak_frames), U(r->frames_in_use), U(r->peak_pgtables),
+	       U(r->host.pgtable_pages));
+	report_json(stdout, &end_table, r);
+	printf(", \"verification\": \"%s\"", r->ok ? "OK" : "FAILED");
 	if (!r->ok) {
 		printf(", \"failure\": ");
 		json_print_string(stdout, r->verdict);

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * parse.c - strict parsing of option values, and small output helpers.
+ * parse.c - strict parsing of option values, and the messages that reject them.
  *
  * strtoull() is not used: it skips leading spaces, accepts a sign (and
  * wraps "-1" to 2^64 - 1) and saturates silently. Here a value is exactly
@@ -238,22 +238,3 @@ void cli_getopt_error(const char *cmd, int c, char **argv)
 			cmd, arg);
 	fprintf(stderr, "try 'tandem %s --help'\n", cmd);
 }
-
-void json_print_string(FILE *f, const char *s)
-{
-	fputc('"', f);
-	for (; s && *s; s++) {
-		unsigned char ch = (unsigned char)*s;
-
-		if (ch == '"' || ch == '\\')
-			fprintf(f, "\\%c", ch);
-		else if (ch == '\n')
-			fputs("\\n", f);
-		else if (ch < 0x20)
-			fprintf(f, "\\u%04x", ch);
-		else
-			fputc(ch, f);
-	}
-	fputc('"', f);
-}
-

@@ -15,6 +15,7 @@
 #include <unistd.h>
 #include "cli/cli.h"
 #include "cli/opt.h"
+#include "cli/report.h"
 #include "tandem/workload.h"
 #include "base/clock.h"
 #include "base/compiler.h"
@@ -244,25 +245,148 @@ static int check_opts(struct run_opts *o, uint64_t given)
 	return 0;
 }
 
+/* ---- summary metrics ---------------------------------------------------------- */
+
+/* report_style.show bits: rows that only some runs print in text. */
+#define SHOW_STALLS     (1u << 0)       /* --stall (or a break implying it) */
+
+static const char *churn_key(unsigned int k)
+{
+	return wl_churn_name(k);
+}
+
+#define COUNT(m) REPORT_AT(struct scenario_counts, m)
+
+/* "guests:" in text; "totals" and each VM's "counts" in JSON. */
+static const struct report_field counts_fields[] = {
+	{ "accesses", "accesses", REPORT_U64, COUNT(accesses), REPORT_BOTH,
+	  .note = "  ({/s}/s)" },
+	{ "page_reads", "pages read+checked", REPORT_U64, COUNT(page_reads), REPORT_BOTH },
+	{ "page_writes", "pages written", REPORT_U64, COUNT(page_writes), REPORT_BOTH,
+	  .note = "  (each checked first)" },
+	{ "writes_refused", "writes refused", REPORT_U64, COUNT(writes_refused), REPORT_BOTH,
+	  .note = "  (-EFAULT: host mapping read-only)" },
+	{ "cross_reads", "cross-vCPU reads", REPORT_U64, COUNT(cross_reads), REPORT_BOTH },
+	{ "frozen_skips", "skipped (frozen)", REPORT_U64, COUNT(frozen_skips), REPORT_BOTH,
+	  .note = "  (churn owned the page)" },
+	{ "rom_reads", "ROM reads", REPORT_U64, COUNT(rom_reads), REPORT_BOTH },
+	{ "rom_writes", "ROM writes", REPORT_U64, COUNT(rom_writes), REPORT_BOTH,
+	  .note = "  (MMIO exits to the VMM: {mmio_exits})" },
+	{ "mmio_exits", NULL, REPORT_U64, COUNT(mmio_exits), REPORT_JSON },
+	{ "stalls", "stalls", REPORT_U64, COUNT(stalls), REPORT_BOTH, .when = SHOW_STALLS },
+	/* The text has its own "churn:" line for these. */
+	{ "churn", NULL, REPORT_U64_ARRAY, COUNT(churn), REPORT_JSON, .nr = WL_NR_CHURN,
+	  .name = churn_key },
+	{ "pages_checked_by_churn", NULL, REPORT_U64, COUNT(pages_checked_by_churn),
+	  REPORT_JSON },
+	{ "forks_skipped", NULL, REPORT_U64, COUNT(forks_skipped), REPORT_JSON },
+};
+
+#define KVM(m) REPORT_AT(struct kvm_stats, m)
+
+/* "secondary MMU:" in text; "kvm", totals and each VM's, in JSON. */
+static const struct report_field kvm_fields[] = {
+	{ "faults", "faults", REPORT_U64, KVM(faults), REPORT_BOTH,
+	  .note = "  ({/s}/s; fast path {fast_faults})" },
+	{ "fast_faults", NULL, REPORT_U64, KVM(fast_faults), REPORT_JSON },
+	{ "fault_retries", "fault retries", REPORT_U64, KVM(fault_retries), REPORT_BOTH },
+	{ "invalidations", "invalidations", REPORT_U64, KVM(invalidations), REPORT_BOTH,
+	  .note = "  ({/s}/s)" },
+	{ "sptes_zapped", "sptes zapped", REPORT_U64, KVM(sptes_zapped), REPORT_BOTH },
+	{ "tlb_flushes", "TLB flushes", REPORT_U64, KVM(tlb_flushes), REPORT_BOTH },
+	{ "memslot_updates", "memslot updates", REPORT_U64, KVM(memslot_updates),
+	  REPORT_BOTH },
+	{ "mmio_exits", "MMIO exits", REPORT_U64, KVM(mmio_exits), REPORT_BOTH },
+};
+
+#define VCPU(m) REPORT_AT(struct vcpu_stats, m)
+
+/* The last "secondary MMU:" line; "vcpu" in JSON. */
+static const struct report_field vcpu_fields[] = {
+	{ "accesses_slow", "vCPU soft-TLB", REPORT_U64, VCPU(accesses_slow), REPORT_BOTH,
+	  .note = " misses, {stlb_fills} fills, {stlb_flushes} flushes, {guest_exits} "
+		  "guest exits" },
+	{ "stlb_fills", NULL, REPORT_U64, VCPU(stlb_fills), REPORT_JSON },
+	{ "stlb_flushes", NULL, REPORT_U64, VCPU(stlb_flushes), REPORT_JSON },
+	{ "guest_exits", NULL, REPORT_U64, VCPU(guest_exits), REPORT_JSON },
+};
+
+#define RES(m) REPORT_AT(struct scenario_result, m)
+
+/* "memory (host totals; pages):" in text, "memory" in JSON; in pages. */
+static const struct report_field memory_fields[] = {
+	{ "swap_bytes", NULL, REPORT_U64, RES(swap_bytes), REPORT_JSON },
+	{ "pswpin", "swapped in", REPORT_U64, RES(host.events[PSWPIN]), REPORT_BOTH,
+	  .note = "  ({MiB} MiB)" },
+	{ "pswpout", "swapped out", REPORT_U64, RES(host.events[PSWPOUT]), REPORT_BOTH,
+	  .note = "  ({MiB} MiB)" },
+	{ "swap_write_errors", "swap write errors", REPORT_U64,
+	  RES(host.events[SWAP_WRITE_ERROR]), REPORT_BOTH,
+	  .note = "  (page kept resident and dirty)" },
+	{ "swap_read_errors", "swap read errors", REPORT_U64,
+	  RES(host.events[SWAP_READ_ERROR]), REPORT_BOTH },
+	{ "pgscan", NULL, REPORT_U64, RES(host.events[PGSCAN]), REPORT_JSON },
+	{ "pgsteal", "reclaimed (pgsteal)", REPORT_U64, RES(host.events[PGSTEAL]),
+	  REPORT_BOTH, .note = "  (scanned {pgscan})" },
+	{ "pgactivate", "activated", REPORT_U64, RES(host.events[PGACTIVATE]), REPORT_BOTH,
+	  .note = "  (referenced only by a guest: {pgreferenced_secondary})" },
+	{ "pgreferenced_secondary", NULL, REPORT_U64,
+	  RES(host.events[PGREFERENCED_SECONDARY]), REPORT_JSON },
+	{ "kswapd_wakeups", "kswapd wakeups", REPORT_U64, RES(host.events[KSWAPD_WAKEUP]),
+	  REPORT_BOTH },
+	{ "allocstalls", "direct reclaims", REPORT_U64, RES(host.events[ALLOCSTALL]),
+	  REPORT_BOTH, .note = "  (allocation stalls)" },
+	{ "oom_kills", "OOM kills", REPORT_U64, RES(host.oom_kills), REPORT_BOTH,
+	  .note = "  (reaped {oom_reaped_pages} pages, {oom_reap_retries} reaper retries"
+		  "{oom_fork_children?; fork children among the victims})" },
+	{ "oom_reaped_pages", NULL, REPORT_U64, RES(host.oom_reaped_pages), REPORT_JSON },
+	{ "oom_reap_retries", NULL, REPORT_U64, RES(host.oom_reap_retries), REPORT_JSON },
+	{ "oom_fork_children", NULL, REPORT_U64, RES(oom_fork_children), REPORT_JSON },
+	{ "kvm_nonblock_starts", "KVM non-blockable", REPORT_U64, RES(kvm.nonblock_starts),
+	  REPORT_BOTH, .note = "  invalidation starts (OOM reaper): {kvm_nonblock_eagain} "
+			       "-EAGAIN, {kvm_nonblock_flush_in_guest} found vCPUs in "
+			       "guest mode" },
+	{ "kvm_nonblock_eagain", NULL, REPORT_U64, RES(kvm.nonblock_eagain), REPORT_JSON },
+	{ "kvm_nonblock_flush_in_guest", NULL, REPORT_U64, RES(kvm.nonblock_flush_in_guest),
+	  REPORT_JSON },
+};
+
+/* "host:" in text; top-level members in JSON. */
+static const struct report_field host_fields[] = {
+	{ "final_pages_checked", "final check", REPORT_U64, RES(final_pages_checked),
+	  REPORT_BOTH, .note = "  pages re-read through the host" },
+	{ "poison_hits", "poison hits", REPORT_U64, RES(poison_hits), REPORT_BOTH },
+	{ "frames_in_use", "frames in use", REPORT_U64, RES(frames_in_use), REPORT_BOTH,
+	  .note = "  after teardown" },
+};
+
+#define WSS(m) REPORT_AT(struct scenario_wss, m)
+
+/* Each VM's "wss" in JSON (the text has a line per VM of its own). */
+static const struct report_field wss_fields[] = {
+	{ "intervals", NULL, REPORT_U64, WSS(intervals), REPORT_JSON },
+	{ "last_pages", NULL, REPORT_U64, WSS(last_pages), REPORT_JSON },
+	{ "mean_pages", NULL, REPORT_F64, WSS(mean_pages), REPORT_JSON, .prec = 1 },
+	{ "min_pages", NULL, REPORT_U64, WSS(min_pages), REPORT_JSON },
+	{ "max_pages", NULL, REPORT_U64, WSS(max_pages), REPORT_JSON },
+	{ "last_mapped", NULL, REPORT_U64, WSS(last_mapped), REPORT_JSON },
+	{ "mark_ns_per_page", NULL, REPORT_F64, WSS(mark_ns_per_page), REPORT_JSON,
+	  .prec = 1 },
+	{ "count_ns_per_page", NULL, REPORT_F64, WSS(count_ns_per_page), REPORT_JSON,
+	  .prec = 1 },
+};
+
+static const struct report_table counts_table = REPORT_TABLE(counts_fields);
+static const struct report_table kvm_table = REPORT_TABLE(kvm_fields);
+static const struct report_table vcpu_table = REPORT_TABLE(vcpu_fields);
+static const struct report_table memory_table = REPORT_TABLE(memory_fields);
+static const struct report_table host_table = REPORT_TABLE(host_fields);
+static const struct report_table wss_table = REPORT_TABLE(wss_fields);
+
 /* ---- output ------------------------------------------------------------------ */
 
-/* 1234567 -> "1.23M" (static buffers: up to 8 live at once). */
-static const char *human(double v)
-{
-	static char bufs[8][16];
-	static unsigned int n;
-	char *b = bufs[n++ % 8];
-
-	if (v >= 1e9)
-		snprintf(b, 16, "%.2fG", v / 1e9);
-	else if (v >= 1e6)
-		snprintf(b, 16, "%.2fM", v / 1e6);
-	else if (v >= 1e4)
-		snprintf(b, 16, "%.1fk", v / 1e3);
-	else
-		snprintf(b, 16, "%.0f", v);
-	return b;
-}
+#define U(x) ((unsigned long long)(x))
+#define MIB(pages) ((double)(pages) * PAGE_SIZE / (1 << 20))
 
 static void progress(const struct scenario_progress *p, void *arg)
 {
@@ -270,23 +394,18 @@ static void progress(const struct scenario_progress *p, void *arg)
 
 	fprintf(f, "[%5.1fs] accesses/s %7s  faults/s %7s  invalidations/s %6s  "
 		"retries %5llu  tlb-flushes %6llu  churn %4llu%s\n",
-		p->t_s, human(p->accesses_per_s), human(p->faults_per_s),
-		human(p->invalidations_per_s), (unsigned long long)p->retries,
-		(unsigned long long)p->tlb_flushes, (unsigned long long)p->churn_ops,
-		p->failures ? "  FAILURES" : "");
-	fprintf(f, "[%5.1fs] memory: free %.1f MiB", p->t_s,
-		(double)p->free_pages * PAGE_SIZE / (1 << 20));
+		p->t_s, report_human(p->accesses_per_s), report_human(p->faults_per_s),
+		report_human(p->invalidations_per_s), U(p->retries), U(p->tlb_flushes),
+		U(p->churn_ops), p->failures ? "  FAILURES" : "");
+	fprintf(f, "[%5.1fs] memory: free %.1f MiB", p->t_s, MIB(p->free_pages));
 	if (p->swap_pages)
 		fprintf(f, "  swap %.1f/%.0f MiB used  swap-in %s pages/s  swap-out %s pages/s",
-			(double)(p->swap_pages - p->swap_free_pages) * PAGE_SIZE / (1 << 20),
-			(double)p->swap_pages * PAGE_SIZE / (1 << 20), human(p->pswpin_per_s),
-			human(p->pswpout_per_s));
+			MIB(p->swap_pages - p->swap_free_pages), MIB(p->swap_pages),
+			report_human(p->pswpin_per_s), report_human(p->pswpout_per_s));
 	for (unsigned int i = 0; i < p->nr_vms; i++) {
-		fprintf(f, "  vm%u rss %.1f MiB", i,
-			(double)p->vm_rss_pages[i] * PAGE_SIZE / (1 << 20));
+		fprintf(f, "  vm%u rss %.1f MiB", i, MIB(p->vm_rss_pages[i]));
 		if (p->swap_pages)
-			fprintf(f, " swapped %.1f MiB",
-				(double)p->vm_swap_pages[i] * PAGE_SIZE / (1 << 20));
+			fprintf(f, " swapped %.1f MiB", MIB(p->vm_swap_pages[i]));
 		if (p->vm_killed[i])
 			fprintf(f, " KILLED");
 	}
@@ -294,88 +413,76 @@ static void progress(const struct scenario_progress *p, void *arg)
 	if (p->wss_nr_vms) {
 		fprintf(f, "[%5.1fs] working set (%.2f s):", p->t_s, p->wss_interval_s);
 		for (unsigned int i = 0; i < p->wss_nr_vms; i++)
-			fprintf(f, "  vm%u %s pages (%.1f MiB)", i, human((double)p->wss_pages[i]),
-				(double)p->wss_pages[i] * PAGE_SIZE / (1 << 20));
+			fprintf(f, "  vm%u %s pages (%.1f MiB)", i,
+				report_human((double)p->wss_pages[i]), MIB(p->wss_pages[i]));
 		fputc('\n', f);
 	}
 	fflush(f);
 }
 
-static void churn_list(const struct scenario_config *cfg, char *buf, size_t len)
+/* The names of the bits set in mask, comma-separated; "none" if none. */
+static void name_list(opt_choices_fn choices, unsigned int mask, char *buf, size_t len)
 {
+	struct opt_choice c;
 	size_t off = 0;
 
 	buf[0] = '\0';
-	for (unsigned int k = 0; k < WL_NR_CHURN; k++)
-		if (cfg->churn & (1u << k))
+	for (unsigned int i = 0; choices(i, &c); i++)
+		if (mask & c.value)
 			off += (size_t)snprintf(buf + off, len - off, "%s%s", off ? "," : "",
-						wl_churn_name(k));
+						c.name);
 	if (!off)
 		snprintf(buf, len, "none");
 }
 
-static void break_list(unsigned int breaks, char *buf, size_t len)
+static void print_failures(const struct scenario_result *r)
 {
-	size_t off = 0;
+	printf("failures:\n");
+	for (int k = 0; k < WL_NR_FAIL_KINDS; k++)
+		if (r->fail_count[k])
+			printf("  %-45s %llu\n", wl_fail_kind_name(k), U(r->fail_count[k]));
+	printf("  first %u:\n", r->nr_first);
+	for (unsigned int i = 0; i < r->nr_first; i++) {
+		const struct wl_failure *f = &r->first[i];
+		char who[48] = "";
 
-	buf[0] = '\0';
-	for (size_t i = 0; i < ARRAY_SIZE(break_choices); i++)
-		if (breaks & break_choices[i].value)
-			off += (size_t)snprintf(buf + off, len - off, "%s%s", off ? "," : "",
-						break_choices[i].name);
-	if (!off)
-		snprintf(buf, len, "none");
+		if (f->vm >= 0 && f->vcpu >= 0)
+			snprintf(who, sizeof(who), "vm%d vcpu%d", f->vm, f->vcpu);
+		else if (f->vm >= 0)
+			snprintf(who, sizeof(who), "vm%d vmm", f->vm);
+		else
+			snprintf(who, sizeof(who), "host");
+		printf("  [%6.3fs] %-13s %s: %s\n", f->t_s, who, wl_fail_kind_key(f->kind),
+		       f->msg);
+	}
 }
-
-#define U(x) ((unsigned long long)(x))
 
 static void print_text(const struct run_opts *o, const struct scenario_result *r)
 {
 	const struct scenario_config *cfg = &o->cfg;
 	const struct scenario_counts *t = &r->total;
-	double el = r->elapsed_s > 0 ? r->elapsed_s : 1;
+	const struct report_style st = {
+		.indent = 2, .label_width = 20, .value_width = 14,
+		.seconds = r->elapsed_s, .show = cfg->stall ? SHOW_STALLS : 0,
+	};
 	char churn[64], brk[64];
 
-	churn_list(cfg, churn, sizeof(churn));
-	break_list(cfg->breaks, brk, sizeof(brk));
+	name_list(churn_choice, cfg->churn, churn, sizeof(churn));
+	name_list(break_choice, cfg->breaks, brk, sizeof(brk));
 	printf("tandem run: %u VMs x %u vCPUs, %llu MiB guest RAM each, host %llu MiB, "
 	       "swap %llu MiB, workload %s (%u%% writes), churn %s, kick %s, seed %llu%s%s%s\n",
 	       cfg->nr_vms, cfg->nr_vcpus, U(cfg->guest_mem >> 20), U(r->host_mem >> 20),
-	       U(r->swap_bytes >> 20),
-	       wl_workload_name(cfg->workload), cfg->write_pct, churn,
-	       kvm_kick_mode_name(r->kick), U(cfg->seed),
-	       cfg->breaks ? ", BREAK " : "", cfg->breaks ? brk : "",
-	       cfg->stall ? ", stalls on" : "");
+	       U(r->swap_bytes >> 20), wl_workload_name(cfg->workload), cfg->write_pct, churn,
+	       kvm_kick_mode_name(r->kick), U(cfg->seed), cfg->breaks ? ", BREAK " : "",
+	       cfg->breaks ? brk : "", cfg->stall ? ", stalls on" : "");
 	printf("  ran %.2f s%s (setup %.2f s, teardown %.2f s)\n", r->elapsed_s,
 	       r->stopped_early ? ", stopped at the first failure" : "", r->setup_s,
 	       r->teardown_s);
 	printf("guests:\n");
-	printf("  accesses             %14llu  (%s/s)\n", U(t->accesses),
-	       human((double)t->accesses / el));
-	printf("  pages read+checked   %14llu\n", U(t->page_reads));
-	printf("  pages written        %14llu  (each checked first)\n", U(t->page_writes));
-	printf("  writes refused       %14llu  (-EFAULT: host mapping read-only)\n",
-	       U(t->writes_refused));
-	printf("  cross-vCPU reads     %14llu\n", U(t->cross_reads));
-	printf("  skipped (frozen)     %14llu  (churn owned the page)\n", U(t->frozen_skips));
-	printf("  ROM reads            %14llu\n", U(t->rom_reads));
-	printf("  ROM writes           %14llu  (MMIO exits to the VMM: %llu)\n",
-	       U(t->rom_writes), U(t->mmio_exits));
-	if (cfg->stall)
-		printf("  stalls               %14llu\n", U(t->stalls));
+	report_text(stdout, &st, &counts_table, t);
 	printf("secondary MMU:\n");
-	printf("  faults               %14llu  (%s/s; fast path %llu)\n", U(r->kvm.faults),
-	       human((double)r->kvm.faults / el), U(r->kvm.fast_faults));
-	printf("  fault retries        %14llu\n", U(r->kvm.fault_retries));
-	printf("  invalidations        %14llu  (%s/s)\n", U(r->kvm.invalidations),
-	       human((double)r->kvm.invalidations / el));
-	printf("  sptes zapped         %14llu\n", U(r->kvm.sptes_zapped));
-	printf("  TLB flushes          %14llu\n", U(r->kvm.tlb_flushes));
-	printf("  memslot updates      %14llu\n", U(r->kvm.memslot_updates));
-	printf("  MMIO exits           %14llu\n", U(r->kvm.mmio_exits));
-	printf("  vCPU soft-TLB        %14llu misses, %llu fills, %llu flushes, %llu guest "
-	       "exits\n", U(r->vcpu.accesses_slow), U(r->vcpu.stlb_fills),
-	       U(r->vcpu.stlb_flushes), U(r->vcpu.guest_exits));
+	report_text(stdout, &st, &kvm_table, &r->kvm);
+	report_text(stdout, &st, &vcpu_table, &r->vcpu);
 	printf("churn:\n  ");
 	for (unsigned int k = 0; k < WL_NR_CHURN; k++)
 		printf("%s %llu  ", wl_churn_name(k), U(t->churn[k]));
@@ -390,41 +497,17 @@ static void print_text(const struct run_opts *o, const struct scenario_result *r
 
 		printf("  vm%-2u accesses %s  faults %s  retries %llu  invalidations %s  "
 		       "tlb-flushes %s  churn %llu/%llu/%llu/%llu\n", i,
-		       human((double)v->c.accesses), human((double)v->kvm.faults),
-		       U(v->kvm.fault_retries), human((double)v->kvm.invalidations),
-		       human((double)v->kvm.tlb_flushes), U(v->c.churn[0]), U(v->c.churn[1]),
-		       U(v->c.churn[2]), U(v->c.churn[3]));
+		       report_human((double)v->c.accesses), report_human((double)v->kvm.faults),
+		       U(v->kvm.fault_retries), report_human((double)v->kvm.invalidations),
+		       report_human((double)v->kvm.tlb_flushes), U(v->c.churn[0]),
+		       U(v->c.churn[1]), U(v->c.churn[2]), U(v->c.churn[3]));
 	}
-	const struct host_stats *h = &r->host;
-
 	printf("memory (host totals; pages):\n");
-	printf("  swapped in           %14llu  (%.1f MiB)\n", U(h->events[PSWPIN]),
-	       (double)h->events[PSWPIN] * PAGE_SIZE / (1 << 20));
-	printf("  swapped out          %14llu  (%.1f MiB)\n", U(h->events[PSWPOUT]),
-	       (double)h->events[PSWPOUT] * PAGE_SIZE / (1 << 20));
-	printf("  swap write errors    %14llu  (page kept resident and dirty)\n",
-	       U(h->events[SWAP_WRITE_ERROR]));
-	printf("  swap read errors     %14llu\n", U(h->events[SWAP_READ_ERROR]));
-	printf("  reclaimed (pgsteal)  %14llu  (scanned %llu)\n", U(h->events[PGSTEAL]),
-	       U(h->events[PGSCAN]));
-	printf("  activated            %14llu  (referenced only by a guest: %llu)\n",
-	       U(h->events[PGACTIVATE]), U(h->events[PGREFERENCED_SECONDARY]));
-	printf("  kswapd wakeups       %14llu\n", U(h->events[KSWAPD_WAKEUP]));
-	printf("  direct reclaims      %14llu  (allocation stalls)\n", U(h->events[ALLOCSTALL]));
-	printf("  OOM kills            %14llu  (reaped %llu pages, %llu reaper retries%s)\n",
-	       U(h->oom_kills), U(h->oom_reaped_pages), U(h->oom_reap_retries),
-	       r->oom_fork_children ? "; fork children among the victims" : "");
-	printf("  KVM non-blockable    %14llu  invalidation starts (OOM reaper): %llu "
-	       "-EAGAIN, %llu found vCPUs in guest mode\n", U(r->kvm.nonblock_starts),
-	       U(r->kvm.nonblock_eagain), U(r->kvm.nonblock_flush_in_guest));
-	for (unsigned int i = 0; i < r->nr_vms; i++) {
-		const struct scenario_vm_result *v = &r->vm[i];
-
+	report_text(stdout, &st, &memory_table, r);
+	for (unsigned int i = 0; i < r->nr_vms; i++)
 		printf("  vm%-2u final rss %.1f MiB, swapped %.1f MiB%s\n", i,
-		       (double)v->rss_pages * PAGE_SIZE / (1 << 20),
-		       (double)v->swap_pages * PAGE_SIZE / (1 << 20),
-		       v->killed ? " (killed)" : "");
-	}
+		       MIB(r->vm[i].rss_pages), MIB(r->vm[i].swap_pages),
+		       r->vm[i].killed ? " (killed)" : "");
 	if (r->vms_killed) {
 		printf("killed VMs (their memory is gone by design; not judged):\n");
 		for (unsigned int i = 0; i < r->nr_vms; i++)
@@ -449,59 +532,25 @@ static void print_text(const struct run_opts *o, const struct scenario_result *r
 		}
 	}
 	printf("host:\n");
-	printf("  final check          %14llu  pages re-read through the host\n",
-	       U(r->final_pages_checked));
-	printf("  poison hits          %14llu\n", U(r->poison_hits));
-	printf("  frames in use        %14llu  after teardown\n", U(r->frames_in_use));
-	if (r->failures) {
-		printf("failures:\n");
-		for (int k = 0; k < WL_NR_FAIL_KINDS; k++)
-			if (r->fail_count[k])
-				printf("  %-45s %llu\n", wl_fail_kind_name(k), U(r->fail_count[k]));
-		printf("  first %u:\n", r->nr_first);
-		for (unsigned int i = 0; i < r->nr_first; i++) {
-			const struct wl_failure *f = &r->first[i];
-			char who[48] = "";
-
-			if (f->vm >= 0 && f->vcpu >= 0)
-				snprintf(who, sizeof(who), "vm%d vcpu%d", f->vm, f->vcpu);
-			else if (f->vm >= 0)
-				snprintf(who, sizeof(who), "vm%d vmm", f->vm);
-			else
-				snprintf(who, sizeof(who), "host");
-			printf("  [%6.3fs] %-13s %s: %s\n", f->t_s, who, wl_fail_kind_key(f->kind),
-			       f->msg);
-		}
-	}
+	report_text(stdout, &st, &host_table, r);
+	if (r->failures)
+		print_failures(r);
 	if (r->ok)
 		printf("integrity: OK\n");
 	else
 		printf("integrity: FAILED: %s\n", r->verdict);
 }
 
-static void json_counts(const struct scenario_counts *c)
+static const char *kill_key(enum wl_kill_reason k)
 {
-	printf("{\"accesses\": %llu, \"page_reads\": %llu, \"page_writes\": %llu, "
-	       "\"writes_refused\": %llu, \"cross_reads\": %llu, \"frozen_skips\": %llu, "
-	       "\"rom_reads\": %llu, \"rom_writes\": %llu, \"mmio_exits\": %llu, "
-	       "\"stalls\": %llu, \"churn\": {", U(c->accesses), U(c->page_reads),
-	       U(c->page_writes), U(c->writes_refused), U(c->cross_reads),
-	       U(c->frozen_skips), U(c->rom_reads), U(c->rom_writes), U(c->mmio_exits),
-	       U(c->stalls));
-	for (unsigned int k = 0; k < WL_NR_CHURN; k++)
-		printf("%s\"%s\": %llu", k ? ", " : "", wl_churn_name(k), U(c->churn[k]));
-	printf("}, \"pages_checked_by_churn\": %llu, \"forks_skipped\": %llu}",
-	       U(c->pages_checked_by_churn), U(c->forks_skipped));
-}
-
-static void json_kvm(const struct kvm_stats *s)
-{
-	printf("{\"faults\": %llu, \"fast_faults\": %llu, \"fault_retries\": %llu, "
-	       "\"invalidations\": %llu, \"sptes_zapped\": %llu, \"tlb_flushes\": %llu, "
-	       "\"mmio_exits\": %llu, \"memslot_updates\": %llu}", U(s->faults),
-	       U(s->fast_faults), U(s->fault_retries), U(s->invalidations),
-	       U(s->sptes_zapped), U(s->tlb_flushes), U(s->mmio_exits),
-	       U(s->memslot_updates));
+	switch (k) {
+	case WL_KILLED_OOM:
+		return "\"oom\"";
+	case WL_KILLED_SWAP_READ:
+		return "\"swap_read_error\"";
+	default:
+		return "null";
+	}
 }
 
 static void print_json(const struct run_opts *o, const struct scenario_result *r)
@@ -509,8 +558,8 @@ static void print_json(const struct run_opts *o, const struct scenario_result *r
 	const struct scenario_config *cfg = &o->cfg;
 	char churn[64], brk[64];
 
-	churn_list(cfg, churn, sizeof(churn));
-	break_list(cfg->breaks, brk, sizeof(brk));
+	name_list(churn_choice, cfg->churn, churn, sizeof(churn));
+	name_list(break_choice, cfg->breaks, brk, sizeof(brk));
 	printf("{\"command\": \"run\", \"config\": {\"vms\": %u, \"vcpus\": %u, "
 	       "\"guest_mem\": %llu, \"host_mem\": %llu, \"duration_s\": %.3f, "
 	       "\"workload\": \"%s\", \"write_pct\": %u, \"seed\": %llu, \"churn\": \"%s\", "
@@ -527,55 +576,35 @@ static void print_json(const struct run_opts *o, const struct scenario_result *r
 	printf(" \"elapsed_s\": %.3f, \"setup_s\": %.3f, \"teardown_s\": %.3f, "
 	       "\"stopped_early\": %s,\n", r->elapsed_s, r->setup_s, r->teardown_s,
 	       r->stopped_early ? "true" : "false");
-	printf(" \"totals\": ");
-	json_counts(&r->total);
-	printf(",\n \"kvm\": ");
-	json_kvm(&r->kvm);
-	printf(",\n \"vcpu\": {\"accesses_slow\": %llu, \"stlb_fills\": %llu, "
-	       "\"stlb_flushes\": %llu, \"guest_exits\": %llu},\n",
-	       U(r->vcpu.accesses_slow), U(r->vcpu.stlb_fills), U(r->vcpu.stlb_flushes),
-	       U(r->vcpu.guest_exits));
-	printf(" \"vms\": [");
+	printf(" \"totals\": {");
+	report_json(stdout, &counts_table, &r->total);
+	printf("},\n \"kvm\": {");
+	report_json(stdout, &kvm_table, &r->kvm);
+	printf("},\n \"vcpu\": {");
+	report_json(stdout, &vcpu_table, &r->vcpu);
+	printf("},\n \"vms\": [");
 	for (unsigned int i = 0; i < r->nr_vms; i++) {
-		printf("%s\n  {\"vm\": %u, \"counts\": ", i ? "," : "", i);
-		json_counts(&r->vm[i].c);
-		printf(", \"kvm\": ");
-		json_kvm(&r->vm[i].kvm);
+		printf("%s\n  {\"vm\": %u, \"counts\": {", i ? "," : "", i);
+		report_json(stdout, &counts_table, &r->vm[i].c);
+		printf("}, \"kvm\": {");
+		report_json(stdout, &kvm_table, &r->vm[i].kvm);
+		printf("}");
 		if (cfg->wss_interval_ns) {
-			const struct scenario_wss *w = &r->vm[i].wss;
-
-			printf(", \"wss\": {\"intervals\": %llu, \"last_pages\": %llu, "
-			       "\"mean_pages\": %.1f, \"min_pages\": %llu, \"max_pages\": %llu, "
-			       "\"last_mapped\": %llu, \"mark_ns_per_page\": %.1f, "
-			       "\"count_ns_per_page\": %.1f}", U(w->intervals), U(w->last_pages),
-			       w->mean_pages, U(w->min_pages), U(w->max_pages), U(w->last_mapped),
-			       w->mark_ns_per_page, w->count_ns_per_page);
+			printf(", \"wss\": {");
+			report_json(stdout, &wss_table, &r->vm[i].wss);
+			printf("}");
 		}
 		printf("}");
 	}
-	printf("],\n \"memory\": {\"swap_bytes\": %llu, \"pswpin\": %llu, \"pswpout\": %llu, "
-	       "\"swap_write_errors\": %llu, \"swap_read_errors\": %llu, \"pgscan\": %llu, "
-	       "\"pgsteal\": %llu, \"pgactivate\": %llu, \"pgreferenced_secondary\": %llu, "
-	       "\"kswapd_wakeups\": %llu, \"allocstalls\": %llu, \"oom_kills\": %llu, "
-	       "\"oom_reaped_pages\": %llu, \"oom_reap_retries\": %llu, "
-	       "\"oom_fork_children\": %llu, \"kvm_nonblock_starts\": %llu, "
-	       "\"kvm_nonblock_eagain\": %llu, "
-	       "\"kvm_nonblock_flush_in_guest\": %llu,\n  \"vms\": [",
-	       U(r->swap_bytes), U(r->host.events[PSWPIN]), U(r->host.events[PSWPOUT]),
-	       U(r->host.events[SWAP_WRITE_ERROR]), U(r->host.events[SWAP_READ_ERROR]),
-	       U(r->host.events[PGSCAN]), U(r->host.events[PGSTEAL]),
-	       U(r->host.events[PGACTIVATE]), U(r->host.events[PGREFERENCED_SECONDARY]),
-	       U(r->host.events[KSWAPD_WAKEUP]), U(r->host.events[ALLOCSTALL]),
-	       U(r->host.oom_kills), U(r->host.oom_reaped_pages), U(r->host.oom_reap_retries),
-	       U(r->oom_fork_children), U(r->kvm.nonblock_starts), U(r->kvm.nonblock_eagain),
-	       U(r->kvm.nonblock_flush_in_guest));
+	printf("],\n \"memory\": {");
+	report_json(stdout, &memory_table, r);
+	printf(",\n  \"vms\": [");
 	for (unsigned int i = 0; i < r->nr_vms; i++) {
 		const struct scenario_vm_result *v = &r->vm[i];
 
 		printf("%s{\"vm\": %u, \"rss_pages\": %llu, \"swap_pages\": %llu, "
 		       "\"killed\": %s", i ? ", " : "", i, U(v->rss_pages), U(v->swap_pages),
-		       v->killed == WL_KILLED_OOM ? "\"oom\"" :
-		       v->killed == WL_KILLED_SWAP_READ ? "\"swap_read_error\"" : "null");
+		       kill_key(v->killed));
 		if (v->killed) {
 			printf(", \"killed_at_s\": %.3f, \"failures_ignored\": %llu, "
 			       "\"reason\": ", v->killed_at_s, U(v->failures_ignored));
@@ -583,9 +612,9 @@ static void print_json(const struct run_opts *o, const struct scenario_result *r
 		}
 		printf("}");
 	}
-	printf("]},\n \"final_pages_checked\": %llu, \"poison_hits\": %llu, "
-	       "\"frames_in_use\": %llu,\n \"failures\": {", U(r->final_pages_checked),
-	       U(r->poison_hits), U(r->frames_in_use));
+	printf("]},\n ");
+	report_json(stdout, &host_table, r);
+	printf(",\n \"failures\": {");
 	for (int k = 0, first = 1; k < WL_NR_FAIL_KINDS; k++) {
 		if (!r->fail_count[k])
 			continue;
