@@ -19,8 +19,11 @@
 #include "tandem/workload.h"
 #include "base/clock.h"
 #include "base/compiler.h"
+#include "base/xalloc.h"
 
 #define CMD "run"
+
+/* ---- options ---------------------------------------------------------------- */
 
 struct run_opts {
 	struct scenario_config cfg;
@@ -203,8 +206,6 @@ void run_usage(FILE *f)
 		"\noptions:\n");
 	opt_usage(f, &run_table, &d);
 }
-
-/* ---- options ---------------------------------------------------------------- */
 
 /* What options imply for each other, and whether the run fits this machine. */
 static int check_opts(struct run_opts *o, uint64_t given)
@@ -654,11 +655,7 @@ int cmd_run(int argc, char **argv)
 		o.cfg.progress = progress;
 		o.cfg.progress_arg = o.json ? stderr : stdout;
 	}
-	res = calloc(1, sizeof(*res));
-	if (!res) {
-		fprintf(stderr, "tandem " CMD ": out of memory\n");
-		return 1;
-	}
+	res = xcalloc(1, sizeof(*res));
 	err = scenario_run(&o.cfg, res);
 	if (err == -EINVAL || err == -EOPNOTSUPP) {
 		fprintf(stderr, "tandem " CMD ": %s\n", res->verdict);
