@@ -7,13 +7,14 @@
  */
 #include <errno.h>
 #include <stdlib.h>
-#include <string.h>
 #include "cli/cli.h"
-#include "cli/report.h"
 #include "cli/opt.h"
+#include "cli/report.h"
 #include "tandem/workload.h"
 #include "base/compiler.h"
 #include "base/xalloc.h"
+
+/* ---- options ------------------------------------------------------------ */
 
 struct demo_opts {
 	struct host_scenario_config cfg;

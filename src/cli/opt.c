@@ -185,6 +185,17 @@ static int opt_set(const char *cmd, const struct opt *o, const char *val, void *
 	return 0;
 }
 
+/* The row getopt_long's answer c stands for; t->nr if none. */
+static unsigned int row_of(const struct opt_table *t, int c)
+{
+	if (c >= OPT_LONG_ONLY)
+		return (unsigned int)(c - OPT_LONG_ONLY);
+	for (unsigned int i = 0; i < t->nr; i++)
+		if (t->opts[i].short_name == c)
+			return i;
+	return t->nr;
+}
+
 int opt_parse(const struct opt_table *t, int argc, char **argv, void *dst,
 	      uint64_t *given, int *first_operand)
 {
@@ -215,12 +226,9 @@ int opt_parse(const struct opt_table *t, int argc, char **argv, void *dst,
 
 	optind = 0;     /* full re-initialisation of getopt */
 	while ((c = getopt_long(argc, argv, optstring, longopts, NULL)) != -1) {
-		unsigned int i = c >= OPT_LONG_ONLY ? (unsigned int)(c - OPT_LONG_ONLY) : 0;
+		unsigned int i = row_of(t, c);
 
-		if (c < OPT_LONG_ONLY)
-			for (; i < t->nr && t->opts[i].short_name != c; i++)
-				;
-		if (c == '?' || c == ':' || i >= t->nr) {
+		if (i >= t->nr) {       /* '?' or ':': unknown, or a value missing */
 			cli_getopt_error(t->cmd, c, argv);
 			return EXIT_USAGE;
 		}
@@ -253,7 +261,7 @@ bool opt_given(const struct opt_table *t, uint64_t given, const char *name)
 
 /* ---- usage ------------------------------------------------------------- */
 
-/* v as an option value of kind k would give it. */
+/* v written the way the option takes it: 256M, 10, 250ms, mixed. */
 static void format_value(FILE *f, const struct opt *o, uint64_t v)
 {
 	static const struct { uint64_t unit; char suffix; } sizes[] = {

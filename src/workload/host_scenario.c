@@ -864,6 +864,10 @@ int host_scenario_run(const struct host_scenario_config *cfg,
 	int err;
 
 	memset(res, 0, sizeof(*res));
+	if (!cfg) {
+		snprintf(res->verdict, sizeof(res->verdict), "no config");
+		return -EINVAL;
+	}
 	if (host_scenario_check_config(cfg, res->verdict, sizeof(res->verdict)))
 		return -EINVAL;
 	hs = calloc(1, sizeof(*hs));
