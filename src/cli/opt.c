@@ -10,6 +10,7 @@
 #include <string.h>
 #include "cli/cli.h"
 #include "cli/opt.h"
+#include "base/clock.h"
 #include "base/compiler.h"
 
 #define OPT_MAX_ROWS    64      /* the given mask has a bit per row */
@@ -280,12 +281,12 @@ static void format_value(FILE *f, const struct opt *o, uint64_t v)
 		}
 		break;
 	case OPT_DURATION:
-		if (v % 1000000000ULL == 0)
-			fprintf(f, "%llu", (unsigned long long)(v / 1000000000ULL));
-		else if (v % 1000000ULL == 0)
-			fprintf(f, "%llums", (unsigned long long)(v / 1000000ULL));
+		if (v % NSEC_PER_SEC == 0)
+			fprintf(f, "%llu", (unsigned long long)(v / NSEC_PER_SEC));
+		else if (v < NSEC_PER_SEC && v % NSEC_PER_MSEC == 0)
+			fprintf(f, "%llums", (unsigned long long)(v / NSEC_PER_MSEC));
 		else
-			fprintf(f, "%.9g", (double)v / 1e9);
+			fprintf(f, "%.9g", (double)v / NSEC_PER_SEC);
 		return;
 	case OPT_CHOICE:
 		for (unsigned int i = 0; o->choices(i, &c); i++) {
