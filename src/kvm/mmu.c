@@ -148,9 +148,10 @@ int kvm_mmu_page_fault(struct kvm_vcpu *vcpu, gpa_t gpa, bool write)
 	new = make_leaf_spte(page_to_pfn(page), write, writable, slot_is_writable(&slot_copy));
 	if (is_shadow_present(old) && spte_to_pfn(old) == spte_to_pfn(new))
 		new |= old & (SPTE_DIRTY | SPTE_ACCESSED);
-	else if (is_shadow_present(old) && kvm->cfg.breaks)
-		/* Only a --break lets a stale spte survive to here; drop it so
-		 * the checker, not tdp_mmu_set_spte's BUG, reports the damage. */
+	else if (is_shadow_present(old) && (kvm->cfg.breaks & KVM_BREAKS_STALE_SPTE))
+		/* Only a break of the zap or the seq check lets a stale spte
+		 * survive to here; drop it so the checker, not
+		 * tdp_mmu_set_spte's BUG, reports the damage. */
 		tdp_mmu_set_spte(kvm, gfn, sptep, 0);
 	tdp_mmu_set_spte(kvm, gfn, sptep, new);
 	/* RET_PF_FIXED promises that the access can now go through: a fault
