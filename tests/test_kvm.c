@@ -1487,6 +1487,16 @@ static int bg_mmput(struct kt *t, uintptr_t unused)
 	return 0;
 }
 
+/* The same without the invariant check, for a test that holds a thread
+ * inside the host (under page_table_lock), which the checker would wait
+ * for. */
+static int bg_mmput_nocheck(struct kt *t, uintptr_t unused)
+{
+	ht_forget(t->ht, t->mm);
+	mmput(t->mm);
+	return 0;
+}
+
 static bool kvm_mm_released(struct kt *t)
 {
 	down_read(&t->kvm->mmu_lock);
@@ -1497,10 +1507,12 @@ static bool kvm_mm_released(struct kt *t)
 }
 
 /*
- * A fault between GUP and mmu_lock when the mm exits: release zaps
- * everything, and exit (which waits for a grace period after release, so
- * for the fault's RCU section too) then frees the frames, with no notifier
- * left to say so. The fault must not install.
+ * The VMM drops the last reference while a fault is between GUP and
+ * mmu_lock. The fault holds a user reference of its own, so the exit waits
+ * for it: the fault installs, and its own mmput, the last, runs the exit
+ * on the vCPU thread, outside the fault's RCU section. Release zaps
+ * everything before a frame is freed, and the vCPU's next attempt finds
+ * the mm gone (-ESRCH).
  */
 static void test_fault_vs_exit(void **state)
 {
@@ -1514,17 +1526,47 @@ static void test_fault_vs_exit(void **state)
 	g_post(t, G_LOAD, GPA(i) + 8, 0);
 	assert_true(kt_wait_paused(t, TIMEOUT_MS));
 	bg_start(bg, bg_mmput, t, 0);
-	uint64_t end = now_ms() + TIMEOUT_MS;
-
-	while (!kvm_mm_released(t) && now_ms() < end)
-		usleep(1000);
-	assert_true(kvm_mm_released(t));
+	assert_int_equal(bg_join(bg), 0);               /* not the last user */
+	assert_false(kvm_mm_released(t));               /* the fault's reference */
 	kt_release(t);
-	assert_int_equal(bg_join(bg), 0);
 	assert_true(g_wait(t, TIMEOUT_MS));
 	int r = g_reply(t, &out, NULL);
 
 	assert_int_equal(r, -ESRCH);
+	assert_true(kvm_mm_released(t));
+	for (unsigned int j = 0; j < NPAGES; j++)
+		assert_false(is_shadow_present(gspte(t, j)));
+	assert_int_equal(atomic_load(&t->stale), 0);
+	assert_int_equal(ht_data_frames(t->h), 0);
+	finish_after_exit(t, r);
+}
+
+/*
+ * The same, paused inside GUP (at the host PTE change of its fault): GUP's
+ * own mmput used to be the last, running the exit on the vCPU thread
+ * inside the fault's RCU section, where release's grace period never ends
+ * (a BUG). The fault's user reference makes its own put the last, after
+ * the section; the vCPU survives and sees the mm gone.
+ */
+static void test_fault_vs_exit_inside_gup(void **state)
+{
+	struct kt *t = kt_create(0, 0);
+	const unsigned int i = 3;
+	uint64_t out = 0;
+	struct bg *bg = &t->bg;
+
+	kt_arm_pte_change(t, HVA(i));
+	g_post(t, G_STORE, GPA(i) + 8, 0x77);           /* demand-zero fault in GUP */
+	assert_true(kt_wait_paused(t, TIMEOUT_MS));
+	bg_start(bg, bg_mmput_nocheck, t, 0);
+	assert_int_equal(bg_join(bg), 0);
+	assert_false(kvm_mm_released(t));
+	kt_release(t);
+	assert_true(g_wait(t, TIMEOUT_MS));
+	int r = g_reply(t, &out, NULL);
+
+	assert_int_equal(r, -ESRCH);
+	assert_true(kvm_mm_released(t));
 	for (unsigned int j = 0; j < NPAGES; j++)
 		assert_false(is_shadow_present(gspte(t, j)));
 	assert_int_equal(ht_data_frames(t->h), 0);
@@ -2642,6 +2684,7 @@ int main(void)
 		/* d) release */
 		T(test_release_zaps_everything),
 		T(test_fault_vs_exit),
+		T(test_fault_vs_exit_inside_gup),
 		/* units */
 		T(test_memslot_bad_input),
 		T(test_log_dirty_refused),

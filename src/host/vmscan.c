@@ -206,7 +206,10 @@ static bool unmap_one(struct page *page, struct mm *mm, hva_t addr, void *arg)
 	}
 	spin_unlock(&mm->page_table_lock);
 	mmu_notifier_invalidate_range_end(&range);
-	mmput(mm);
+	/* Async: reclaim runs inside allocations, some of them made inside
+	 * an RCU read-side section (a secondary MMU's fault), where the
+	 * mm's teardown, if this is its last user, may not run. */
+	mmput_async(mm);
 	return !ua->failed;
 }
 
