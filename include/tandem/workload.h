@@ -115,6 +115,13 @@ struct scenario_progress {
 	bool vm_killed[WL_MAX_VMS];
 };
 
+/* What scenario_config.end_when sees. */
+struct scenario_status {
+	double t_s;                     /* since the guests started */
+	unsigned int vms_killed;
+	struct host_stats host;
+};
+
 /* scenario_config.swap_bytes: swap sized by scenario_swap_bytes(). */
 #define WL_SWAP_AUTO UINT64_MAX
 
@@ -165,6 +172,15 @@ struct scenario_config {
 	long swap_fail_writes, swap_fail_reads;
 	void (*progress)(const struct scenario_progress *p, void *arg);
 	void *progress_arg;
+	/*
+	 * End the run early (tests): called about every 100 ms while the
+	 * guests run; true ends the run as the deadline would. Lets a test
+	 * wait for the event it is about (a kill, swap traffic) with
+	 * duration_ns as a generous cap, rather than bet on a fixed time on
+	 * a loaded machine.
+	 */
+	bool (*end_when)(const struct scenario_status *st, void *arg);
+	void *end_when_arg;
 };
 
 /* The `tandem run` defaults: 2 VMs x 2 vCPUs, 256 MiB each, all churn, 10 s. */
