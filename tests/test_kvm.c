@@ -346,7 +346,8 @@ static int bg_join(struct bg *b)
 
 /* KT_KICK_*: the flush protocol (default: AUTO, i.e. RSEQ where built). */
 enum { KT_NO_VCPU = 1u << 0, KT_BLOCKER = 1u << 1, KT_KICK_WAIT = 1u << 2,
-       KT_KICK_RSEQ = 1u << 3 };
+       KT_KICK_RSEQ = 1u << 3, KT_SWAP = 1u << 4 };
+#define KT_SWAP_BYTES (16ULL << 20)
 
 struct kt {
 	struct ht *ht;
@@ -431,7 +432,7 @@ static struct kt *kt_create(unsigned int breaks, unsigned int opts)
 	struct kt *t = calloc(1, sizeof(*t));
 
 	assert_non_null(t);
-	t->ht = ht_create(HT_RAM, 0);
+	t->ht = ht_create_swap(HT_RAM, 0, (opts & KT_SWAP) ? KT_SWAP_BYTES : 0);
 	t->h = t->ht->host;
 	t->mm = ht_mm(t->ht);
 	ht_mmap(t->mm, HVA_BASE, NPAGES * P, HT_RW, HT_FIXED);
@@ -2190,6 +2191,140 @@ static void test_stale_spte_bug_only_under_its_breaks(void **state)
 	assert_int_equal(WTERMSIG(st), SIGABRT);
 }
 
+/*
+ * Reclaim's looks at a page only a guest uses. The page is made old (host
+ * and secondary young bits cleared, inactive: MADV_COLD) so that reclaim's
+ * first look finds it unreferenced; then a probe subscriber makes the guest
+ * read it at a chosen moment after that look -- through a walk (the probe
+ * flushes the vCPU's soft TLB first), which sets the spte's accessed bit.
+ * Either way reclaim must keep the page: the guest used it. A second page,
+ * cold and only the host's, is what reclaim takes instead (one pass: one
+ * look at each page, then the unmap).
+ *
+ *   during the first look (the probe's clear_flush_young, after kvm's):
+ *     the second look (test_young, before any invalidation) sees it and
+ *     keeps the page without a zap: the spte stays;
+ *   during the unmap's invalidation (the probe's start, before kvm's): the
+ *     zap passes the accessed bit to the page (mark_page_accessed), and
+ *     the unmap keeps the page (resident, activated; the spte is gone).
+ */
+enum { PROBE_OFF, PROBE_IN_AGING, PROBE_IN_START };
+
+struct probe {
+	struct mmu_notifier mn;
+	struct kt *t;
+	int armed;                      /* PROBE_*: act once, there */
+	hva_t hva;                      /* ... on a call that covers hva */
+	gpa_t gpa;
+	bool fired;
+};
+
+static void probe_fire(struct probe *p, int at, hva_t start, hva_t end)
+{
+	if (p->armed != at || p->hva < start || p->hva >= end)
+		return;
+	p->armed = PROBE_OFF;
+	kvm_make_all_cpus_request(p->t->kvm, KVM_REQ_TLB_FLUSH, true);
+	(void)g_read(p->t, p->gpa);
+	p->fired = true;
+}
+
+static int probe_start(struct mmu_notifier *mn, const struct mmu_notifier_range *r)
+{
+	if (r->event == MMU_NOTIFY_CLEAR)
+		probe_fire((struct probe *)mn, PROBE_IN_START, r->start, r->end);
+	return 0;
+}
+
+static void probe_end(struct mmu_notifier *mn, const struct mmu_notifier_range *r)
+{
+}
+
+static int probe_clear_flush_young(struct mmu_notifier *mn, struct mm *mm, hva_t start,
+				   hva_t end)
+{
+	probe_fire((struct probe *)mn, PROBE_IN_AGING, start, end);
+	return 0;
+}
+
+static void probe_release(struct mmu_notifier *mn, struct mm *mm)
+{
+}
+
+static const struct mmu_notifier_ops probe_ops = {
+	.invalidate_range_start = probe_start,
+	.invalidate_range_end = probe_end,
+	.clear_flush_young = probe_clear_flush_young,
+	.release = probe_release,
+};
+
+/* The subscriber list is walked newest first: a probe registered before
+ * the VM runs after kvm's callbacks, one registered after it before. */
+static void reclaim_vs_guest_use(int at)
+{
+	struct kt *t = kt_create(0, KT_SWAP | KT_NO_VCPU);
+	const unsigned int i = 4, cold = 5;
+	struct probe p = { .mn.ops = &probe_ops, .t = t, .hva = HVA(i), .gpa = GPA(i) + 8 };
+
+	/* kt_create registered the VM; re-create it so the probe can go
+	 * first when it must run after kvm. */
+	atomic_store(&t->watch_on, false);
+	kvm_destroy_vm(t->kvm);
+	if (at == PROBE_IN_AGING)
+		assert_int_equal(mmu_notifier_register(&p.mn, t->mm), 0);
+	struct kvm_config cfg = { .kick = KVM_KICK_AUTO };
+
+	assert_int_equal(kvm_create_vm(t->mm, &cfg, &t->kvm), 0);
+	kt_add_slot(t, 0, 0, GPA_BASE, NPAGES * P, HVA_BASE);
+	if (at == PROBE_IN_START)
+		assert_int_equal(mmu_notifier_register(&p.mn, t->mm), 0);
+	atomic_store(&t->watch_on, true);
+	assert_int_equal(vcpu_create(t->kvm, 0, &t->v), 0);
+	vcpu_set_mmio(t->v, guest_mmio, &t->g);
+	kvm_vcpu_set_hook(&t->v->kvm_vcpu, pause_hook, &t->p);
+	kt_vcpu_start(t);
+
+	g_write(t, GPA(i) + 8, 0xacce55ed);            /* the guest's page */
+	host_store(t->mm, HVA(cold) + 8, 0xc01d);       /* the host's */
+	assert_int_equal(mm_madvise(t->mm, HVA(i), 2 * P, MADV_COLD), 0);
+	assert_false(gspte(t, i) & SPTE_ACCESSED);
+	uint64_t steal = ht_event(t->h, PGSTEAL), act = ht_event(t->h, PGACTIVATE);
+	unsigned long zapped = kstats(t).sptes_zapped;
+
+	p.armed = at;
+	host_reclaim(t->h, 1);
+	assert_true(p.fired);
+	assert_true(pte_present(mm_lookup_pte(t->mm, HVA(i))));     /* kept */
+	assert_false(pte_present(mm_lookup_pte(t->mm, HVA(cold))));  /* taken */
+	assert_int_equal(ht_event(t->h, PGSTEAL), steal + 1);
+	assert_int_equal(ht_event(t->h, PGACTIVATE), act + 1);
+	if (at == PROBE_IN_AGING) {
+		/* The second look kept it before any invalidation. */
+		assert_true(is_shadow_present(gspte(t, i)));
+		assert_int_equal(kstats(t).sptes_zapped, zapped);
+	} else {
+		assert_false(is_shadow_present(gspte(t, i)));
+	}
+	assert_int_equal(host_load(t->mm, HVA(cold) + 8), 0xc01d);  /* swapped in */
+	assert_int_equal(g_read(t, GPA(i) + 8), 0xacce55ed);
+	assert_int_equal(atomic_load(&t->stale), 0);
+	vcpu_stop(t->v);
+	vcpu_destroy(t->v);
+	t->v = NULL;
+	assert_int_equal(mmu_notifier_unregister(&p.mn, t->mm), 0);
+	kt_destroy(t);
+}
+
+static void test_reclaim_second_look_test_young(void **state)
+{
+	reclaim_vs_guest_use(PROBE_IN_AGING);
+}
+
+static void test_reclaim_zap_carries_young(void **state)
+{
+	reclaim_vs_guest_use(PROBE_IN_START);
+}
+
 static void test_create_bad_input(void **state)
 {
 	struct kt *t = kt_create(0, KT_NO_VCPU);
@@ -2272,13 +2407,27 @@ static void test_fault_writable_and_no_pin(void **state)
 	assert_int_equal(g_read(t, GPA(0) + 8), 0x11);
 	spte_t s = gspte(t, 0);
 
+	/* A read maps the clean page read-only, write-protected for the
+	 * fast path (spte.h invariant 1). */
 	assert_true(is_shadow_present(s));
 	assert_int_equal(s & (SPTE_WRITABLE | SPTE_HOST_WRITABLE | SPTE_MMU_WRITABLE |
 			      SPTE_ACCESSED | SPTE_DIRTY),
-			 SPTE_WRITABLE | SPTE_HOST_WRITABLE | SPTE_MMU_WRITABLE | SPTE_ACCESSED);
+			 SPTE_HOST_WRITABLE | SPTE_MMU_WRITABLE | SPTE_ACCESSED);
 	assert_int_equal(spte_to_pfn(s), page_to_pfn(page));
 	assert_int_equal(page_count(page), 1);      /* the GUP reference is gone */
 	assert_int_equal(page_mapcount(page), 1);
+
+	/* Its first write: the lockless fast path makes it writable and
+	 * dirty, without a slow fault (no GUP, no mmu_lock). */
+	struct vcpu_stats sa = g_stats(t), sb;
+
+	assert_int_equal(g_store(t, GPA(0) + 16, 0x12, &sb), 0);
+	assert_int_equal(sb.fast_faults, sa.fast_faults + 1);
+	assert_int_equal(sb.faults, sa.faults);
+	s = gspte(t, 0);
+	assert_int_equal(s & (SPTE_WRITABLE | SPTE_DIRTY), SPTE_WRITABLE | SPTE_DIRTY);
+	assert_int_equal(spte_to_pfn(s), page_to_pfn(page));
+	assert_int_equal(host_load(t->mm, HVA(0) + 16), 0x12);
 
 	/* The zero page: read-only, not host-writable. */
 	assert_int_equal(g_read(t, GPA(1) + 8), 0);
@@ -2314,7 +2463,7 @@ static void test_fault_cow_shared(void **state)
 
 	host_store(t->mm, HVA(0) + 8, 0x31);
 	assert_int_equal(g_read(t, GPA(0) + 8), 0x31);
-	assert_true(gspte(t, 0) & SPTE_WRITABLE);
+	assert_true(spte_can_unsync_write(gspte(t, 0)));        /* before the fork */
 
 	struct mm *child = ht_fork(t->ht, t->mm);
 	pfn_t shared = host_pfn(t, HVA(0));
@@ -2689,6 +2838,8 @@ int main(void)
 		T(test_memslot_bad_input),
 		T(test_log_dirty_refused),
 		T(test_stale_spte_bug_only_under_its_breaks),
+		T(test_reclaim_second_look_test_young),
+		T(test_reclaim_zap_carries_young),
 		T(test_create_bad_input),
 		T(test_read_only_slot),
 		T(test_fault_writable_and_no_pin),
