@@ -34,9 +34,12 @@ static inline void ht_check(struct host *host)
 	assert_int_equal(host_check_invariants(host), 0);
 }
 
-static inline struct ht *ht_create(uint64_t ram, int nr_nodes)
+/* A host of ram bytes over nr_nodes nodes, with swap_bytes of swap (0:
+ * none) and, with swap, kswapd off: the tests drive reclaim themselves. */
+static inline struct ht *ht_create_swap(uint64_t ram, int nr_nodes, uint64_t swap_bytes)
 {
-	struct host_config cfg = { .ram_bytes = ram, .nr_nodes = nr_nodes };
+	struct host_config cfg = { .ram_bytes = ram, .nr_nodes = nr_nodes,
+				   .swap_bytes = swap_bytes, .no_kswapd = swap_bytes != 0 };
 	struct ht *t = calloc(1, sizeof(*t));
 
 	assert_non_null(t);
@@ -44,6 +47,11 @@ static inline struct ht *ht_create(uint64_t ram, int nr_nodes)
 	assert_int_equal(host_frames_in_use(t->host), 0);
 	ht_check(t->host);
 	return t;
+}
+
+static inline struct ht *ht_create(uint64_t ram, int nr_nodes)
+{
+	return ht_create_swap(ram, nr_nodes, 0);
 }
 
 /* Every mm gone, every frame back, the host destroyed. */

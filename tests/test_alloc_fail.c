@@ -1027,18 +1027,6 @@ static void done_slot_delete(struct fx *f)
 	assert_int_equal(v, ~0ULL);
 }
 
-static int op_slot_log_dirty(struct fx *f)
-{
-	return set_slot(f, KVM_MEM_LOG_DIRTY_PAGES, GPA_BASE, RAM_PAGES * P);
-}
-
-static void done_slot_log_dirty(struct fx *f)
-{
-	/* Logging write-protects: the spte the guest had is gone. */
-	assert_true(kvm_memslots(f->kvm)->slots[0].flags & KVM_MEM_LOG_DIRTY_PAGES);
-	assert_false(is_shadow_present(atomic_load(kvm_tdp_mmu_leaf(f->kvm, GFN(2)))));
-}
-
 /* A guest with nothing mapped yet, host or secondary. */
 static struct fx *setup_guest(void)
 {
@@ -1231,8 +1219,6 @@ static const struct fi_case cases[] = {
 	{ "memslot create", setup_no_slot, op_slot_create, failed_slots, done_slot_create },
 	{ "memslot move", setup_slot, op_slot_move, failed_slots, done_slot_move },
 	{ "memslot delete", setup_slot, op_slot_delete, failed_slots, done_slot_delete },
-	{ "memslot start dirty logging", setup_slot, op_slot_log_dirty, failed_slots,
-	  done_slot_log_dirty },
 	{ "guest read fault", setup_guest, op_guest_read, failed_guest, done_guest_read },
 	{ "guest write fault", setup_guest, op_guest_write, failed_guest,
 	  done_guest_write },

@@ -51,6 +51,10 @@ enum kvm_break {
 };
 #define KVM_BREAK_ALL (KVM_BREAK_SEQ_CHECK | KVM_BREAK_FLUSH_WAIT | \
 		       KVM_BREAK_RANGE_ZAP | KVM_BREAK_AGING)
+/* The breaks that let a present spte outlive its host PTE, so that a later
+ * fault finds it mapping another frame: only under these is that not a
+ * BUG (the checker is left to report the damage). */
+#define KVM_BREAKS_STALE_SPTE (KVM_BREAK_SEQ_CHECK | KVM_BREAK_RANGE_ZAP)
 
 /*
  * How a remote TLB flush makes sure no vCPU still uses a zapped translation.
@@ -201,6 +205,20 @@ static inline bool kvm_check_request(int req, struct kvm_vcpu *vcpu)
 		return false;
 	return atomic_fetch_and_explicit(&vcpu->requests, ~bit, memory_order_acq_rel) & bit;
 }
+
+/*
+ * Test points on a requester's path (kvm_set_test_hook): a test may pause
+ * the requesting thread there to force an interleaving with a vCPU.
+ */
+enum kvm_hook_point {
+	KVM_HOOK_REQUEST_SET,   /* a request's bit is set on vcpu; its mode and
+				 * exit epoch not yet read */
+	KVM_NR_HOOKS
+};
+typedef void (*kvm_hook_fn)(struct kvm *kvm, enum kvm_hook_point at,
+			    struct kvm_vcpu *vcpu, void *arg);
+/* Tests only: call fn at every hook point (NULL: none). */
+void kvm_set_test_hook(struct kvm *kvm, kvm_hook_fn fn, void *arg);
 
 /* Set req on vcpu and kick it out of guest mode; returns at once. Any thread. */
 void kvm_make_request_and_kick(int req, struct kvm_vcpu *vcpu);

@@ -28,6 +28,7 @@
 #include "tandem/types.h"
 #include "tandem/host.h"
 #include "tandem/kvm.h"
+#include "tandem/mmu_notifier.h"
 #include "tandem/cpu.h"
 
 #define WL_MAX_VMS      16
@@ -114,6 +115,13 @@ struct scenario_progress {
 	bool vm_killed[WL_MAX_VMS];
 };
 
+/* What scenario_config.end_when sees. */
+struct scenario_status {
+	double t_s;                     /* since the guests started */
+	unsigned int vms_killed;
+	struct host_stats host;
+};
+
 /* scenario_config.swap_bytes: swap sized by scenario_swap_bytes(). */
 #define WL_SWAP_AUTO UINT64_MAX
 
@@ -164,6 +172,15 @@ struct scenario_config {
 	long swap_fail_writes, swap_fail_reads;
 	void (*progress)(const struct scenario_progress *p, void *arg);
 	void *progress_arg;
+	/*
+	 * End the run early (tests): called about every 100 ms while the
+	 * guests run; true ends the run as the deadline would. Lets a test
+	 * wait for the event it is about (a kill, swap traffic) with
+	 * duration_ns as a generous cap, rather than bet on a fixed time on
+	 * a loaded machine.
+	 */
+	bool (*end_when)(const struct scenario_status *st, void *arg);
+	void *end_when_arg;
 };
 
 /* The `tandem run` defaults: 2 VMs x 2 vCPUs, 256 MiB each, all churn, 10 s. */
@@ -255,5 +272,60 @@ struct scenario_result {
  * set up; res->verdict then says why.
  */
 int scenario_run(const struct scenario_config *cfg, struct scenario_result *res);
+
+/* ---- processes under a recording MMU notifier (host_scenario.c) ---------
+ *
+ * No VM: threads act as processes on the primary MMU (mmap, write, fork
+ * with COW on both sides, MADV_DONTNEED, mprotect, munmap, exit), each mm
+ * watched by a subscriber that records every notifier call. Every page is
+ * read back and checked, every call that must notify is checked to have
+ * notified with the right event, and at the end the host must be empty and
+ * pass host_check_invariants(). `tandem host-demo` runs it.
+ */
+
+#define HOST_SCENARIO_MAX_PROCS 64
+
+struct host_scenario_config {
+	uint64_t host_mem;              /* HOST_RAM_MIN..HOST_RAM_MAX, 4K multiple */
+	unsigned int nr_procs;          /* 1..HOST_SCENARIO_MAX_PROCS threads */
+	uint64_t duration_ns;           /* 0: no time limit */
+	uint64_t iterations;            /* per process; 0: no limit */
+	uint64_t seed;                  /* a seed replays the same operations */
+	unsigned int breaks;            /* enum host_break: prove the checks notice */
+};
+
+/* The `tandem host-demo` defaults: 256 MiB, 4 processes, 3 s, seed 1. */
+void host_scenario_config_default(struct host_scenario_config *cfg);
+/* 0, or -EINVAL with a reason for people in why (a run that could not end,
+ * or host memory too small for the processes included). */
+int host_scenario_check_config(const struct host_scenario_config *cfg, char *why,
+			       size_t len);
+
+struct host_scenario_result {
+	double elapsed_s;
+	uint64_t mms;                   /* address spaces, forked children included */
+	uint64_t forks;
+	uint64_t iterations;            /* over all processes */
+	uint64_t pages_verified;        /* pages read back and compared */
+	uint64_t efault_checks;         /* accesses that had to fail, and did */
+	/* What the subscribers saw, summed over every subscription. */
+	uint64_t subscriptions, releases, change_pte;
+	uint64_t starts[MMU_NOTIFY_NR_EVENTS], ends[MMU_NOTIFY_NR_EVENTS];
+	uint64_t peak_frames, peak_pgtables;    /* sampled while running */
+	/* After every process exited: all must be back to 0. */
+	struct host_stats host;
+	int invariants;                 /* host_check_invariants() */
+	uint64_t frames_in_use;
+	bool ok;                        /* verification: OK */
+	char verdict[640];              /* "OK", or the first failure */
+};
+
+/*
+ * Run cfg to the end. Returns 0 when the scenario ran (res->ok is the
+ * verdict), -EINVAL for a bad config, or another -errno if it could not be
+ * set up (-ENOMEM, host_create's); res->verdict then says why.
+ */
+int host_scenario_run(const struct host_scenario_config *cfg,
+		      struct host_scenario_result *res);
 
 #endif

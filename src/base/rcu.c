@@ -57,6 +57,11 @@ void rcu_read_unlock(void)
 	urcu_memb_read_unlock();
 }
 
+bool rcu_read_lock_held(void)
+{
+	return rcu_nesting > 0;
+}
+
 void synchronize_rcu(void)
 {
 	/* A grace period inside a read-side section never ends. */

@@ -21,11 +21,14 @@
 #ifndef TANDEM_BASE_RCU_H
 #define TANDEM_BASE_RCU_H
 
+#include <stdbool.h>
 #include "compiler.h"
 
 void rcu_read_lock(void);
 void rcu_read_unlock(void);
 void synchronize_rcu(void);
+/* Is the calling thread inside a read-side section? */
+bool rcu_read_lock_held(void);
 /* Register the calling thread now (optional; rcu_read_lock does it). */
 void rcu_register_current_thread(void);
 

@@ -8,12 +8,13 @@
  * machine. Text lines are "bench <bench> <measure> key=value ..."; --json
  * prints one JSON array holding an object per line (with the raw samples).
  */
-#include <getopt.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include "cli/cli.h"
+#include "cli/opt.h"
+#include "cli/report.h"
 #include "base/compiler.h"
 
 struct bench {
@@ -36,8 +37,42 @@ static const struct bench benches[] = {
 
 static bool json_first = true;  /* no object printed yet */
 
+static const struct opt bench_options[] = {
+	{ "repeat", 'r', OPT_NUM, OPT_FIELD(struct bench_opts, repeat), .min = 1, .max = 1000,
+	  .arg = "N", .help = "runs per measure; the median is printed (default {default})" },
+	/* The host arena holds ~2.5 regions (COW copies). */
+	{ "size", 's', OPT_SIZE, OPT_FIELD(struct bench_opts, region_bytes), .min = 64 << 10,
+	  .max = 8ULL << 30, .arg = "SIZE",
+	  .help = "region per fault/munmap/first-touch/DONTNEED measure,\n"
+		  "K/M/G suffix (default {default} = 16384 pages)" },
+	{ "calls", 'c', OPT_NUM, OPT_FIELD(struct bench_opts, calls), .min = 1,
+	  .max = 1000000000, .arg = "N",
+	  .help = "loop length of per-call measures (default {default};\n"
+		  "kvm warm_access makes 16 x N accesses per run)" },
+	{ "json", 0, OPT_FLAG, OPT_FIELD(struct bench_opts, json),
+	  .help = "one JSON array of results instead of text lines" },
+	{ "help", 'h', OPT_HELP, .help = "this text" },
+};
+
+static const struct opt_table bench_table = {
+	.cmd = "bench",
+	.opts = bench_options,
+	.nr = ARRAY_SIZE(bench_options),
+	.help_column = 20,
+	.operands = true,       /* the benchmarks to run */
+	.usage = bench_usage,
+};
+
+static void bench_opts_default(struct bench_opts *o)
+{
+	*o = (struct bench_opts){ .region_bytes = 64ULL << 20, .repeat = 5, .calls = 1000000 };
+}
+
 void bench_usage(FILE *f)
 {
+	struct bench_opts d;
+
+	bench_opts_default(&d);
 	fprintf(f,
 		"usage: tandem bench [<bench>...] [options]\n"
 		"\nRuns the named benchmarks, or all of them. Each figure is the median\n"
@@ -45,15 +80,8 @@ void bench_usage(FILE *f)
 		"\nbenchmarks:\n");
 	for (size_t i = 0; i < NR_BENCHES; i++)
 		fprintf(f, "  %-6s %s\n", benches[i].name, benches[i].summary);
-	fprintf(f,
-		"\noptions:\n"
-		"  -r, --repeat N    runs per measure; the median is printed (default 5)\n"
-		"  -s, --size SIZE   region per fault/munmap/first-touch/DONTNEED measure,\n"
-		"                    K/M/G suffix (default 64M = 16384 pages)\n"
-		"  -c, --calls N     loop length of per-call measures (default 1000000;\n"
-		"                    kvm warm_access makes 16 x N accesses per run)\n"
-		"      --json        one JSON array of results instead of text lines\n"
-		"  -h, --help        this text\n");
+	fprintf(f, "\noptions:\n");
+	opt_usage(f, &bench_table, &d);
 }
 
 double bench_median(const double *v, unsigned int n)
@@ -181,55 +209,17 @@ static const struct bench *find_bench(const char *name)
 
 int cmd_bench(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		{ "repeat", required_argument, NULL, 'r' },
-		{ "size", required_argument, NULL, 's' },
-		{ "calls", required_argument, NULL, 'c' },
-		{ "json", no_argument, NULL, 'j' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
-	struct bench_opts o = {
-		.region_bytes = 64ULL << 20,
-		.repeat = 5,
-		.calls = 1000000,
-	};
 	const struct bench *run[NR_BENCHES];
 	unsigned int nr_run = 0;
-	uint64_t v;
-	int c, status = 0;
+	struct bench_opts o;
+	int status, first;
 
-	optind = 0;     /* full re-initialisation of getopt */
-	while ((c = getopt_long(argc, argv, ":r:s:c:h", longopts, NULL)) != -1) {
-		switch (c) {
-		case 'r':
-			if (cli_u64_arg("bench", "repeat", optarg, 1, 1000, &v))
-				return EXIT_USAGE;
-			o.repeat = (unsigned int)v;
-			break;
-		case 's':
-			/* The host arena holds ~2.5 regions (COW copies). */
-			if (cli_size_arg("bench", "size", optarg, 64 << 10, 8ULL << 30,
-					 &o.region_bytes))
-				return EXIT_USAGE;
-			break;
-		case 'c':
-			if (cli_u64_arg("bench", "calls", optarg, 1, 1000000000, &o.calls))
-				return EXIT_USAGE;
-			break;
-		case 'j':
-			o.json = true;
-			break;
-		case 'h':
-			bench_usage(stdout);
-			return 0;
-		default:
-			cli_getopt_error("bench", c, argv);
-			return EXIT_USAGE;
-		}
-	}
+	bench_opts_default(&o);
+	status = opt_parse(&bench_table, argc, argv, &o, NULL, &first);
+	if (status)
+		return status < 0 ? 0 : status;
 	/* Check every name before running anything. */
-	for (int i = optind; i < argc; i++) {
+	for (int i = first; i < argc; i++) {
 		const struct bench *b = find_bench(argv[i]);
 
 		if (!b) {

@@ -45,11 +45,11 @@ int cli_u64_arg(const char *cmd, const char *opt, const char *val,
 		uint64_t min, uint64_t max, uint64_t *out);
 int cli_duration_arg(const char *cmd, const char *opt, const char *val,
 		     uint64_t *out_ns);
+/* "tandem <cmd>: --<opt>: '<val>': <why>" (without the value if val is
+ * NULL) on stderr. Returns -1. */
+int cli_bad_value(const char *cmd, const char *opt, const char *val, const char *why);
 /* Report getopt_long's '?' or ':' (optstring must start with ':'). */
 void cli_getopt_error(const char *cmd, int c, char **argv);
-
-/* Print s as a JSON string literal (quotes included). */
-void json_print_string(FILE *f, const char *s);
 
 /* --- commands ----------------------------------------------------------- */
 

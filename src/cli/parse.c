@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * parse.c - strict parsing of option values, and small output helpers.
+ * parse.c - strict parsing of option values, and the messages that reject them.
  *
  * strtoull() is not used: it skips leading spaces, accepts a sign (and
  * wraps "-1" to 2^64 - 1) and saturates silently. Here a value is exactly
@@ -163,9 +163,12 @@ int parse_duration(const char *s, unsigned int flags, uint64_t *out_ns,
 	return 0;
 }
 
-static int report(const char *cmd, const char *opt, const char *val, const char *why)
+int cli_bad_value(const char *cmd, const char *opt, const char *val, const char *why)
 {
-	fprintf(stderr, "tandem %s: --%s: '%s': %s\n", cmd, opt, val ? val : "", why);
+	if (val)
+		fprintf(stderr, "tandem %s: --%s: '%s': %s\n", cmd, opt, val, why);
+	else
+		fprintf(stderr, "tandem %s: --%s: %s\n", cmd, opt, why);
 	return -1;
 }
 
@@ -178,7 +181,7 @@ static int check_range(const char *cmd, const char *opt, const char *val,
 		return 0;
 	snprintf(why, sizeof(why), "out of range (%llu..%llu)",
 		 (unsigned long long)min, (unsigned long long)max);
-	return report(cmd, opt, val, why);
+	return cli_bad_value(cmd, opt, val, why);
 }
 
 /* Parse val with parser and check it lies in [min, max]. */
@@ -190,7 +193,7 @@ static int number_arg(int (*parser)(const char *, unsigned int, uint64_t *, cons
 	uint64_t v;
 
 	if (parser(val, min ? PARSE_NONZERO : 0, &v, &why))
-		return report(cmd, opt, val, why);
+		return cli_bad_value(cmd, opt, val, why);
 	if (check_range(cmd, opt, val, v, min, max))
 		return -1;
 	*out = v;
@@ -215,7 +218,7 @@ int cli_duration_arg(const char *cmd, const char *opt, const char *val,
 	const char *why;
 
 	if (parse_duration(val, PARSE_NONZERO, out_ns, &why))
-		return report(cmd, opt, val, why);
+		return cli_bad_value(cmd, opt, val, why);
 	return 0;
 }
 
@@ -235,22 +238,3 @@ void cli_getopt_error(const char *cmd, int c, char **argv)
 			cmd, arg);
 	fprintf(stderr, "try 'tandem %s --help'\n", cmd);
 }
-
-void json_print_string(FILE *f, const char *s)
-{
-	fputc('"', f);
-	for (; s && *s; s++) {
-		unsigned char ch = (unsigned char)*s;
-
-		if (ch == '"' || ch == '\\')
-			fprintf(f, "\\%c", ch);
-		else if (ch == '\n')
-			fputs("\\n", f);
-		else if (ch < 0x20)
-			fprintf(f, "\\u%04x", ch);
-		else
-			fputc(ch, f);
-	}
-	fputc('"', f);
-}
-

@@ -9,33 +9,161 @@
  * same code); this file parses options and prints.
  */
 #include <errno.h>
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include "cli/cli.h"
-#include "base/compiler.h"
+#include "cli/opt.h"
+#include "cli/report.h"
 #include "tandem/workload.h"
+#include "base/clock.h"
+#include "base/compiler.h"
+#include "base/xalloc.h"
 
 #define CMD "run"
 
-static const struct {
-	const char *name;
-	unsigned int bit;
-	const char *what;
-} break_names[] = {
+/* ---- options ---------------------------------------------------------------- */
+
+struct run_opts {
+	struct scenario_config cfg;
+	bool json, quiet;
+};
+
+static const struct opt_choice break_choices[] = {
 	{ "seq", KVM_BREAK_SEQ_CHECK,
 	  "the fault skips its invalidation seq/in-progress check" },
 	{ "flush-wait", KVM_BREAK_FLUSH_WAIT,
 	  "TLB flushes don't wait for vCPUs in guest mode\n"
-	  "                       (implies --kick wait unless given)" },
+	  "(implies --kick wait unless given)" },
 	{ "zap", KVM_BREAK_RANGE_ZAP,
 	  "invalidate_range_start doesn't zap the sptes" },
 	{ "aging", KVM_BREAK_AGING,
 	  "the secondary MMU reports nothing young; reclaim then\n"
-	  "                       evicts pages only guests use (hot set); no stall,\n"
-	  "                       churn unchanged" },
+	  "evicts pages only guests use (hot set); no stall,\n"
+	  "churn unchanged" },
+};
+
+static bool break_choice(unsigned int i, struct opt_choice *c)
+{
+	if (i >= ARRAY_SIZE(break_choices))
+		return false;
+	*c = break_choices[i];
+	return true;
+}
+
+static bool workload_choice(unsigned int i, struct opt_choice *c)
+{
+	if (i >= WL_NR_WORKLOADS)
+		return false;
+	*c = (struct opt_choice){ wl_workload_name(i), i, NULL };
+	return true;
+}
+
+static bool churn_choice(unsigned int i, struct opt_choice *c)
+{
+	if (i >= WL_NR_CHURN)
+		return false;
+	*c = (struct opt_choice){ wl_churn_name(i), 1u << i, NULL };
+	return true;
+}
+
+static bool kick_choice(unsigned int i, struct opt_choice *c)
+{
+	if (i > KVM_KICK_RSEQ)
+		return false;
+	*c = (struct opt_choice){ kvm_kick_mode_name(i), i, NULL };
+	return true;
+}
+
+#define CFG(m) OPT_FIELD(struct run_opts, cfg.m)
+#define NOT_4K "not a multiple of the 4K page size"
+
+static const struct opt run_options[] = {
+	{ "vms", 0, OPT_NUM, CFG(nr_vms), .min = 1, .max = WL_MAX_VMS, .arg = "N",
+	  .help = "VMs, each its own host mm (default {default}; {range})" },
+	{ "vcpus", 0, OPT_NUM, CFG(nr_vcpus), .min = 1, .max = WL_MAX_VCPUS, .arg = "N",
+	  .help = "vCPUs per VM (default {default}; {range})" },
+	{ "guest-mem", 0, OPT_SIZE, CFG(guest_mem), .min = WL_GUEST_MEM_MIN,
+	  .max = WL_GUEST_MEM_MAX, .align = 1ULL << 20, .align_why = "not a whole number of MiB",
+	  .arg = "SIZE", .help = "guest RAM per VM, whole MiB (default {default}; {range})" },
+	{ "host-mem", 0, OPT_SIZE, CFG(host_mem), .min = HOST_RAM_MIN, .max = HOST_RAM_MAX,
+	  .align = PAGE_SIZE, .align_why = NOT_4K, .arg = "SIZE",
+	  .help = "host RAM (default: twice the guest RAM + slack);\n"
+		  "less than the guests need turns swap on (--swap)" },
+	{ "swap", 0, OPT_SIZE, CFG(swap_bytes), .min = PAGE_SIZE, .max = HOST_SWAP_MAX,
+	  .align = PAGE_SIZE, .align_why = NOT_4K, .flags = OPT_ZERO_OK, .arg = "SIZE",
+	  .help = "swap file size (0: none; default: none when the\n"
+		  "host RAM holds the guests, else all guest RAM\n"
+		  "plus a quarter plus 64M). When RAM and swap run\n"
+		  "out, the OOM killer kills the largest VM: it is\n"
+		  "stopped with a reason and the others run on; the\n"
+		  "verdict is the survivors' (more than one VM\n"
+		  "killed fails)" },
+	{ "swap-file", 0, OPT_PATH, CFG(swap_path), .arg = "PATH",
+	  .help = "where the swap file goes (default: a temp file in\n"
+		  "$TMPDIR or /tmp; unlinked at once either way)" },
+	{ "swap-fail-writes", 0, OPT_NUM, CFG(swap_fail_writes), .max = 1000000000,
+	  .arg = "N",
+	  .help = "test switch: the first N swap writes fail (the\n"
+		  "page must stay resident and dirty: nothing lost)" },
+	{ "swap-fail-reads", 0, OPT_NUM, CFG(swap_fail_reads), .max = 1000000000,
+	  .arg = "N",
+	  .help = "test switch: the first N swap reads fail (the VM\n"
+		  "that needed the page is stopped)" },
+	{ "duration", 'd', OPT_DURATION, CFG(duration_ns), .max = 86400 * NSEC_PER_SEC,
+	  .range_why = "more than 24 hours", .arg = "SECS",
+	  .help = "run time, e.g. 10, 2.5, 500ms (default {default})" },
+	{ "workload", 'w', OPT_CHOICE, CFG(workload), .choices = workload_choice,
+	  .arg = "NAME",
+	  .help = "mixed (each vCPU cycles through the others), seq,\n"
+		  "uniform, zipf, verify (default {default})" },
+	{ "write-ratio", 0, OPT_NUM, CFG(write_pct), .max = 100, .arg = "PCT",
+	  .help = "writes per 100 random ops (default {default})" },
+	{ "seed", 's', OPT_NUM, CFG(seed), .arg = "N",
+	  .help = "seed of the guests' and churn's choices (default {default})" },
+	{ "churn", 0, OPT_SET, CFG(churn), .choices = churn_choice,
+	  .flags = OPT_LIST | OPT_ALL_NONE, .arg = "LIST",
+	  .help = "all, none, or a comma list of dontneed, mprotect,\n"
+		  "remap, fork (default all; with --break: the ops\n"
+		  "that expose the race)" },
+	{ "break", 0, OPT_SET, CFG(breaks), .choices = break_choice,
+	  .flags = OPT_LIST | OPT_ADD, .arg = "LIST",
+	  .help = "disable one piece of the protocol to watch the\n"
+		  "checker catch the race (comma list or repeated):\n"
+		  "{choices}\n"
+		  "(all but aging imply --stall; the run ends at the\n"
+		  "first failure; zap with fork or remap churn may\n"
+		  "corrupt the host)" },
+	{ "stall", 0, OPT_FLAG, CFG(stall),
+	  .help = "stall vCPUs at the protocol's vulnerable points until\n"
+		  "the next host operation is done (harmless unless a\n"
+		  "--break is on)" },
+	{ "kick", 0, OPT_CHOICE, CFG(kick), .choices = kick_choice, .arg = "MODE",
+	  .help = "how TLB flushes reach vCPUs in guest mode: wait\n"
+		  "(sleep until they leave it, as KVM), rseq (abort\n"
+		  "their restartable accesses with membarrier), auto\n"
+		  "(rseq where available; the default)" },
+	{ "wss-interval", 0, OPT_DURATION, CFG(wss_interval_ns), .min = 10 * NSEC_PER_MSEC,
+	  .max = 3600 * NSEC_PER_SEC, .range_why = "must be 10ms to 1 hour", .arg = "SECS",
+	  .help = "every SECS (e.g. 1, 0.5, 250ms) measure each VM's\n"
+		  "working set -- the guest RAM pages its guests used in\n"
+		  "that interval -- by idle page tracking: a line per\n"
+		  "interval, last/mean/min/max in the summary (default\n"
+		  "off)" },
+	{ "json", 0, OPT_FLAG, OPT_FIELD(struct run_opts, json),
+	  .help = "print the summary as JSON (progress goes to stderr)" },
+	{ "quiet", 'q', OPT_FLAG, OPT_FIELD(struct run_opts, quiet),
+	  .help = "no progress lines" },
+	{ "help", 'h', OPT_HELP, .help = "this text" },
+};
+
+static const struct opt_table run_table = {
+	.cmd = CMD,
+	.opts = run_options,
+	.nr = ARRAY_SIZE(run_options),
+	.help_column = 25,
+	.usage = run_usage,
 };
 
 /* The breaks that open a race in the invalidation protocol: they imply
@@ -61,9 +189,9 @@ static unsigned int break_churn(unsigned int breaks)
 
 void run_usage(FILE *f)
 {
-	struct scenario_config d;
+	struct run_opts d = { 0 };
 
-	scenario_config_default(&d);
+	scenario_config_default(&d.cfg);
 	fprintf(f,
 		"usage: tandem run [options]\n"
 		"\nVMs run guest workloads on software vCPUs through the secondary MMU while\n"
@@ -75,336 +203,23 @@ void run_usage(FILE *f)
 		"(ROM) must exit to the VMM with their address. One progress line a second,\n"
 		"then a summary ending 'integrity: OK' (exit 0) or 'integrity: FAILED: ...'\n"
 		"(exit 1). Bad options: exit 2.\n"
-		"\noptions:\n"
-		"      --vms N            VMs, each its own host mm (default %u; 1..%d)\n"
-		"      --vcpus N          vCPUs per VM (default %u; 1..%d)\n"
-		"      --guest-mem SIZE   guest RAM per VM, whole MiB (default %lluM; 1M..16G)\n"
-		"      --host-mem SIZE    host RAM (default: twice the guest RAM + slack);\n"
-		"                         less than the guests need turns swap on (--swap)\n"
-		"      --swap SIZE        swap file size (0: none; default: none when the\n"
-		"                         host RAM holds the guests, else all guest RAM\n"
-		"                         plus a quarter plus 64M). When RAM and swap run\n"
-		"                         out, the OOM killer kills the largest VM: it is\n"
-		"                         stopped with a reason and the others run on; the\n"
-		"                         verdict is the survivors' (more than one VM\n"
-		"                         killed fails)\n"
-		"      --swap-file PATH   where the swap file goes (default: a temp file in\n"
-		"                         $TMPDIR or /tmp; unlinked at once either way)\n"
-		"      --swap-fail-writes N\n"
-		"                         test switch: the first N swap writes fail (the\n"
-		"                         page must stay resident and dirty: nothing lost)\n"
-		"      --swap-fail-reads N\n"
-		"                         test switch: the first N swap reads fail (the VM\n"
-		"                         that needed the page is stopped)\n"
-		"  -d, --duration SECS    run time, e.g. 10, 2.5, 500ms (default %llu)\n"
-		"  -w, --workload NAME    mixed (each vCPU cycles through the others), seq,\n"
-		"                         uniform, zipf, verify (default %s)\n"
-		"      --write-ratio PCT  writes per 100 random ops (default %u)\n"
-		"  -s, --seed N           seed of the guests' and churn's choices (default %llu)\n"
-		"      --churn LIST       all, none, or a comma list of dontneed, mprotect,\n"
-		"                         remap, fork (default all; with --break: the ops\n"
-		"                         that expose the race)\n"
-		"      --break LIST       disable one piece of the protocol to watch the\n"
-		"                         checker catch the race (comma list or repeated):\n",
-		d.nr_vms, WL_MAX_VMS, d.nr_vcpus, WL_MAX_VCPUS,
-		(unsigned long long)(d.guest_mem >> 20),
-		(unsigned long long)(d.duration_ns / 1000000000ULL),
-		wl_workload_name(d.workload), d.write_pct, (unsigned long long)d.seed);
-	for (size_t i = 0; i < ARRAY_SIZE(break_names); i++)
-		fprintf(f, "          %-10s   %s\n", break_names[i].name,
-			break_names[i].what);
-	fprintf(f,
-		"                         (all but aging imply --stall; the run ends at the\n"
-		"                         first failure; zap with fork or remap churn may\n"
-		"                         corrupt the host)\n"
-		"      --stall            stall vCPUs at the protocol's vulnerable points until\n"
-		"                         the next host operation is done (harmless unless a\n"
-		"                         --break is on)\n"
-		"      --kick MODE        how TLB flushes reach vCPUs in guest mode: wait\n"
-		"                         (sleep until they leave it, as KVM), rseq (abort\n"
-		"                         their restartable accesses with membarrier), auto\n"
-		"                         (rseq where available; the default)\n"
-		"      --wss-interval SECS\n"
-		"                         every SECS (e.g. 1, 0.5, 250ms) measure each VM's\n"
-		"                         working set -- the guest RAM pages its guests used in\n"
-		"                         that interval -- by idle page tracking: a line per\n"
-		"                         interval, last/mean/min/max in the summary (default\n"
-		"                         off)\n"
-		"      --json             print the summary as JSON (progress goes to stderr)\n"
-		"  -q, --quiet            no progress lines\n"
-		"  -h, --help             this text\n");
+		"\noptions:\n");
+	opt_usage(f, &run_table, &d);
 }
 
-/* ---- options ---------------------------------------------------------------- */
-
-struct run_opts {
-	struct scenario_config cfg;
-	bool churn_set, stall_set, kick_set;
-	bool json, quiet;
-};
-
-/* "a,b,c" against names[]; each found name ORs its bit into *mask. */
-static int parse_list(const char *opt, const char *val, const char *const *names,
-		      const unsigned int *bits, size_t n, unsigned int *mask)
+/* What options imply for each other, and whether the run fits this machine. */
+static int check_opts(struct run_opts *o, uint64_t given)
 {
-	char *copy = strdup(val), *save = NULL;
-	int ret = 0;
-
-	if (!copy)
-		return -1;
-	if (!*val) {
-		fprintf(stderr, "tandem " CMD ": --%s: empty value\n", opt);
-		ret = -1;
-	}
-	for (char *tok = strtok_r(copy, ",", &save); tok && !ret;
-	     tok = strtok_r(NULL, ",", &save)) {
-		size_t i;
-
-		for (i = 0; i < n; i++)
-			if (strcmp(tok, names[i]) == 0)
-				break;
-		if (i == n) {
-			fprintf(stderr, "tandem " CMD ": --%s: '%s': unknown (have:", opt, tok);
-			for (i = 0; i < n; i++)
-				fprintf(stderr, " %s", names[i]);
-			fprintf(stderr, ")\n");
-			ret = -1;
-			break;
-		}
-		*mask |= bits[i];
-	}
-	free(copy);
-	return ret;
-}
-
-static int parse_churn(const char *val, unsigned int *churn)
-{
-	const char *names[WL_NR_CHURN];
-	unsigned int bits[WL_NR_CHURN];
-
-	if (strcmp(val, "all") == 0) {
-		*churn = WL_CHURN_ALL;
-		return 0;
-	}
-	if (strcmp(val, "none") == 0) {
-		*churn = 0;
-		return 0;
-	}
-	for (unsigned int k = 0; k < WL_NR_CHURN; k++) {
-		names[k] = wl_churn_name(k);
-		bits[k] = 1u << k;
-	}
-	*churn = 0;
-	return parse_list("churn", val, names, bits, WL_NR_CHURN, churn);
-}
-
-static int parse_break(const char *val, unsigned int *breaks)
-{
-	const char *names[ARRAY_SIZE(break_names)];
-	unsigned int bits[ARRAY_SIZE(break_names)];
-
-	for (size_t i = 0; i < ARRAY_SIZE(break_names); i++) {
-		names[i] = break_names[i].name;
-		bits[i] = break_names[i].bit;
-	}
-	return parse_list("break", val, names, bits, ARRAY_SIZE(break_names), breaks);
-}
-
-static int parse_opts(int argc, char **argv, struct run_opts *o)
-{
-	enum { O_VMS = 256, O_VCPUS, O_GUEST_MEM, O_HOST_MEM, O_WRITE_RATIO, O_CHURN,
-	       O_BREAK, O_STALL, O_KICK, O_JSON, O_WSS, O_SWAP, O_SWAP_FILE, O_SWAP_FAIL_W,
-	       O_SWAP_FAIL_R };
-	static const struct option longopts[] = {
-		{ "vms", required_argument, NULL, O_VMS },
-		{ "vcpus", required_argument, NULL, O_VCPUS },
-		{ "guest-mem", required_argument, NULL, O_GUEST_MEM },
-		{ "host-mem", required_argument, NULL, O_HOST_MEM },
-		{ "duration", required_argument, NULL, 'd' },
-		{ "workload", required_argument, NULL, 'w' },
-		{ "write-ratio", required_argument, NULL, O_WRITE_RATIO },
-		{ "seed", required_argument, NULL, 's' },
-		{ "churn", required_argument, NULL, O_CHURN },
-		{ "break", required_argument, NULL, O_BREAK },
-		{ "stall", no_argument, NULL, O_STALL },
-		{ "kick", required_argument, NULL, O_KICK },
-		{ "json", no_argument, NULL, O_JSON },
-		{ "wss-interval", required_argument, NULL, O_WSS },
-		{ "swap", required_argument, NULL, O_SWAP },
-		{ "swap-file", required_argument, NULL, O_SWAP_FILE },
-		{ "swap-fail-writes", required_argument, NULL, O_SWAP_FAIL_W },
-		{ "swap-fail-reads", required_argument, NULL, O_SWAP_FAIL_R },
-		{ "quiet", no_argument, NULL, 'q' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
 	struct scenario_config *cfg = &o->cfg;
 	char why[256];
-	uint64_t v;
-	int c;
 
-	optind = 0;
-	while ((c = getopt_long(argc, argv, ":d:w:s:qh", longopts, NULL)) != -1) {
-		switch (c) {
-		case O_VMS:
-			if (cli_u64_arg(CMD, "vms", optarg, 1, WL_MAX_VMS, &v))
-				return EXIT_USAGE;
-			cfg->nr_vms = (unsigned int)v;
-			break;
-		case O_VCPUS:
-			if (cli_u64_arg(CMD, "vcpus", optarg, 1, WL_MAX_VCPUS, &v))
-				return EXIT_USAGE;
-			cfg->nr_vcpus = (unsigned int)v;
-			break;
-		case O_GUEST_MEM:
-			if (cli_size_arg(CMD, "guest-mem", optarg, WL_GUEST_MEM_MIN,
-					 WL_GUEST_MEM_MAX, &cfg->guest_mem))
-				return EXIT_USAGE;
-			if (cfg->guest_mem % (1ULL << 20)) {
-				fprintf(stderr, "tandem " CMD ": --guest-mem: '%s': not a whole "
-					"number of MiB\n", optarg);
-				return EXIT_USAGE;
-			}
-			break;
-		case O_HOST_MEM:
-			if (cli_size_arg(CMD, "host-mem", optarg, HOST_RAM_MIN, HOST_RAM_MAX,
-					 &cfg->host_mem))
-				return EXIT_USAGE;
-			if (!PAGE_ALIGNED(cfg->host_mem)) {
-				fprintf(stderr, "tandem " CMD ": --host-mem: '%s': not a multiple "
-					"of the 4K page size\n", optarg);
-				return EXIT_USAGE;
-			}
-			break;
-		case 'd':
-			if (cli_duration_arg(CMD, "duration", optarg, &cfg->duration_ns))
-				return EXIT_USAGE;
-			if (cfg->duration_ns > 86400ULL * 1000000000ULL) {
-				fprintf(stderr, "tandem " CMD ": --duration: '%s': more than 24 "
-					"hours\n", optarg);
-				return EXIT_USAGE;
-			}
-			break;
-		case 'w': {
-			unsigned int k;
-
-			for (k = 0; k < WL_NR_WORKLOADS; k++)
-				if (strcmp(optarg, wl_workload_name(k)) == 0)
-					break;
-			if (k == WL_NR_WORKLOADS) {
-				fprintf(stderr, "tandem " CMD ": --workload: '%s': unknown (have:",
-					optarg);
-				for (k = 0; k < WL_NR_WORKLOADS; k++)
-					fprintf(stderr, " %s", wl_workload_name(k));
-				fprintf(stderr, ")\n");
-				return EXIT_USAGE;
-			}
-			cfg->workload = k;
-			break;
-		}
-		case O_WRITE_RATIO:
-			if (cli_u64_arg(CMD, "write-ratio", optarg, 0, 100, &v))
-				return EXIT_USAGE;
-			cfg->write_pct = (unsigned int)v;
-			break;
-		case 's':
-			if (cli_u64_arg(CMD, "seed", optarg, 0, UINT64_MAX, &cfg->seed))
-				return EXIT_USAGE;
-			break;
-		case O_CHURN:
-			if (parse_churn(optarg, &cfg->churn))
-				return EXIT_USAGE;
-			o->churn_set = true;
-			break;
-		case O_BREAK:
-			if (parse_break(optarg, &cfg->breaks))
-				return EXIT_USAGE;
-			break;
-		case O_STALL:
-			cfg->stall = true;
-			o->stall_set = true;
-			break;
-		case O_KICK: {
-			enum kvm_kick_mode m;
-
-			for (m = KVM_KICK_AUTO; m <= KVM_KICK_RSEQ; m++)
-				if (strcmp(optarg, kvm_kick_mode_name(m)) == 0)
-					break;
-			if (m > KVM_KICK_RSEQ) {
-				fprintf(stderr, "tandem " CMD ": --kick: '%s': unknown (have: "
-					"auto wait rseq)\n", optarg);
-				return EXIT_USAGE;
-			}
-			cfg->kick = m;
-			o->kick_set = true;
-			break;
-		}
-		case O_JSON:
-			o->json = true;
-			break;
-		case O_WSS:
-			if (cli_duration_arg(CMD, "wss-interval", optarg, &cfg->wss_interval_ns))
-				return EXIT_USAGE;
-			if (cfg->wss_interval_ns < 10000000ULL ||
-			    cfg->wss_interval_ns > 3600ULL * 1000000000ULL) {
-				fprintf(stderr, "tandem " CMD ": --wss-interval: '%s': must be "
-					"10ms to 1 hour\n", optarg);
-				return EXIT_USAGE;
-			}
-			break;
-		case O_SWAP:
-			if (strcmp(optarg, "0") == 0) {
-				cfg->swap_bytes = 0;
-				break;
-			}
-			if (cli_size_arg(CMD, "swap", optarg, PAGE_SIZE, HOST_SWAP_MAX,
-					 &cfg->swap_bytes))
-				return EXIT_USAGE;
-			if (!PAGE_ALIGNED(cfg->swap_bytes)) {
-				fprintf(stderr, "tandem " CMD ": --swap: '%s': not a multiple "
-					"of the 4K page size\n", optarg);
-				return EXIT_USAGE;
-			}
-			break;
-		case O_SWAP_FILE:
-			if (!*optarg) {
-				fprintf(stderr, "tandem " CMD ": --swap-file: empty path\n");
-				return EXIT_USAGE;
-			}
-			cfg->swap_path = optarg;
-			break;
-		case O_SWAP_FAIL_W:
-		case O_SWAP_FAIL_R:
-			if (cli_u64_arg(CMD, c == O_SWAP_FAIL_W ? "swap-fail-writes" :
-					"swap-fail-reads", optarg, 0, 1000000000, &v))
-				return EXIT_USAGE;
-			if (c == O_SWAP_FAIL_W)
-				cfg->swap_fail_writes = (long)v;
-			else
-				cfg->swap_fail_reads = (long)v;
-			break;
-		case 'q':
-			o->quiet = true;
-			break;
-		case 'h':
-			run_usage(stdout);
-			return -1;
-		default:
-			cli_getopt_error(CMD, c, argv);
-			return EXIT_USAGE;
-		}
-	}
-	if (optind < argc) {
-		fprintf(stderr, "tandem " CMD ": unexpected argument '%s'\n", argv[optind]);
-		return EXIT_USAGE;
-	}
 	if (cfg->breaks & PROTOCOL_BREAKS) {
 		cfg->stall = true;
-		if (!o->churn_set)
+		if (!opt_given(&run_table, given, "churn"))
 			cfg->churn = break_churn(cfg->breaks);
 		/* Under RSEQ the access re-checks requests inside a restartable
 		 * section: what flush-wait breaks is the waiting protocol's. */
-		if ((cfg->breaks & KVM_BREAK_FLUSH_WAIT) && !o->kick_set)
+		if ((cfg->breaks & KVM_BREAK_FLUSH_WAIT) && !opt_given(&run_table, given, "kick"))
 			cfg->kick = KVM_KICK_WAIT;
 	}
 	if (scenario_check_config(cfg, why, sizeof(why))) {
@@ -431,25 +246,148 @@ static int parse_opts(int argc, char **argv, struct run_opts *o)
 	return 0;
 }
 
+/* ---- summary metrics ---------------------------------------------------------- */
+
+/* report_style.show bits: rows that only some runs print in text. */
+#define SHOW_STALLS     (1u << 0)       /* --stall (or a break implying it) */
+
+static const char *churn_key(unsigned int k)
+{
+	return wl_churn_name(k);
+}
+
+#define COUNT(m) REPORT_AT(struct scenario_counts, m)
+
+/* "guests:" in text; "totals" and each VM's "counts" in JSON. */
+static const struct report_field counts_fields[] = {
+	{ "accesses", "accesses", REPORT_U64, COUNT(accesses), REPORT_BOTH,
+	  .note = "  ({/s}/s)" },
+	{ "page_reads", "pages read+checked", REPORT_U64, COUNT(page_reads), REPORT_BOTH },
+	{ "page_writes", "pages written", REPORT_U64, COUNT(page_writes), REPORT_BOTH,
+	  .note = "  (each checked first)" },
+	{ "writes_refused", "writes refused", REPORT_U64, COUNT(writes_refused), REPORT_BOTH,
+	  .note = "  (-EFAULT: host mapping read-only)" },
+	{ "cross_reads", "cross-vCPU reads", REPORT_U64, COUNT(cross_reads), REPORT_BOTH },
+	{ "frozen_skips", "skipped (frozen)", REPORT_U64, COUNT(frozen_skips), REPORT_BOTH,
+	  .note = "  (churn owned the page)" },
+	{ "rom_reads", "ROM reads", REPORT_U64, COUNT(rom_reads), REPORT_BOTH },
+	{ "rom_writes", "ROM writes", REPORT_U64, COUNT(rom_writes), REPORT_BOTH,
+	  .note = "  (MMIO exits to the VMM: {mmio_exits})" },
+	{ "mmio_exits", NULL, REPORT_U64, COUNT(mmio_exits), REPORT_JSON },
+	{ "stalls", "stalls", REPORT_U64, COUNT(stalls), REPORT_BOTH, .when = SHOW_STALLS },
+	/* The text has its own "churn:" line for these. */
+	{ "churn", NULL, REPORT_U64_ARRAY, COUNT(churn), REPORT_JSON, .nr = WL_NR_CHURN,
+	  .name = churn_key },
+	{ "pages_checked_by_churn", NULL, REPORT_U64, COUNT(pages_checked_by_churn),
+	  REPORT_JSON },
+	{ "forks_skipped", NULL, REPORT_U64, COUNT(forks_skipped), REPORT_JSON },
+};
+
+#define KVM(m) REPORT_AT(struct kvm_stats, m)
+
+/* "secondary MMU:" in text; "kvm", totals and each VM's, in JSON. */
+static const struct report_field kvm_fields[] = {
+	{ "faults", "faults", REPORT_U64, KVM(faults), REPORT_BOTH,
+	  .note = "  ({/s}/s; fast path {fast_faults})" },
+	{ "fast_faults", NULL, REPORT_U64, KVM(fast_faults), REPORT_JSON },
+	{ "fault_retries", "fault retries", REPORT_U64, KVM(fault_retries), REPORT_BOTH },
+	{ "invalidations", "invalidations", REPORT_U64, KVM(invalidations), REPORT_BOTH,
+	  .note = "  ({/s}/s)" },
+	{ "sptes_zapped", "sptes zapped", REPORT_U64, KVM(sptes_zapped), REPORT_BOTH },
+	{ "tlb_flushes", "TLB flushes", REPORT_U64, KVM(tlb_flushes), REPORT_BOTH },
+	{ "memslot_updates", "memslot updates", REPORT_U64, KVM(memslot_updates),
+	  REPORT_BOTH },
+	{ "mmio_exits", "MMIO exits", REPORT_U64, KVM(mmio_exits), REPORT_BOTH },
+};
+
+#define VCPU(m) REPORT_AT(struct vcpu_stats, m)
+
+/* The last "secondary MMU:" line; "vcpu" in JSON. */
+static const struct report_field vcpu_fields[] = {
+	{ "accesses_slow", "vCPU soft-TLB", REPORT_U64, VCPU(accesses_slow), REPORT_BOTH,
+	  .note = " misses, {stlb_fills} fills, {stlb_flushes} flushes, {guest_exits} "
+		  "guest exits" },
+	{ "stlb_fills", NULL, REPORT_U64, VCPU(stlb_fills), REPORT_JSON },
+	{ "stlb_flushes", NULL, REPORT_U64, VCPU(stlb_flushes), REPORT_JSON },
+	{ "guest_exits", NULL, REPORT_U64, VCPU(guest_exits), REPORT_JSON },
+};
+
+#define RES(m) REPORT_AT(struct scenario_result, m)
+
+/* "memory (host totals; pages):" in text, "memory" in JSON; in pages. */
+static const struct report_field memory_fields[] = {
+	{ "swap_bytes", NULL, REPORT_U64, RES(swap_bytes), REPORT_JSON },
+	{ "pswpin", "swapped in", REPORT_U64, RES(host.events[PSWPIN]), REPORT_BOTH,
+	  .note = "  ({MiB} MiB)" },
+	{ "pswpout", "swapped out", REPORT_U64, RES(host.events[PSWPOUT]), REPORT_BOTH,
+	  .note = "  ({MiB} MiB)" },
+	{ "swap_write_errors", "swap write errors", REPORT_U64,
+	  RES(host.events[SWAP_WRITE_ERROR]), REPORT_BOTH,
+	  .note = "  (page kept resident and dirty)" },
+	{ "swap_read_errors", "swap read errors", REPORT_U64,
+	  RES(host.events[SWAP_READ_ERROR]), REPORT_BOTH },
+	{ "pgscan", NULL, REPORT_U64, RES(host.events[PGSCAN]), REPORT_JSON },
+	{ "pgsteal", "reclaimed (pgsteal)", REPORT_U64, RES(host.events[PGSTEAL]),
+	  REPORT_BOTH, .note = "  (scanned {pgscan})" },
+	{ "pgactivate", "activated", REPORT_U64, RES(host.events[PGACTIVATE]), REPORT_BOTH,
+	  .note = "  (referenced only by a guest: {pgreferenced_secondary})" },
+	{ "pgreferenced_secondary", NULL, REPORT_U64,
+	  RES(host.events[PGREFERENCED_SECONDARY]), REPORT_JSON },
+	{ "kswapd_wakeups", "kswapd wakeups", REPORT_U64, RES(host.events[KSWAPD_WAKEUP]),
+	  REPORT_BOTH },
+	{ "allocstalls", "direct reclaims", REPORT_U64, RES(host.events[ALLOCSTALL]),
+	  REPORT_BOTH, .note = "  (allocation stalls)" },
+	{ "oom_kills", "OOM kills", REPORT_U64, RES(host.oom_kills), REPORT_BOTH,
+	  .note = "  (reaped {oom_reaped_pages} pages, {oom_reap_retries} reaper retries"
+		  "{oom_fork_children?; fork children among the victims})" },
+	{ "oom_reaped_pages", NULL, REPORT_U64, RES(host.oom_reaped_pages), REPORT_JSON },
+	{ "oom_reap_retries", NULL, REPORT_U64, RES(host.oom_reap_retries), REPORT_JSON },
+	{ "oom_fork_children", NULL, REPORT_U64, RES(oom_fork_children), REPORT_JSON },
+	{ "kvm_nonblock_starts", "KVM non-blockable", REPORT_U64, RES(kvm.nonblock_starts),
+	  REPORT_BOTH, .note = "  invalidation starts (OOM reaper): {kvm_nonblock_eagain} "
+			       "-EAGAIN, {kvm_nonblock_flush_in_guest} found vCPUs in "
+			       "guest mode" },
+	{ "kvm_nonblock_eagain", NULL, REPORT_U64, RES(kvm.nonblock_eagain), REPORT_JSON },
+	{ "kvm_nonblock_flush_in_guest", NULL, REPORT_U64, RES(kvm.nonblock_flush_in_guest),
+	  REPORT_JSON },
+};
+
+/* "host:" in text; top-level members in JSON. */
+static const struct report_field host_fields[] = {
+	{ "final_pages_checked", "final check", REPORT_U64, RES(final_pages_checked),
+	  REPORT_BOTH, .note = "  pages re-read through the host" },
+	{ "poison_hits", "poison hits", REPORT_U64, RES(poison_hits), REPORT_BOTH },
+	{ "frames_in_use", "frames in use", REPORT_U64, RES(frames_in_use), REPORT_BOTH,
+	  .note = "  after teardown" },
+};
+
+#define WSS(m) REPORT_AT(struct scenario_wss, m)
+
+/* Each VM's "wss" in JSON (the text has a line per VM of its own). */
+static const struct report_field wss_fields[] = {
+	{ "intervals", NULL, REPORT_U64, WSS(intervals), REPORT_JSON },
+	{ "last_pages", NULL, REPORT_U64, WSS(last_pages), REPORT_JSON },
+	{ "mean_pages", NULL, REPORT_F64, WSS(mean_pages), REPORT_JSON, .prec = 1 },
+	{ "min_pages", NULL, REPORT_U64, WSS(min_pages), REPORT_JSON },
+	{ "max_pages", NULL, REPORT_U64, WSS(max_pages), REPORT_JSON },
+	{ "last_mapped", NULL, REPORT_U64, WSS(last_mapped), REPORT_JSON },
+	{ "mark_ns_per_page", NULL, REPORT_F64, WSS(mark_ns_per_page), REPORT_JSON,
+	  .prec = 1 },
+	{ "count_ns_per_page", NULL, REPORT_F64, WSS(count_ns_per_page), REPORT_JSON,
+	  .prec = 1 },
+};
+
+static const struct report_table counts_table = REPORT_TABLE(counts_fields);
+static const struct report_table kvm_table = REPORT_TABLE(kvm_fields);
+static const struct report_table vcpu_table = REPORT_TABLE(vcpu_fields);
+static const struct report_table memory_table = REPORT_TABLE(memory_fields);
+static const struct report_table host_table = REPORT_TABLE(host_fields);
+static const struct report_table wss_table = REPORT_TABLE(wss_fields);
+
 /* ---- output ------------------------------------------------------------------ */
 
-/* 1234567 -> "1.23M" (static buffers: up to 8 live at once). */
-static const char *human(double v)
-{
-	static char bufs[8][16];
-	static unsigned int n;
-	char *b = bufs[n++ % 8];
-
-	if (v >= 1e9)
-		snprintf(b, 16, "%.2fG", v / 1e9);
-	else if (v >= 1e6)
-		snprintf(b, 16, "%.2fM", v / 1e6);
-	else if (v >= 1e4)
-		snprintf(b, 16, "%.1fk", v / 1e3);
-	else
-		snprintf(b, 16, "%.0f", v);
-	return b;
-}
+#define U(x) ((unsigned long long)(x))
+#define MIB(pages) ((double)(pages) * PAGE_SIZE / (1 << 20))
 
 static void progress(const struct scenario_progress *p, void *arg)
 {
@@ -457,23 +395,18 @@ static void progress(const struct scenario_progress *p, void *arg)
 
 	fprintf(f, "[%5.1fs] accesses/s %7s  faults/s %7s  invalidations/s %6s  "
 		"retries %5llu  tlb-flushes %6llu  churn %4llu%s\n",
-		p->t_s, human(p->accesses_per_s), human(p->faults_per_s),
-		human(p->invalidations_per_s), (unsigned long long)p->retries,
-		(unsigned long long)p->tlb_flushes, (unsigned long long)p->churn_ops,
-		p->failures ? "  FAILURES" : "");
-	fprintf(f, "[%5.1fs] memory: free %.1f MiB", p->t_s,
-		(double)p->free_pages * PAGE_SIZE / (1 << 20));
+		p->t_s, report_human(p->accesses_per_s), report_human(p->faults_per_s),
+		report_human(p->invalidations_per_s), U(p->retries), U(p->tlb_flushes),
+		U(p->churn_ops), p->failures ? "  FAILURES" : "");
+	fprintf(f, "[%5.1fs] memory: free %.1f MiB", p->t_s, MIB(p->free_pages));
 	if (p->swap_pages)
 		fprintf(f, "  swap %.1f/%.0f MiB used  swap-in %s pages/s  swap-out %s pages/s",
-			(double)(p->swap_pages - p->swap_free_pages) * PAGE_SIZE / (1 << 20),
-			(double)p->swap_pages * PAGE_SIZE / (1 << 20), human(p->pswpin_per_s),
-			human(p->pswpout_per_s));
+			MIB(p->swap_pages - p->swap_free_pages), MIB(p->swap_pages),
+			report_human(p->pswpin_per_s), report_human(p->pswpout_per_s));
 	for (unsigned int i = 0; i < p->nr_vms; i++) {
-		fprintf(f, "  vm%u rss %.1f MiB", i,
-			(double)p->vm_rss_pages[i] * PAGE_SIZE / (1 << 20));
+		fprintf(f, "  vm%u rss %.1f MiB", i, MIB(p->vm_rss_pages[i]));
 		if (p->swap_pages)
-			fprintf(f, " swapped %.1f MiB",
-				(double)p->vm_swap_pages[i] * PAGE_SIZE / (1 << 20));
+			fprintf(f, " swapped %.1f MiB", MIB(p->vm_swap_pages[i]));
 		if (p->vm_killed[i])
 			fprintf(f, " KILLED");
 	}
@@ -481,88 +414,76 @@ static void progress(const struct scenario_progress *p, void *arg)
 	if (p->wss_nr_vms) {
 		fprintf(f, "[%5.1fs] working set (%.2f s):", p->t_s, p->wss_interval_s);
 		for (unsigned int i = 0; i < p->wss_nr_vms; i++)
-			fprintf(f, "  vm%u %s pages (%.1f MiB)", i, human((double)p->wss_pages[i]),
-				(double)p->wss_pages[i] * PAGE_SIZE / (1 << 20));
+			fprintf(f, "  vm%u %s pages (%.1f MiB)", i,
+				report_human((double)p->wss_pages[i]), MIB(p->wss_pages[i]));
 		fputc('\n', f);
 	}
 	fflush(f);
 }
 
-static void churn_list(const struct scenario_config *cfg, char *buf, size_t len)
+/* The names of the bits set in mask, comma-separated; "none" if none. */
+static void name_list(opt_choices_fn choices, unsigned int mask, char *buf, size_t len)
 {
+	struct opt_choice c;
 	size_t off = 0;
 
 	buf[0] = '\0';
-	for (unsigned int k = 0; k < WL_NR_CHURN; k++)
-		if (cfg->churn & (1u << k))
+	for (unsigned int i = 0; choices(i, &c); i++)
+		if (mask & c.value)
 			off += (size_t)snprintf(buf + off, len - off, "%s%s", off ? "," : "",
-						wl_churn_name(k));
+						c.name);
 	if (!off)
 		snprintf(buf, len, "none");
 }
 
-static void break_list(unsigned int breaks, char *buf, size_t len)
+static void print_failures(const struct scenario_result *r)
 {
-	size_t off = 0;
+	printf("failures:\n");
+	for (int k = 0; k < WL_NR_FAIL_KINDS; k++)
+		if (r->fail_count[k])
+			printf("  %-45s %llu\n", wl_fail_kind_name(k), U(r->fail_count[k]));
+	printf("  first %u:\n", r->nr_first);
+	for (unsigned int i = 0; i < r->nr_first; i++) {
+		const struct wl_failure *f = &r->first[i];
+		char who[48] = "";
 
-	buf[0] = '\0';
-	for (size_t i = 0; i < ARRAY_SIZE(break_names); i++)
-		if (breaks & break_names[i].bit)
-			off += (size_t)snprintf(buf + off, len - off, "%s%s", off ? "," : "",
-						break_names[i].name);
-	if (!off)
-		snprintf(buf, len, "none");
+		if (f->vm >= 0 && f->vcpu >= 0)
+			snprintf(who, sizeof(who), "vm%d vcpu%d", f->vm, f->vcpu);
+		else if (f->vm >= 0)
+			snprintf(who, sizeof(who), "vm%d vmm", f->vm);
+		else
+			snprintf(who, sizeof(who), "host");
+		printf("  [%6.3fs] %-13s %s: %s\n", f->t_s, who, wl_fail_kind_key(f->kind),
+		       f->msg);
+	}
 }
-
-#define U(x) ((unsigned long long)(x))
 
 static void print_text(const struct run_opts *o, const struct scenario_result *r)
 {
 	const struct scenario_config *cfg = &o->cfg;
 	const struct scenario_counts *t = &r->total;
-	double el = r->elapsed_s > 0 ? r->elapsed_s : 1;
+	const struct report_style st = {
+		.indent = 2, .label_width = 20, .value_width = 14,
+		.seconds = r->elapsed_s, .show = cfg->stall ? SHOW_STALLS : 0,
+	};
 	char churn[64], brk[64];
 
-	churn_list(cfg, churn, sizeof(churn));
-	break_list(cfg->breaks, brk, sizeof(brk));
+	name_list(churn_choice, cfg->churn, churn, sizeof(churn));
+	name_list(break_choice, cfg->breaks, brk, sizeof(brk));
 	printf("tandem run: %u VMs x %u vCPUs, %llu MiB guest RAM each, host %llu MiB, "
 	       "swap %llu MiB, workload %s (%u%% writes), churn %s, kick %s, seed %llu%s%s%s\n",
 	       cfg->nr_vms, cfg->nr_vcpus, U(cfg->guest_mem >> 20), U(r->host_mem >> 20),
-	       U(r->swap_bytes >> 20),
-	       wl_workload_name(cfg->workload), cfg->write_pct, churn,
-	       kvm_kick_mode_name(r->kick), U(cfg->seed),
-	       cfg->breaks ? ", BREAK " : "", cfg->breaks ? brk : "",
-	       cfg->stall ? ", stalls on" : "");
+	       U(r->swap_bytes >> 20), wl_workload_name(cfg->workload), cfg->write_pct, churn,
+	       kvm_kick_mode_name(r->kick), U(cfg->seed), cfg->breaks ? ", BREAK " : "",
+	       cfg->breaks ? brk : "", cfg->stall ? ", stalls on" : "");
 	printf("  ran %.2f s%s (setup %.2f s, teardown %.2f s)\n", r->elapsed_s,
 	       r->stopped_early ? ", stopped at the first failure" : "", r->setup_s,
 	       r->teardown_s);
 	printf("guests:\n");
-	printf("  accesses             %14llu  (%s/s)\n", U(t->accesses),
-	       human((double)t->accesses / el));
-	printf("  pages read+checked   %14llu\n", U(t->page_reads));
-	printf("  pages written        %14llu  (each checked first)\n", U(t->page_writes));
-	printf("  writes refused       %14llu  (-EFAULT: host mapping read-only)\n",
-	       U(t->writes_refused));
-	printf("  cross-vCPU reads     %14llu\n", U(t->cross_reads));
-	printf("  skipped (frozen)     %14llu  (churn owned the page)\n", U(t->frozen_skips));
-	printf("  ROM reads            %14llu\n", U(t->rom_reads));
-	printf("  ROM writes           %14llu  (MMIO exits to the VMM: %llu)\n",
-	       U(t->rom_writes), U(t->mmio_exits));
-	if (cfg->stall)
-		printf("  stalls               %14llu\n", U(t->stalls));
+	report_text(stdout, &st, &counts_table, t);
 	printf("secondary MMU:\n");
-	printf("  faults               %14llu  (%s/s; fast path %llu)\n", U(r->kvm.faults),
-	       human((double)r->kvm.faults / el), U(r->kvm.fast_faults));
-	printf("  fault retries        %14llu\n", U(r->kvm.fault_retries));
-	printf("  invalidations        %14llu  (%s/s)\n", U(r->kvm.invalidations),
-	       human((double)r->kvm.invalidations / el));
-	printf("  sptes zapped         %14llu\n", U(r->kvm.sptes_zapped));
-	printf("  TLB flushes          %14llu\n", U(r->kvm.tlb_flushes));
-	printf("  memslot updates      %14llu\n", U(r->kvm.memslot_updates));
-	printf("  MMIO exits           %14llu\n", U(r->kvm.mmio_exits));
-	printf("  vCPU soft-TLB        %14llu misses, %llu fills, %llu flushes, %llu guest "
-	       "exits\n", U(r->vcpu.accesses_slow), U(r->vcpu.stlb_fills),
-	       U(r->vcpu.stlb_flushes), U(r->vcpu.guest_exits));
+	report_text(stdout, &st, &kvm_table, &r->kvm);
+	report_text(stdout, &st, &vcpu_table, &r->vcpu);
 	printf("churn:\n  ");
 	for (unsigned int k = 0; k < WL_NR_CHURN; k++)
 		printf("%s %llu  ", wl_churn_name(k), U(t->churn[k]));
@@ -577,41 +498,17 @@ static void print_text(const struct run_opts *o, const struct scenario_result *r
 
 		printf("  vm%-2u accesses %s  faults %s  retries %llu  invalidations %s  "
 		       "tlb-flushes %s  churn %llu/%llu/%llu/%llu\n", i,
-		       human((double)v->c.accesses), human((double)v->kvm.faults),
-		       U(v->kvm.fault_retries), human((double)v->kvm.invalidations),
-		       human((double)v->kvm.tlb_flushes), U(v->c.churn[0]), U(v->c.churn[1]),
-		       U(v->c.churn[2]), U(v->c.churn[3]));
+		       report_human((double)v->c.accesses), report_human((double)v->kvm.faults),
+		       U(v->kvm.fault_retries), report_human((double)v->kvm.invalidations),
+		       report_human((double)v->kvm.tlb_flushes), U(v->c.churn[0]),
+		       U(v->c.churn[1]), U(v->c.churn[2]), U(v->c.churn[3]));
 	}
-	const struct host_stats *h = &r->host;
-
 	printf("memory (host totals; pages):\n");
-	printf("  swapped in           %14llu  (%.1f MiB)\n", U(h->events[PSWPIN]),
-	       (double)h->events[PSWPIN] * PAGE_SIZE / (1 << 20));
-	printf("  swapped out          %14llu  (%.1f MiB)\n", U(h->events[PSWPOUT]),
-	       (double)h->events[PSWPOUT] * PAGE_SIZE / (1 << 20));
-	printf("  swap write errors    %14llu  (page kept resident and dirty)\n",
-	       U(h->events[SWAP_WRITE_ERROR]));
-	printf("  swap read errors     %14llu\n", U(h->events[SWAP_READ_ERROR]));
-	printf("  reclaimed (pgsteal)  %14llu  (scanned %llu)\n", U(h->events[PGSTEAL]),
-	       U(h->events[PGSCAN]));
-	printf("  activated            %14llu  (referenced only by a guest: %llu)\n",
-	       U(h->events[PGACTIVATE]), U(h->events[PGREFERENCED_SECONDARY]));
-	printf("  kswapd wakeups       %14llu\n", U(h->events[KSWAPD_WAKEUP]));
-	printf("  direct reclaims      %14llu  (allocation stalls)\n", U(h->events[ALLOCSTALL]));
-	printf("  OOM kills            %14llu  (reaped %llu pages, %llu reaper retries%s)\n",
-	       U(h->oom_kills), U(h->oom_reaped_pages), U(h->oom_reap_retries),
-	       r->oom_fork_children ? "; fork children among the victims" : "");
-	printf("  KVM non-blockable    %14llu  invalidation starts (OOM reaper): %llu "
-	       "-EAGAIN, %llu found vCPUs in guest mode\n", U(r->kvm.nonblock_starts),
-	       U(r->kvm.nonblock_eagain), U(r->kvm.nonblock_flush_in_guest));
-	for (unsigned int i = 0; i < r->nr_vms; i++) {
-		const struct scenario_vm_result *v = &r->vm[i];
-
+	report_text(stdout, &st, &memory_table, r);
+	for (unsigned int i = 0; i < r->nr_vms; i++)
 		printf("  vm%-2u final rss %.1f MiB, swapped %.1f MiB%s\n", i,
-		       (double)v->rss_pages * PAGE_SIZE / (1 << 20),
-		       (double)v->swap_pages * PAGE_SIZE / (1 << 20),
-		       v->killed ? " (killed)" : "");
-	}
+		       MIB(r->vm[i].rss_pages), MIB(r->vm[i].swap_pages),
+		       r->vm[i].killed ? " (killed)" : "");
 	if (r->vms_killed) {
 		printf("killed VMs (their memory is gone by design; not judged):\n");
 		for (unsigned int i = 0; i < r->nr_vms; i++)
@@ -636,59 +533,25 @@ static void print_text(const struct run_opts *o, const struct scenario_result *r
 		}
 	}
 	printf("host:\n");
-	printf("  final check          %14llu  pages re-read through the host\n",
-	       U(r->final_pages_checked));
-	printf("  poison hits          %14llu\n", U(r->poison_hits));
-	printf("  frames in use        %14llu  after teardown\n", U(r->frames_in_use));
-	if (r->failures) {
-		printf("failures:\n");
-		for (int k = 0; k < WL_NR_FAIL_KINDS; k++)
-			if (r->fail_count[k])
-				printf("  %-45s %llu\n", wl_fail_kind_name(k), U(r->fail_count[k]));
-		printf("  first %u:\n", r->nr_first);
-		for (unsigned int i = 0; i < r->nr_first; i++) {
-			const struct wl_failure *f = &r->first[i];
-			char who[48] = "";
-
-			if (f->vm >= 0 && f->vcpu >= 0)
-				snprintf(who, sizeof(who), "vm%d vcpu%d", f->vm, f->vcpu);
-			else if (f->vm >= 0)
-				snprintf(who, sizeof(who), "vm%d vmm", f->vm);
-			else
-				snprintf(who, sizeof(who), "host");
-			printf("  [%6.3fs] %-13s %s: %s\n", f->t_s, who, wl_fail_kind_key(f->kind),
-			       f->msg);
-		}
-	}
+	report_text(stdout, &st, &host_table, r);
+	if (r->failures)
+		print_failures(r);
 	if (r->ok)
 		printf("integrity: OK\n");
 	else
 		printf("integrity: FAILED: %s\n", r->verdict);
 }
 
-static void json_counts(const struct scenario_counts *c)
+static const char *kill_key(enum wl_kill_reason k)
 {
-	printf("{\"accesses\": %llu, \"page_reads\": %llu, \"page_writes\": %llu, "
-	       "\"writes_refused\": %llu, \"cross_reads\": %llu, \"frozen_skips\": %llu, "
-	       "\"rom_reads\": %llu, \"rom_writes\": %llu, \"mmio_exits\": %llu, "
-	       "\"stalls\": %llu, \"churn\": {", U(c->accesses), U(c->page_reads),
-	       U(c->page_writes), U(c->writes_refused), U(c->cross_reads),
-	       U(c->frozen_skips), U(c->rom_reads), U(c->rom_writes), U(c->mmio_exits),
-	       U(c->stalls));
-	for (unsigned int k = 0; k < WL_NR_CHURN; k++)
-		printf("%s\"%s\": %llu", k ? ", " : "", wl_churn_name(k), U(c->churn[k]));
-	printf("}, \"pages_checked_by_churn\": %llu, \"forks_skipped\": %llu}",
-	       U(c->pages_checked_by_churn), U(c->forks_skipped));
-}
-
-static void json_kvm(const struct kvm_stats *s)
-{
-	printf("{\"faults\": %llu, \"fast_faults\": %llu, \"fault_retries\": %llu, "
-	       "\"invalidations\": %llu, \"sptes_zapped\": %llu, \"tlb_flushes\": %llu, "
-	       "\"mmio_exits\": %llu, \"memslot_updates\": %llu}", U(s->faults),
-	       U(s->fast_faults), U(s->fault_retries), U(s->invalidations),
-	       U(s->sptes_zapped), U(s->tlb_flushes), U(s->mmio_exits),
-	       U(s->memslot_updates));
+	switch (k) {
+	case WL_KILLED_OOM:
+		return "\"oom\"";
+	case WL_KILLED_SWAP_READ:
+		return "\"swap_read_error\"";
+	default:
+		return "null";
+	}
 }
 
 static void print_json(const struct run_opts *o, const struct scenario_result *r)
@@ -696,8 +559,8 @@ static void print_json(const struct run_opts *o, const struct scenario_result *r
 	const struct scenario_config *cfg = &o->cfg;
 	char churn[64], brk[64];
 
-	churn_list(cfg, churn, sizeof(churn));
-	break_list(cfg->breaks, brk, sizeof(brk));
+	name_list(churn_choice, cfg->churn, churn, sizeof(churn));
+	name_list(break_choice, cfg->breaks, brk, sizeof(brk));
 	printf("{\"command\": \"run\", \"config\": {\"vms\": %u, \"vcpus\": %u, "
 	       "\"guest_mem\": %llu, \"host_mem\": %llu, \"duration_s\": %.3f, "
 	       "\"workload\": \"%s\", \"write_pct\": %u, \"seed\": %llu, \"churn\": \"%s\", "
@@ -714,55 +577,35 @@ static void print_json(const struct run_opts *o, const struct scenario_result *r
 	printf(" \"elapsed_s\": %.3f, \"setup_s\": %.3f, \"teardown_s\": %.3f, "
 	       "\"stopped_early\": %s,\n", r->elapsed_s, r->setup_s, r->teardown_s,
 	       r->stopped_early ? "true" : "false");
-	printf(" \"totals\": ");
-	json_counts(&r->total);
-	printf(",\n \"kvm\": ");
-	json_kvm(&r->kvm);
-	printf(",\n \"vcpu\": {\"accesses_slow\": %llu, \"stlb_fills\": %llu, "
-	       "\"stlb_flushes\": %llu, \"guest_exits\": %llu},\n",
-	       U(r->vcpu.accesses_slow), U(r->vcpu.stlb_fills), U(r->vcpu.stlb_flushes),
-	       U(r->vcpu.guest_exits));
-	printf(" \"vms\": [");
+	printf(" \"totals\": {");
+	report_json(stdout, &counts_table, &r->total);
+	printf("},\n \"kvm\": {");
+	report_json(stdout, &kvm_table, &r->kvm);
+	printf("},\n \"vcpu\": {");
+	report_json(stdout, &vcpu_table, &r->vcpu);
+	printf("},\n \"vms\": [");
 	for (unsigned int i = 0; i < r->nr_vms; i++) {
-		printf("%s\n  {\"vm\": %u, \"counts\": ", i ? "," : "", i);
-		json_counts(&r->vm[i].c);
-		printf(", \"kvm\": ");
-		json_kvm(&r->vm[i].kvm);
+		printf("%s\n  {\"vm\": %u, \"counts\": {", i ? "," : "", i);
+		report_json(stdout, &counts_table, &r->vm[i].c);
+		printf("}, \"kvm\": {");
+		report_json(stdout, &kvm_table, &r->vm[i].kvm);
+		printf("}");
 		if (cfg->wss_interval_ns) {
-			const struct scenario_wss *w = &r->vm[i].wss;
-
-			printf(", \"wss\": {\"intervals\": %llu, \"last_pages\": %llu, "
-			       "\"mean_pages\": %.1f, \"min_pages\": %llu, \"max_pages\": %llu, "
-			       "\"last_mapped\": %llu, \"mark_ns_per_page\": %.1f, "
-			       "\"count_ns_per_page\": %.1f}", U(w->intervals), U(w->last_pages),
-			       w->mean_pages, U(w->min_pages), U(w->max_pages), U(w->last_mapped),
-			       w->mark_ns_per_page, w->count_ns_per_page);
+			printf(", \"wss\": {");
+			report_json(stdout, &wss_table, &r->vm[i].wss);
+			printf("}");
 		}
 		printf("}");
 	}
-	printf("],\n \"memory\": {\"swap_bytes\": %llu, \"pswpin\": %llu, \"pswpout\": %llu, "
-	       "\"swap_write_errors\": %llu, \"swap_read_errors\": %llu, \"pgscan\": %llu, "
-	       "\"pgsteal\": %llu, \"pgactivate\": %llu, \"pgreferenced_secondary\": %llu, "
-	       "\"kswapd_wakeups\": %llu, \"allocstalls\": %llu, \"oom_kills\": %llu, "
-	       "\"oom_reaped_pages\": %llu, \"oom_reap_retries\": %llu, "
-	       "\"oom_fork_children\": %llu, \"kvm_nonblock_starts\": %llu, "
-	       "\"kvm_nonblock_eagain\": %llu, "
-	       "\"kvm_nonblock_flush_in_guest\": %llu,\n  \"vms\": [",
-	       U(r->swap_bytes), U(r->host.events[PSWPIN]), U(r->host.events[PSWPOUT]),
-	       U(r->host.events[SWAP_WRITE_ERROR]), U(r->host.events[SWAP_READ_ERROR]),
-	       U(r->host.events[PGSCAN]), U(r->host.events[PGSTEAL]),
-	       U(r->host.events[PGACTIVATE]), U(r->host.events[PGREFERENCED_SECONDARY]),
-	       U(r->host.events[KSWAPD_WAKEUP]), U(r->host.events[ALLOCSTALL]),
-	       U(r->host.oom_kills), U(r->host.oom_reaped_pages), U(r->host.oom_reap_retries),
-	       U(r->oom_fork_children), U(r->kvm.nonblock_starts), U(r->kvm.nonblock_eagain),
-	       U(r->kvm.nonblock_flush_in_guest));
+	printf("],\n \"memory\": {");
+	report_json(stdout, &memory_table, r);
+	printf(",\n  \"vms\": [");
 	for (unsigned int i = 0; i < r->nr_vms; i++) {
 		const struct scenario_vm_result *v = &r->vm[i];
 
 		printf("%s{\"vm\": %u, \"rss_pages\": %llu, \"swap_pages\": %llu, "
 		       "\"killed\": %s", i ? ", " : "", i, U(v->rss_pages), U(v->swap_pages),
-		       v->killed == WL_KILLED_OOM ? "\"oom\"" :
-		       v->killed == WL_KILLED_SWAP_READ ? "\"swap_read_error\"" : "null");
+		       kill_key(v->killed));
 		if (v->killed) {
 			printf(", \"killed_at_s\": %.3f, \"failures_ignored\": %llu, "
 			       "\"reason\": ", v->killed_at_s, U(v->failures_ignored));
@@ -770,9 +613,9 @@ static void print_json(const struct run_opts *o, const struct scenario_result *r
 		}
 		printf("}");
 	}
-	printf("]},\n \"final_pages_checked\": %llu, \"poison_hits\": %llu, "
-	       "\"frames_in_use\": %llu,\n \"failures\": {", U(r->final_pages_checked),
-	       U(r->poison_hits), U(r->frames_in_use));
+	printf("]},\n ");
+	report_json(stdout, &host_table, r);
+	printf(",\n \"failures\": {");
 	for (int k = 0, first = 1; k < WL_NR_FAIL_KINDS; k++) {
 		if (!r->fail_count[k])
 			continue;
@@ -799,21 +642,20 @@ int cmd_run(int argc, char **argv)
 {
 	struct run_opts o = { 0 };
 	struct scenario_result *res;
+	uint64_t given;
 	int status, err;
 
 	scenario_config_default(&o.cfg);
-	status = parse_opts(argc, argv, &o);
+	status = opt_parse(&run_table, argc, argv, &o, &given, NULL);
+	if (!status)
+		status = check_opts(&o, given);
 	if (status)
 		return status < 0 ? 0 : status;
 	if (!o.quiet) {
 		o.cfg.progress = progress;
 		o.cfg.progress_arg = o.json ? stderr : stdout;
 	}
-	res = calloc(1, sizeof(*res));
-	if (!res) {
-		fprintf(stderr, "tandem " CMD ": out of memory\n");
-		return 1;
-	}
+	res = xcalloc(1, sizeof(*res));
 	err = scenario_run(&o.cfg, res);
 	if (err == -EINVAL || err == -EOPNOTSUPP) {
 		fprintf(stderr, "tandem " CMD ": %s\n", res->verdict);

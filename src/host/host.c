@@ -72,25 +72,29 @@ int host_create(const struct host_config *cfg, struct host **out)
 		return err;
 	}
 	err = swap_init(host);
-	if (!err) {
-		err = kswapd_start(host);
-		if (err)
-			swap_exit(host);
-	}
-	if (!err) {
-		err = oom_init(host);
-		if (err) {
-			kswapd_stop(host);
-			swap_exit(host);
-		}
-	}
-	if (err) {
-		page_alloc_exit(host);
-		free(host);
-		return err;
-	}
+	if (err)
+		goto out_pages;
+	err = kswapd_start(host);
+	if (err)
+		goto out_swap;
+	err = mmput_async_init(host);
+	if (err)
+		goto out_kswapd;
+	err = oom_init(host);
+	if (err)
+		goto out_async;
 	*out = host;
 	return 0;
+out_async:
+	mmput_async_exit(host);
+out_kswapd:
+	kswapd_stop(host);
+out_swap:
+	swap_exit(host);
+out_pages:
+	page_alloc_exit(host);
+	free(host);
+	return err;
 }
 
 int host_destroy(struct host *host)
@@ -100,12 +104,15 @@ int host_destroy(struct host *host)
 	/* A victim being reaped is still referenced by the reaper. */
 	for (int i = 0; i < 10000 && atomic_load(&host->oom_pending); i++)
 		sched_yield();
+	/* An mm whose last put was handed to the worker is on its way out. */
+	mmput_async_drain(host);
 	spin_lock(&host->mm_list_lock);
 	bool busy = !list_empty(&host->mm_list);
 	spin_unlock(&host->mm_list_lock);
 	if (busy)
 		return -EBUSY;
 	oom_exit(host);
+	mmput_async_exit(host);
 	kswapd_stop(host);
 	swap_exit(host);
 	mutex_destroy(&host->lru.lock);

@@ -116,6 +116,13 @@ struct host {
 	pthread_mutex_t kswapd_lock;
 	pthread_cond_t kswapd_wait;
 	bool kswapd_stop, kswapd_woken;
+	/* mmput_async's worker (mm.c): last puts made where exit_mmap may
+	 * not run, done here instead. */
+	pthread_t async_put_worker;
+	bool async_put_running, async_put_stop;
+	pthread_mutex_t async_put_lock;
+	pthread_cond_t async_put_wait;  /* work queued, or the queue drained */
+	struct list_head async_put;     /* mms with mm_users == 0, not yet exited */
 	/* OOM (oom.c) */
 	struct mutex oom_lock;          /* one kill at a time */
 	oom_notify_fn oom_notify;
@@ -194,6 +201,17 @@ int swapin_page(struct host *host, uint64_t slot, struct page **pagep);
 uint32_t swap_count(struct host *host, uint64_t slot);
 
 /* oom.c */
+/* mm.c */
+/* Drop a user where the teardown may not run (inside an RCU read-side
+ * section, e.g. reclaim called from a secondary MMU's fault): the last
+ * put hands exit_mmap to the host's worker, as Linux's mmput_async. */
+void mmput_async(struct mm *mm);
+int mmput_async_init(struct host *host);
+/* Wait until every queued teardown is done, then stop the worker. */
+void mmput_async_exit(struct host *host);
+/* Wait until every queued teardown is done. */
+void mmput_async_drain(struct host *host);
+
 /* page_alloc.c */
 int page_alloc_init(struct host *host);
 void page_alloc_exit(struct host *host);

@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "internal.h"
+#include "base/rcu.h"
 
 int mm_create(struct host *host, struct mm **out)
 {
@@ -160,6 +161,10 @@ void zap_page_range_locked(struct mm *mm, hva_t start, hva_t end)
 
 static void exit_mmap(struct mm *mm)
 {
+	/* release() waits for a grace period (mmu_notifier.c), which never
+	 * ends inside a read-side section: a put that can be the last must
+	 * not be made in one (mmput_async is for those places). */
+	BUG_ON(rcu_read_lock_held());
 	atomic_store(&mm->exiting, true);
 	/* Secondary MMUs drop everything before a frame is freed. */
 	mmu_notifier_release(mm);
@@ -206,4 +211,79 @@ uint64_t get_mm_counter(struct mm *mm, enum mm_counter member)
 struct host *mm_host(struct mm *mm)
 {
 	return mm->host;
+}
+
+void mmput_async(struct mm *mm)
+{
+	struct host *host = mm->host;
+
+	if (atomic_fetch_sub_explicit(&mm->mm_users, 1, memory_order_acq_rel) != 1)
+		return;
+	pthread_mutex_lock(&host->async_put_lock);
+	list_add_tail(&mm->async_put_link, &host->async_put);
+	pthread_cond_broadcast(&host->async_put_wait);
+	pthread_mutex_unlock(&host->async_put_lock);
+}
+
+static void *async_put_main(void *arg)
+{
+	struct host *host = arg;
+
+	pthread_mutex_lock(&host->async_put_lock);
+	for (;;) {
+		while (!host->async_put_stop && list_empty(&host->async_put))
+			pthread_cond_wait(&host->async_put_wait, &host->async_put_lock);
+		if (list_empty(&host->async_put))
+			break;          /* stopping, nothing queued */
+		struct mm *mm = list_first_entry(&host->async_put, struct mm, async_put_link);
+
+		/* Off the queue only once it is torn down: a drainer that sees
+		 * the queue empty sees the mm gone. */
+		pthread_mutex_unlock(&host->async_put_lock);
+		exit_mmap(mm);
+		pthread_mutex_lock(&host->async_put_lock);
+		list_del_init(&mm->async_put_link);
+		pthread_cond_broadcast(&host->async_put_wait);
+		pthread_mutex_unlock(&host->async_put_lock);
+		mmdrop(mm);
+		pthread_mutex_lock(&host->async_put_lock);
+	}
+	pthread_mutex_unlock(&host->async_put_lock);
+	return NULL;
+}
+
+int mmput_async_init(struct host *host)
+{
+	pthread_mutex_init(&host->async_put_lock, NULL);
+	pthread_cond_init(&host->async_put_wait, NULL);
+	INIT_LIST_HEAD(&host->async_put);
+	if (pthread_create(&host->async_put_worker, NULL, async_put_main, host)) {
+		pthread_cond_destroy(&host->async_put_wait);
+		pthread_mutex_destroy(&host->async_put_lock);
+		return -EAGAIN;
+	}
+	host->async_put_running = true;
+	return 0;
+}
+
+void mmput_async_drain(struct host *host)
+{
+	pthread_mutex_lock(&host->async_put_lock);
+	while (!list_empty(&host->async_put))
+		pthread_cond_wait(&host->async_put_wait, &host->async_put_lock);
+	pthread_mutex_unlock(&host->async_put_lock);
+}
+
+void mmput_async_exit(struct host *host)
+{
+	if (!host->async_put_running)
+		return;
+	pthread_mutex_lock(&host->async_put_lock);
+	host->async_put_stop = true;
+	pthread_cond_broadcast(&host->async_put_wait);
+	pthread_mutex_unlock(&host->async_put_lock);
+	pthread_join(host->async_put_worker, NULL);
+	host->async_put_running = false;
+	pthread_cond_destroy(&host->async_put_wait);
+	pthread_mutex_destroy(&host->async_put_lock);
 }

@@ -125,6 +125,7 @@ struct mm {
 	atomic_bool oom_victim;         /* chosen by the OOM killer: faults fail */
 	atomic_bool oom_reaped;         /* the reaper has unmapped it */
 	struct list_head oom_link;      /* the reaper's queue */
+	struct list_head async_put_link; /* host->async_put, mmput_async */
 
 	struct mmu_notifier_subscriptions notifier_subscriptions;
 	struct list_head mmlist;        /* host->mm_list, under host->mm_list_lock */

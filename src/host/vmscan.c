@@ -170,9 +170,20 @@ struct unmap_arg {
 	uint64_t slot;
 	bool force;             /* MADV_PAGEOUT: unmap even if young */
 	bool failed;
+	bool referenced;        /* used since the first look: activate */
 };
 
-/* One mapping of page: PTE -> swap entry, under a CLEAR invalidation. */
+/*
+ * One mapping of page: PTE -> swap entry, under a CLEAR invalidation.
+ *
+ * A use since reclaim's first look (page_referenced) keeps the page:
+ *   - second look, before the invalidation: test_young asks the secondary
+ *     MMUs whether they used it since, without clearing or flushing --
+ *     cheap, and a young page then keeps its secondary mappings too;
+ *   - a use after that, before the zap, reaches the page through the zap
+ *     itself: secondary MMUs pass an accessed translation's young bit on
+ *     (mark_page_accessed), as the host PTE's accessed bit is checked.
+ */
 static bool unmap_one(struct page *page, struct mm *mm, hva_t addr, void *arg)
 {
 	struct unmap_arg *ua = arg;
@@ -183,6 +194,11 @@ static bool unmap_one(struct page *page, struct mm *mm, hva_t addr, void *arg)
 		ua->failed = true;      /* exiting: its exit will unmap it */
 		return false;
 	}
+	if (!ua->force && mmu_notifier_test_young(mm, addr)) {
+		ua->failed = ua->referenced = true;
+		mmput_async(mm);
+		return false;
+	}
 	mmu_notifier_range_init(&range, MMU_NOTIFY_CLEAR, MMU_NOTIFIER_RANGE_BLOCKABLE,
 				mm, addr, addr + PAGE_SIZE);
 	mmu_notifier_invalidate_range_start(&range);
@@ -191,8 +207,9 @@ static bool unmap_one(struct page *page, struct mm *mm, hva_t addr, void *arg)
 	if (ptep) {
 		pte_t pte = READ_ONCE(*ptep);
 
-		if (pte_young(pte) && !ua->force) {
-			ua->failed = true; /* used since we looked: keep it */
+		if (!ua->force && (pte_young(pte) || TestClearPageFlag(page, PG_referenced))) {
+			/* used since we looked: keep it */
+			ua->failed = ua->referenced = true;
 		} else {
 			swap_duplicate(mm->host, ua->slot);
 			set_pte(mm, addr, ptep, swp_slot_pte(ua->slot));
@@ -206,7 +223,10 @@ static bool unmap_one(struct page *page, struct mm *mm, hva_t addr, void *arg)
 	}
 	spin_unlock(&mm->page_table_lock);
 	mmu_notifier_invalidate_range_end(&range);
-	mmput(mm);
+	/* Async: reclaim runs inside allocations, some of them made inside
+	 * an RCU read-side section (a secondary MMU's fault), where the
+	 * mm's teardown, if this is its last user, may not run. */
+	mmput_async(mm);
 	return !ua->failed;
 }
 
@@ -247,6 +267,10 @@ unsigned long reclaim_pages(struct host *host, struct list_head *list, bool forc
 			struct unmap_arg ua = { .slot = page->private, .force = force };
 
 			rmap_walk(page, unmap_one, &ua);
+			if (ua.referenced) {
+				count_vm_event(host, PGACTIVATE);
+				activate = true;
+			}
 			if (page_mapcount(page) > 0)
 				goto keep_locked;
 		}

@@ -22,15 +22,21 @@
  *   write_lock(mmu_lock)                        zap sptes, flush TLBs (wait)
  *   retry if in_progress && hva in range        write_unlock
  *         or seq != mmu_invalidate_seq   host changes the PTE, frees frame
- *   install spte                         end:   write_lock(mmu_lock)
- *   write_unlock; put_page                      seq++ then in_progress--
- *                                               write_unlock
+ *   install spte                         end:   seq++          (release)
+ *   write_unlock; put_page                      in_progress--  (release)
  *
- * The reader's acquire load of seq pairs with the writer's release of
- * mmu_lock in end: if the reader's GUP saw the old PTE, either the writer
- * had not yet started (start then zaps what the reader installs, since the
- * reader installs under mmu_lock before start takes it) or the reader sees
- * in_progress or the bumped seq under mmu_lock and retries.
+ * If the reader's GUP saw the old PTE, either the writer had not yet
+ * started (start then zaps what the reader installs, since the reader
+ * installs under mmu_lock before start takes it) or the reader, under
+ * mmu_lock after start released it, sees in_progress (start's increment)
+ * or, once end has dropped it, the bumped seq -- end bumps seq before it
+ * drops the count, both with release, and the reader loads the count with
+ * acquire before it loads seq -- and retries.
+ *
+ * end takes no lock: a waiting TLB flush holds mmu_lock while it sleeps
+ * for vCPUs in guest mode, and the OOM reaper's end must not wait for a
+ * vCPU any more than its start may. Begins are serialized by mmu_lock, so
+ * a begin that finds the count at 0 knows every earlier range has ended.
  *
  * Lock order: slots_lock > (notifier range_lock) > mmu_lock > kvm->lock.
  * Never call synchronize_rcu() with mmu_lock held or from a notifier
@@ -94,7 +100,7 @@ static inline bool slot_hva_range_to_gfns(const struct kvm_memory_slot *s,
 
 static inline bool slot_is_writable(const struct kvm_memory_slot *s)
 {
-	return !(s->flags & (KVM_MEM_READONLY | KVM_MEM_LOG_DIRTY_PAGES));
+	return !(s->flags & KVM_MEM_READONLY);
 }
 
 struct kvm_vcpu;
@@ -111,10 +117,11 @@ struct kvm {
 	 * for the aging walks, which change bits with atomics) and the
 	 * invalidate state below. */
 	struct rwsem mmu_lock;
-	_Atomic unsigned long mmu_invalidate_seq;   /* written under mmu_lock */
-	long mmu_invalidate_in_progress;            /* under mmu_lock */
-	hva_t mmu_invalidate_range_start;           /* union of ranges in progress */
-	hva_t mmu_invalidate_range_end;
+	_Atomic unsigned long mmu_invalidate_seq;   /* ++ by end, no lock */
+	/* ++ by start under mmu_lock, -- by end without it (header comment) */
+	_Atomic long mmu_invalidate_in_progress;
+	hva_t mmu_invalidate_range_start;           /* union of ranges in progress, */
+	hva_t mmu_invalidate_range_end;             /* set by start under mmu_lock */
 	bool mm_released;                           /* under mmu_lock */
 	/* Under mmu_lock: a non-blockable start zapped sptes but could not
 	 * wait for the vCPUs in guest mode (-EAGAIN). Until a flush confirms
@@ -137,6 +144,9 @@ struct kvm {
 	struct mutex lock;                          /* vcpus[] */
 	struct kvm_vcpu *vcpus[KVM_MAX_VCPUS];
 	atomic_int nr_vcpus;
+
+	kvm_hook_fn _Atomic test_hook;              /* tests only */
+	void *test_hook_arg;
 
 	struct {
 		atomic_ulong faults, fast_faults, fault_retries, invalidations,
@@ -177,7 +187,9 @@ static inline bool mmu_invalidate_retry_hva(struct kvm *kvm, unsigned long seq,
 					    hva_t hva)
 {
 	lockdep_assert_held(&kvm->mmu_lock);
-	if (kvm->mmu_invalidate_in_progress &&
+	/* Acquire: pairs with end's release decrement, after which its seq
+	 * bump is visible to the load below. */
+	if (atomic_load_explicit(&kvm->mmu_invalidate_in_progress, memory_order_acquire) &&
 	    hva >= kvm->mmu_invalidate_range_start &&
 	    hva < kvm->mmu_invalidate_range_end)
 		return true;
@@ -196,6 +208,15 @@ int kvm_make_all_cpus_request_nowait(struct kvm *kvm, unsigned int req, bool syn
 /* kvm->lock held: how many flush_pending vCPUs have not left guest mode
  * since (the others are cleared). */
 int kvm_flush_pending_vcpus(struct kvm *kvm);
+
+static inline void kvm_test_hook(struct kvm *kvm, enum kvm_hook_point at,
+				 struct kvm_vcpu *v)
+{
+	kvm_hook_fn fn = atomic_load_explicit(&kvm->test_hook, memory_order_acquire);
+
+	if (unlikely(fn != NULL))
+		fn(kvm, at, v, kvm->test_hook_arg);
+}
 
 static inline void vcpu_test_hook(struct kvm_vcpu *v, enum vcpu_hook_point at)
 {

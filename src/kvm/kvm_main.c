@@ -14,9 +14,10 @@
  *      frames, so the host may free them;
  *   4. write_unlock.
  * invalidate_range_end:
- *   write_lock; seq++ then in_progress-- (the bump must be visible to any
- *   fault that sees the count drop; both are under mmu_lock, which the
- *   fault's check also holds); write_unlock; active count--, wake waiters.
+ *   seq++ then in_progress--, both release, no lock (kvm_host.h: the bump
+ *   must be visible to any fault that sees the count drop, and end must
+ *   not wait behind a flush that waits for vCPUs); active count--, wake
+ *   waiters.
  *
  * invalidate_range_start (non-blockable: the OOM reaper; range flags lack
  * MMU_NOTIFIER_RANGE_BLOCKABLE): the same steps, but it must not sleep.
@@ -38,10 +39,11 @@
  *     blockable zapper meanwhile flushes (and waits) even if it finds
  *     nothing left to zap. Either way the vCPUs found in guest mode are
  *     counted (nonblock_flush_in_guest).
- *   end is the same for both kinds (it cannot fail, and takes its locks).
+ *   end is the same for both kinds: it cannot fail, and never waits for a
+ *   vCPU (it takes no lock that a waiting flush holds).
  *
- * Unlike KVM since 5.15 we take mmu_lock on every start and end, whether or
- * not a slot overlaps: the counts stay balanced however the slots change
+ * Unlike KVM since 5.15 we count every start and end, whether or not a slot
+ * overlaps: the counts stay balanced however the slots change
  * between start and end, which is the race 52ac8b358b0c closes with a wait.
  * The in-progress range is in hva space (as in 5.12-6.7), so it needs no
  * slot lookup either.
@@ -98,7 +100,10 @@ static void mn_active_invalidate_dec(struct kvm *kvm)
 static void mmu_invalidate_begin(struct kvm *kvm, hva_t start, hva_t end)
 {
 	lockdep_assert_held_write(&kvm->mmu_lock);
-	if (kvm->mmu_invalidate_in_progress++ == 0) {
+	/* Relaxed: an RMW, it continues the release sequence of the end that
+	 * last dropped the count, which a fault's acquire load relies on. */
+	if (atomic_fetch_add_explicit(&kvm->mmu_invalidate_in_progress, 1,
+				      memory_order_relaxed) == 0) {
 		kvm->mmu_invalidate_range_start = start;
 		kvm->mmu_invalidate_range_end = end;
 	} else {
@@ -210,15 +215,14 @@ static void kvm_mmu_notifier_invalidate_range_end(struct mmu_notifier *mn,
 {
 	struct kvm *kvm = mn_to_kvm(mn);
 
-	down_write(&kvm->mmu_lock);
-	/* seq first: a fault that sees in_progress drop must also see the
-	 * new seq. Both happen under mmu_lock, which the fault's check holds,
-	 * so program order suffices; the release store also serves lockless
-	 * readers of seq. */
+	/* seq first, both release: a fault that sees in_progress drop (with
+	 * acquire, under mmu_lock) must also see the new seq (kvm_host.h). */
+	long was;
+
 	atomic_fetch_add_explicit(&kvm->mmu_invalidate_seq, 1, memory_order_release);
-	BUG_ON(kvm->mmu_invalidate_in_progress <= 0);
-	kvm->mmu_invalidate_in_progress--;
-	up_write(&kvm->mmu_lock);
+	was = atomic_fetch_sub_explicit(&kvm->mmu_invalidate_in_progress, 1,
+					memory_order_release);
+	BUG_ON(was <= 0);
 	mn_active_invalidate_dec(kvm);
 }
 

@@ -18,13 +18,32 @@
  *   requests |= bit        (seq_cst)     mode = IN_GUEST_MODE  (seq_cst)
  *   snap = exit_epoch; m = mode          if (requests) exit and handle
  *   if m != OUTSIDE and wait:            ... guest code: every access
- *     sleep until exit_epoch != snap         checks requests; a set bit
- *       or the bit was consumed              exits guest mode (epoch++)
+ *     sleep while exit_epoch == snap         checks requests; a set bit
+ *       and the bit is still set             exits guest mode (epoch++),
+ *                                            then consumes the bit
  *
  * Either the vCPU sees the bit before it enters, or the requester sees it in
  * guest mode and waits for its next exit; every exit handles requests before
  * the next entry. So when a waiting request returns, no vCPU can still use a
  * translation the request flushed.
+ *
+ * Why "and the bit is still set": the vCPU may see the bit between the
+ * requester's two steps, exit, consume it and enter again before the
+ * requester reads exit_epoch:
+ *
+ *   requester                            vCPU in guest mode
+ *   ---------------------------------    ---------------------------------
+ *   requests |= bit
+ *                                        access sees the bit: exit (epoch
+ *                                        E -> E+1), flush, consume, enter
+ *   snap = E+1; mode IN -> EXITING
+ *   sleep until exit_epoch != E+1        requests == 0: no reason to exit
+ *
+ * The vCPU has done what was asked, and nothing will make it exit: waiting
+ * for the epoch alone would sleep forever. A consumed bit means the vCPU
+ * left guest mode after it was set (bits are consumed only outside guest
+ * mode, after an exit), so the wait is over. A bit set again by another
+ * requester still ends in an exit, since every access checks it.
  *
  * Two cores, more vCPUs than that: a requester never spins. It sleeps on a
  * futex on exit_epoch; a vCPU that exits wakes sleepers (it checks a waiter
@@ -122,6 +141,13 @@ bool kvm_rseq_available(void)
  */
 enum req_sync { REQ_SYNC_NONE, REQ_SYNC_NOWAIT, REQ_SYNC_WAIT };
 
+/* Acquire: a consumed bit means the vCPU exited and handled it; what it
+ * did before consuming happens before what the requester does next. */
+static bool request_pending(struct kvm_vcpu *v, unsigned int req)
+{
+	return atomic_load_explicit(&v->requests, memory_order_acquire) & (1UL << req);
+}
+
 static int make_all_cpus_request_locked(struct kvm *kvm, unsigned int req,
 					enum req_sync sync)
 {
@@ -135,6 +161,7 @@ static int make_all_cpus_request_locked(struct kvm *kvm, unsigned int req,
 		struct kvm_vcpu *v = kvm->vcpus[i];
 
 		atomic_fetch_or_explicit(&v->requests, 1UL << req, memory_order_seq_cst);
+		kvm_test_hook(kvm, KVM_HOOK_REQUEST_SET, v);
 		snap[i] = atomic_load_explicit(&v->exit_epoch, memory_order_seq_cst);
 		int mode = IN_GUEST_MODE;
 		/* The kick: a running vCPU notices the bit at its next access;
@@ -175,7 +202,8 @@ static int make_all_cpus_request_locked(struct kvm *kvm, unsigned int req,
 		if (!in_guest[i])
 			continue;
 		atomic_fetch_add_explicit(&v->waiters, 1, memory_order_seq_cst);
-		while (atomic_load_explicit(&v->exit_epoch, memory_order_acquire) == snap[i])
+		while (atomic_load_explicit(&v->exit_epoch, memory_order_acquire) == snap[i] &&
+		       request_pending(v, req))
 			futex(&v->exit_epoch, FUTEX_WAIT_PRIVATE, snap[i]);
 		atomic_fetch_sub_explicit(&v->waiters, 1, memory_order_relaxed);
 	}
@@ -210,9 +238,10 @@ int kvm_flush_pending_vcpus(struct kvm *kvm)
 
 		if (!v->flush_pending)
 			continue;
-		/* Acquire: pairs with the exit's epoch bump, as the wait's. */
+		/* Acquire: pairs with the exit's epoch bump, as the wait's. A
+		 * consumed flush also settles it (the lost wake-up above). */
 		if (atomic_load_explicit(&v->exit_epoch, memory_order_acquire) !=
-		    v->flush_snap)
+		    v->flush_snap || !request_pending(v, KVM_REQ_TLB_FLUSH))
 			v->flush_pending = false;
 		else
 			nr++;
@@ -270,6 +299,12 @@ void kvm_vcpu_uninit(struct kvm_vcpu *v)
 		}
 	}
 	mutex_unlock(&kvm->lock);
+}
+
+void kvm_set_test_hook(struct kvm *kvm, kvm_hook_fn fn, void *arg)
+{
+	kvm->test_hook_arg = arg;
+	atomic_store_explicit(&kvm->test_hook, fn, memory_order_release);
 }
 
 void kvm_vcpu_set_hook(struct kvm_vcpu *v, vcpu_hook_fn fn, void *arg)

@@ -29,7 +29,11 @@
 #include "kvm_host.h"
 #include "base/rcu.h"
 
-#define KVM_MEM_FLAGS (KVM_MEM_LOG_DIRTY_PAGES | KVM_MEM_READONLY)
+/* KVM_MEM_LOG_DIRTY_PAGES is refused (-EINVAL) until dirty logging
+ * exists: a logged slot's sptes must be write-protected and every write
+ * recorded, and a slot that claimed the flag without that would silently
+ * lose the log. */
+#define KVM_MEM_FLAGS KVM_MEM_READONLY
 
 /* Binary search; called inside an RCU read-side section. */
 struct kvm_memory_slot *gfn_to_memslot(struct kvm_memslots *slots, gfn_t gfn)
@@ -113,8 +117,8 @@ static int check_region(struct kvm *kvm, const struct kvm_userspace_memory_regio
 	if (mem->userspace_addr >= TASK_SIZE || mem->memory_size > TASK_SIZE - mem->userspace_addr)
 		return -EINVAL;
 	if (old) {
-		/* As KVM: an existing slot may move or change LOG_DIRTY, not
-		 * its size, its backing or READONLY. */
+		/* As KVM: an existing slot may move, not change its size,
+		 * its backing or READONLY. */
 		if (npages != old->npages || mem->userspace_addr != old->userspace_addr ||
 		    ((mem->flags ^ old->flags) & KVM_MEM_READONLY))
 			return -EINVAL;
@@ -175,12 +179,9 @@ int kvm_set_user_memory_region(struct kvm *kvm,
 		.id = mem->slot,
 	};
 	bool moving = old && new_slot.base_gfn != old->base_gfn;
-	bool wrprotect = old && (mem->flags & KVM_MEM_LOG_DIRTY_PAGES) &&
-			 !(old->flags & KVM_MEM_LOG_DIRTY_PAGES);
 
-	/* Delete, move, or start dirty logging: nothing of the old mapping
-	 * may stay reachable (logging must see every later write). */
-	if (old && (mem->memory_size == 0 || moving || wrprotect)) {
+	/* Delete or move: nothing of the old mapping may stay reachable. */
+	if (old && (mem->memory_size == 0 || moving)) {
 		struct kvm_memory_slot invalid = *old;
 
 		invalid.flags |= KVM_MEMSLOT_INVALID;

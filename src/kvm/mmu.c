@@ -97,18 +97,27 @@ int kvm_mmu_page_fault(struct kvm_vcpu *vcpu, gpa_t gpa, bool write)
 		kvm_stat_inc(kvm, mmio_exits);
 		return RET_PF_MMIO;
 	}
+	/*
+	 * A user reference for the whole fault, taken and dropped outside
+	 * the RCU section: the mm's exit (release() waits for a grace
+	 * period) cannot start while we are in it, so GUP's own mmput is
+	 * never the last, and ours, if it is, runs the exit outside the
+	 * section. -ESRCH: the mm is exiting.
+	 */
+	if (!mmget_not_zero(kvm->mm))
+		return -ESRCH;
 	/* The RCU section spans lookup to install: a slot update waits for
 	 * us before it zaps (memslot.c). */
 	rcu_read_lock();
 	slot = gfn_to_memslot(kvm_memslots(kvm), gfn);
 	if (!slot || (write && (slot->flags & KVM_MEM_READONLY))) {
-		rcu_read_unlock();
 		kvm_stat_inc(kvm, mmio_exits);
-		return RET_PF_MMIO;
+		r = RET_PF_MMIO;
+		goto out_rcu;
 	}
 	if (slot->flags & KVM_MEMSLOT_INVALID) {
-		rcu_read_unlock();
-		return RET_PF_RETRY;
+		r = RET_PF_RETRY;
+		goto out_rcu;
 	}
 	slot_copy = *slot;
 	hva = slot_gfn_to_hva(&slot_copy, gfn);
@@ -118,10 +127,8 @@ int kvm_mmu_page_fault(struct kvm_vcpu *vcpu, gpa_t gpa, bool write)
 	seq = atomic_load_explicit(&kvm->mmu_invalidate_seq, memory_order_acquire);
 
 	r = faultin_pfn(kvm, hva, write, &page, &writable);
-	if (r) {
-		rcu_read_unlock();
-		return r;
-	}
+	if (r)
+		goto out_rcu;
 	vcpu_test_hook(vcpu, VCPU_HOOK_AFTER_GUP);
 	/* With the check broken, widen the window it guards so that a user
 	 * watching --break=seq sees the race in seconds, not hours. */
@@ -129,10 +136,8 @@ int kvm_mmu_page_fault(struct kvm_vcpu *vcpu, gpa_t gpa, bool write)
 		sched_yield();
 
 	down_write(&kvm->mmu_lock);
-	if (kvm->mm_released) {
-		r = -ESRCH;
-		goto out_unlock;
-	}
+	/* Our user reference keeps the exit, and so release(), away. */
+	BUG_ON(kvm->mm_released);
 	if (!(kvm->cfg.breaks & KVM_BREAK_SEQ_CHECK) &&
 	    mmu_invalidate_retry_hva(kvm, seq, hva)) {
 		kvm_stat_inc(kvm, fault_retries);
@@ -148,11 +153,16 @@ int kvm_mmu_page_fault(struct kvm_vcpu *vcpu, gpa_t gpa, bool write)
 	new = make_leaf_spte(page_to_pfn(page), write, writable, slot_is_writable(&slot_copy));
 	if (is_shadow_present(old) && spte_to_pfn(old) == spte_to_pfn(new))
 		new |= old & (SPTE_DIRTY | SPTE_ACCESSED);
-	else if (is_shadow_present(old) && kvm->cfg.breaks)
-		/* Only a --break lets a stale spte survive to here; drop it so
-		 * the checker, not tdp_mmu_set_spte's BUG, reports the damage. */
+	else if (is_shadow_present(old) && (kvm->cfg.breaks & KVM_BREAKS_STALE_SPTE))
+		/* Only a break of the zap or the seq check lets a stale spte
+		 * survive to here; drop it so the checker, not
+		 * tdp_mmu_set_spte's BUG, reports the damage. */
 		tdp_mmu_set_spte(kvm, gfn, sptep, 0);
 	tdp_mmu_set_spte(kvm, gfn, sptep, new);
+	/* RET_PF_FIXED promises that the access can now go through: a fault
+	 * that installed an spte not allowing it would send its vCPU round
+	 * the miss-fault loop forever. */
+	BUG_ON(write && !(new & SPTE_WRITABLE));
 	kvm_stat_inc(kvm, faults);
 	if (write)
 		set_page_dirty(page);
@@ -160,7 +170,9 @@ int kvm_mmu_page_fault(struct kvm_vcpu *vcpu, gpa_t gpa, bool write)
 	r = RET_PF_FIXED;
 out_unlock:
 	up_write(&kvm->mmu_lock);
-	rcu_read_unlock();
 	put_page(page);
+out_rcu:
+	rcu_read_unlock();
+	mmput(kvm->mm);
 	return r;
 }

@@ -13,10 +13,18 @@
  *   bits 12-51 host pfn
  *
  * Invariants of a present leaf:
- *   1. WRITABLE implies HOST_WRITABLE and MMU_WRITABLE.
+ *   1. WRITABLE implies HOST_WRITABLE, MMU_WRITABLE and DIRTY: a clean page
+ *      is mapped read-only, and its first write goes through the lockless
+ *      fast path (mmu.c), which sets WRITABLE and DIRTY together -- the
+ *      write protection KVM uses where hardware has no dirty bit. So a
+ *      write that hits a soft TLB never has to set a dirty bit, and a zap
+ *      passes on exactly the pages guests wrote.
  *   2. HOST_WRITABLE | MMU_WRITABLE ("can unsync") says the fast path may
  *      make it writable without asking the host: never for a COW-shared,
  *      merged or read-only-slot page.
+ *   3. ACCESSED: used (walked) since the last aging pass cleared it; a zap
+ *      passes it on to the page, as DIRTY, so that reclaim hears of a use
+ *      between its look and its unmap.
  *
  * An upper-level entry is 0 (no table) or the address of the child table
  * with TDP_TABLE_BIT set; it is set once and never cleared while the VM
@@ -72,8 +80,8 @@ static inline spte_t make_table_spte(struct tdp_table *child)
 
 /*
  * The leaf for a frame: present, accessed (the fault that installs it is
- * an access), HOST_/MMU_WRITABLE as the host and the slot allow, WRITABLE
- * when both do, DIRTY only for a write fault.
+ * an access), HOST_/MMU_WRITABLE as the host and the slot allow; WRITABLE
+ * and DIRTY only for a write fault that may write (invariant 1).
  */
 static inline spte_t make_leaf_spte(pfn_t pfn, bool write, bool host_writable,
 				    bool mmu_writable)
@@ -84,11 +92,8 @@ static inline spte_t make_leaf_spte(pfn_t pfn, bool write, bool host_writable,
 		s |= SPTE_HOST_WRITABLE;
 	if (mmu_writable)
 		s |= SPTE_MMU_WRITABLE;
-	if (host_writable && mmu_writable) {
-		s |= SPTE_WRITABLE;
-		if (write)
-			s |= SPTE_DIRTY;
-	}
+	if (write && host_writable && mmu_writable)
+		s |= SPTE_WRITABLE | SPTE_DIRTY;
 	return s;
 }
 

@@ -105,21 +105,29 @@ _Atomic spte_t *kvm_tdp_mmu_leaf_alloc(struct kvm *kvm, gfn_t gfn)
  * mmu_lock held for write. Replacing a present leaf with a present leaf of
  * a different frame means an invalidation was missed: the old frame could
  * still be in a vCPU's TLB, so it is a bug, as in KVM's handle_changed_spte.
- * A zapped dirty spte passes its dirtiness to the host page, which is still
- * mapped by the host (the invariant in kvm_host.h).
+ * A zapped spte passes its dirty and accessed state to the host page, which
+ * the host still maps (the invariant in kvm_host.h): a write must not be
+ * lost to swap, nor a use to reclaim, which looks at the page's referenced
+ * flag after the unmap that zapped it (vmscan.c).
  */
 void tdp_mmu_set_spte(struct kvm *kvm, gfn_t gfn, _Atomic spte_t *sptep, spte_t new)
 {
 	spte_t old;
 
 	lockdep_assert_held_write(&kvm->mmu_lock);
+	DEBUG_BUG_ON(is_shadow_present(new) && (new & SPTE_WRITABLE) &&
+		     !(new & SPTE_DIRTY));      /* spte.h invariant 1 */
 	old = atomic_exchange_explicit(sptep, new, memory_order_acq_rel);
 	if (is_shadow_present(old) && is_shadow_present(new))
 		BUG_ON(spte_to_pfn(old) != spte_to_pfn(new));
 	if (is_shadow_present(old) && !is_shadow_present(new)) {
+		struct page *page = pfn_to_page(kvm->host, spte_to_pfn(old));
+
 		kvm_stat_inc(kvm, sptes_zapped);
 		if (old & SPTE_DIRTY)
-			set_page_dirty(pfn_to_page(kvm->host, spte_to_pfn(old)));
+			set_page_dirty(page);
+		if (old & SPTE_ACCESSED)
+			mark_page_accessed(page);
 	}
 	(void)gfn;
 }

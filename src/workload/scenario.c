@@ -385,6 +385,7 @@ static void run_loop(struct scenario *sc, struct scenario_result *res)
 {
 	struct sample prev, cur;
 	uint64_t next = sc->start_ns + 1000000000ULL;
+	uint64_t next_check = sc->start_ns;
 
 	take_sample(sc, &prev);
 	prev.t = sc->start_ns;
@@ -404,6 +405,17 @@ static void run_loop(struct scenario *sc, struct scenario_result *res)
 		}
 		if (now >= sc->deadline_ns)
 			break;
+		if (sc->cfg.end_when && now >= next_check) {
+			struct scenario_status st = {
+				.t_s = (double)(now - sc->start_ns) / 1e9,
+				.vms_killed = atomic_load(&sc->vms_killed),
+			};
+
+			host_get_stats(sc->host, &st.host);
+			if (sc->cfg.end_when(&st, sc->cfg.end_when_arg))
+				break;
+			next_check = now + 100000000ULL;
+		}
 		uint64_t step = MIN(MIN(next, sc->deadline_ns) - now, 10000000ULL);
 		nanosleep(&(struct timespec){ .tv_nsec = (long)step }, NULL);
 	}

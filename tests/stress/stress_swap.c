@@ -76,6 +76,43 @@ static void swap_config(struct scenario_config *cfg, uint64_t guest_mib, uint64_
 	cfg->seed = env_u64("TANDEM_STRESS_SEED", 1);
 }
 
+/*
+ * When a run may end: after min_s, and once what the test is about has
+ * happened (swap traffic both ways, a kill, a write error) and had
+ * settle_s to play out. The run's duration is only a cap: on a loaded
+ * machine, or under TSan, the event takes longer to come, and a fixed
+ * time would make the test a bet on the machine's speed.
+ */
+#define CAP_MS (UNDER_TSAN ? 60000 : 30000)
+
+struct until {
+	double min_s, settle_s;
+	bool swap_both_ways, kill, write_error;
+	double seen_at;                 /* when it all happened; 0: not yet */
+};
+
+static bool end_when(const struct scenario_status *st, void *arg)
+{
+	struct until *u = arg;
+	bool seen = (!u->swap_both_ways || (st->host.events[PSWPIN] > 0 &&
+					    st->host.events[PSWPOUT] > 0)) &&
+		    (!u->kill || st->vms_killed > 0) &&
+		    (!u->write_error || st->host.events[SWAP_WRITE_ERROR] > 0);
+
+	if (!seen)
+		return false;
+	if (!u->seen_at)
+		u->seen_at = st->t_s;
+	return st->t_s >= u->min_s && st->t_s - u->seen_at >= u->settle_s;
+}
+
+static void until(struct scenario_config *cfg, struct until *u)
+{
+	cfg->duration_ns = CAP_MS * 1000000ULL;
+	cfg->end_when = end_when;
+	cfg->end_when_arg = u;
+}
+
 static void print_result(const char *name, const struct scenario_result *r)
 {
 	const struct host_stats *h = &r->host;
@@ -127,7 +164,11 @@ static void overcommit_ok(void **state)
 	struct scenario_result *r = calloc(1, sizeof(*r));
 
 	assert_non_null(r);
-	swap_config(&cfg, 32, 32, 128, env_u64("TANDEM_STRESS_SECONDS", 3) * 1000);
+	struct until u = { .min_s = (double)env_u64("TANDEM_STRESS_SECONDS", 3),
+			   .swap_both_ways = true };
+
+	swap_config(&cfg, 32, 32, 128, 0);
+	until(&cfg, &u);
 	assert_int_equal(scenario_run(&cfg, r), 0);
 	print_result("overcommit_ok", r);
 	assert_ok(r);
@@ -146,8 +187,13 @@ static void oom_kills_one(void **state)
 	unsigned int k;
 
 	assert_non_null(r);
-	/* Under TSan the guests fill RAM and swap in about 3 s. */
-	swap_config(&cfg, 40, 32, 16, UNDER_TSAN ? 6000 : 3000);
+	struct until u = { .kill = true, .settle_s = 1 };
+
+	swap_config(&cfg, 40, 32, 16, 0);
+	until(&cfg, &u);
+	/* No churn that discards memory (DONTNEED, remap): RAM and swap fill
+	 * within seconds even under TSan. */
+	cfg.churn = 1u << WL_CHURN_MPROTECT | 1u << WL_CHURN_FORK;
 	assert_int_equal(scenario_run(&cfg, r), 0);
 	print_result("oom_kills_one", r);
 	assert_ok(r);
@@ -168,7 +214,11 @@ static void swap_write_errors(void **state)
 	struct scenario_result *r = calloc(1, sizeof(*r));
 
 	assert_non_null(r);
-	swap_config(&cfg, 32, 32, 128, 2000);
+	struct until u = { .min_s = 2, .write_error = true, .swap_both_ways = true,
+			   .settle_s = 1 };
+
+	swap_config(&cfg, 32, 32, 128, 0);
+	until(&cfg, &u);
 	cfg.swap_fail_writes = 1000;
 	assert_int_equal(scenario_run(&cfg, r), 0);
 	print_result("swap_write_errors", r);
@@ -188,7 +238,10 @@ static void swap_read_error(void **state)
 	unsigned int k;
 
 	assert_non_null(r);
-	swap_config(&cfg, 32, 32, 128, 2000);
+	struct until u = { .kill = true, .settle_s = 1 };
+
+	swap_config(&cfg, 32, 32, 128, 0);
+	until(&cfg, &u);
 	cfg.swap_fail_reads = 1;
 	assert_int_equal(scenario_run(&cfg, r), 0);
 	print_result("swap_read_error", r);
