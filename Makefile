@@ -51,6 +51,8 @@ build/$(1)/tests/%: tests/%.c build/$(1)/libtandem.a $$(HDRS) $$(TEST_HDRS)
 	@mkdir -p $$(dir $$@)
 	@echo "  LD [$(1)] $$@"
 	$$(Q)$$(CC) $$(CFLAGS_COMMON) $$(CFLAGS_$(1)) -Itests -o $$@ $$< build/$(1)/libtandem.a $$(TEST_LDLIBS) $$(LDLIBS)
+.PHONY: tests-build-$(1)
+tests-build-$(1): deps $$(TESTS_$(1))
 endef
 $(foreach v,$(VARIANTS),$(eval $(call variant_rules,$(v))))
 
