@@ -29,8 +29,10 @@ TEST_LDLIBS := -lcmocka
 LAYERS     := base host kvm cpu vmm workload
 LIB_SRCS   := $(sort $(foreach l,$(LAYERS),$(wildcard src/$(l)/*.c src/$(l)/*/*.c)))
 CLI_SRCS   := $(sort $(wildcard src/cli/*.c bench/*.c))
-TEST_SRCS  := $(sort $(wildcard tests/test_*.c tests/stress/stress_*.c))
-TEST_HDRS  := $(wildcard tests/*.h)
+# Tests: tests/<layer>/test_*.c and tests/stress/stress_*.c, one binary each,
+# all over the shared fixtures in tests/harness/.
+TEST_SRCS  := $(sort $(wildcard tests/*/test_*.c tests/stress/stress_*.c))
+TEST_HDRS  := $(wildcard tests/harness/*.h)
 HDRS       := $(wildcard include/tandem/*.h src/*/*.h src/*/*/*.h)
 
 # Per-variant object/binary lists.

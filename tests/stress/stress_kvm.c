@@ -41,7 +41,7 @@
 #include <string.h>
 #include "tandem/config.h"
 #include "tandem/workload.h"
-#include "scenario_test_util.h"
+#include "harness/scenario.h"
 
 #ifdef TANDEM_TSAN
 #define UNDER_TSAN 1

@@ -36,7 +36,7 @@
 #include <string.h>
 #include "tandem/config.h"
 #include "tandem/workload.h"
-#include "scenario_test_util.h"
+#include "harness/scenario.h"
 
 #define MiB (1ULL << 20)
 

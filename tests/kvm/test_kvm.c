@@ -65,7 +65,7 @@
 #include "base/rcu.h"
 #include "host/internal.h"
 #include "kvm/kvm_host.h"
-#include "host_test_util.h"
+#include "harness/host_fixture.h"
 
 #define P          PAGE_SIZE
 #define HVA_BASE   0x100000000ULL     /* guest RAM in the VMM: 4 GiB */

@@ -45,7 +45,7 @@
 #include "tandem/cpu.h"
 #include "host/mm_types.h"
 #include "host/internal.h"
-#include "host_test_util.h"
+#include "harness/host_fixture.h"
 
 #define P        PAGE_SIZE
 #define BASE     0x100000000ULL        /* 4 GiB */
