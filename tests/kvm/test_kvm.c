@@ -30,9 +30,9 @@
  *   - the vCPU hook (kvm_vcpu_set_hook) pauses the thread once at an armed
  *     point (after GUP, before guest entry, or in guest mode) until the test
  *     releases it; the watcher below can pause it inside the host's fault;
- *   - a second notifier registered *before* the VM (so it is called after
- *     kvm's, the list being newest-first) holds an invalidation open between
- *     kvm's start and the host's PTE change;
+ *   - a recorder (tests/harness/recorder.h) registered *before* the VM (so
+ *     it is called after kvm's, the list being newest-first) holds an
+ *     invalidation open between kvm's start and the host's PTE change;
  *   - a host PTE hook (the "watcher") checks at every PTE change that no
  *     present spte still maps the frame the host takes back, or maps it
  *     writable when the host write-protects it.
@@ -66,6 +66,7 @@
 #include "host/internal.h"
 #include "kvm/kvm_host.h"
 #include "harness/host_fixture.h"
+#include "harness/recorder.h"
 
 #define P          PAGE_SIZE
 #define HVA_BASE   0x100000000ULL     /* guest RAM in the VMM: 4 GiB */
@@ -256,36 +257,6 @@ static void pause_hook(struct kvm_vcpu *v, enum vcpu_hook_point at, void *arg)
 	pthread_mutex_unlock(&p->lock);
 }
 
-/* ---- a notifier that holds an invalidation open ------------------------ */
-
-struct blocker {
-	struct mmu_notifier mn;
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
-	bool armed, blocked, go;
-	hva_t start, end;               /* block once, on a range overlapping this */
-};
-
-static int blocker_start(struct mmu_notifier *mn, const struct mmu_notifier_range *r)
-{
-	struct blocker *b = container_of(mn, struct blocker, mn);
-
-	pthread_mutex_lock(&b->lock);
-	if (b->armed && r->start < b->end && b->start < r->end) {
-		b->armed = false;
-		b->blocked = true;
-		pthread_cond_broadcast(&b->cond);
-		while (!b->go)
-			pthread_cond_wait(&b->cond, &b->lock);
-	}
-	pthread_mutex_unlock(&b->lock);
-	return 0;
-}
-
-static const struct mmu_notifier_ops blocker_ops = {
-	.invalidate_range_start = blocker_start,
-};
-
 /* ---- a host operation on another thread -------------------------------- */
 
 struct kt;
@@ -345,7 +316,8 @@ static int bg_join(struct bg *b)
 /* ---- the fixture ------------------------------------------------------- */
 
 /* KT_KICK_*: the flush protocol (default: AUTO, i.e. RSEQ where built). */
-enum { KT_NO_VCPU = 1u << 0, KT_BLOCKER = 1u << 1, KT_KICK_WAIT = 1u << 2,
+/* KT_RECORDER: a recorder registered before the VM (called after kvm). */
+enum { KT_NO_VCPU = 1u << 0, KT_RECORDER = 1u << 1, KT_KICK_WAIT = 1u << 2,
        KT_KICK_RSEQ = 1u << 3, KT_SWAP = 1u << 4 };
 #define KT_SWAP_BYTES (16ULL << 20)
 
@@ -357,8 +329,8 @@ struct kt {
 	struct vcpu *v;
 	struct guest g;
 	struct pauser p;
-	struct blocker b;
-	bool has_blocker;
+	struct recorder rec;
+	bool has_rec;
 	struct bg bg;                   /* here, not on a stack: kt_abandon */
 	atomic_bool watch_on;
 	atomic_long watch_events;       /* PTE drops/write-protects checked */
@@ -440,11 +412,10 @@ static struct kt *kt_create(unsigned int breaks, unsigned int opts)
 	sync_init(&t->p.lock, &t->p.cond);
 	t->p.armed = -1;
 	host_set_pte_hook(t->h, watch_pte, t);
-	if (opts & KT_BLOCKER) {
-		sync_init(&t->b.lock, &t->b.cond);
-		t->b.mn.ops = &blocker_ops;
-		assert_int_equal(mmu_notifier_register(&t->b.mn, t->mm), 0);
-		t->has_blocker = true;
+	if (opts & KT_RECORDER) {
+		rec_init(&t->rec, 1, REC_ALL);
+		assert_int_equal(mmu_notifier_register(&t->rec.mn, t->mm), 0);
+		t->has_rec = true;
 	}
 	struct kvm_config cfg = {
 		.breaks = breaks,
@@ -475,9 +446,10 @@ static void kt_destroy(struct kt *t)
 	atomic_store(&t->watch_on, false);
 	if (t->kvm)
 		kvm_destroy_vm(t->kvm);
-	if (t->has_blocker) {
-		assert_int_equal(mmu_notifier_unregister(&t->b.mn, t->mm), 0);
-		sync_destroy(&t->b.lock, &t->b.cond);
+	if (t->has_rec) {
+		assert_int_equal(mmu_notifier_unregister(&t->rec.mn, t->mm), 0);
+		assert_int_equal(rec_timeouts(&t->rec), 0);
+		rec_destroy(&t->rec);
 	}
 	host_set_pte_hook(t->h, NULL, NULL);
 	ht_destroy(t->ht);       /* every frame back, host destroyed */
@@ -617,33 +589,6 @@ static void kt_release(struct kt *t)
 static long kt_hook_calls(struct kt *t, enum vcpu_hook_point at)
 {
 	return atomic_load(&t->p.calls[at]);
-}
-
-static void blocker_arm(struct kt *t, hva_t start, hva_t end)
-{
-	pthread_mutex_lock(&t->b.lock);
-	t->b.armed = true;
-	t->b.go = false;
-	t->b.start = start;
-	t->b.end = end;
-	pthread_mutex_unlock(&t->b.lock);
-}
-
-static bool blocker_wait_blocked(struct kt *t, unsigned int ms)
-{
-	pthread_mutex_lock(&t->b.lock);
-	bool blocked = wait_flag(&t->b.lock, &t->b.cond, &t->b.blocked, ms);
-	pthread_mutex_unlock(&t->b.lock);
-	return blocked;
-}
-
-static void blocker_release(struct kt *t)
-{
-	pthread_mutex_lock(&t->b.lock);
-	t->b.go = true;
-	t->b.blocked = false;
-	pthread_cond_broadcast(&t->b.cond);
-	pthread_mutex_unlock(&t->b.lock);
 }
 
 /* ---- host and spte helpers --------------------------------------------- */
@@ -959,7 +904,7 @@ static void test_request_vs_guest_entry(void **state)
 
 /*
  * An invalidation held open between kvm's start and the host's PTE change
- * (the blocker notifier is older, so it runs after kvm's start). The GUP
+ * (the test's recorder is older, so it runs after kvm's start). The GUP
  * still finds the old frame; the fault must retry for as long as the range
  * is open and map the new PTE after end. Broken, it maps the old frame,
  * which the host then frees under a present spte: the watcher sees it.
@@ -967,7 +912,7 @@ static void test_request_vs_guest_entry(void **state)
 static void fault_during_open_invalidation(unsigned int breaks)
 {
 	bool broken = breaks & KVM_BREAK_SEQ_CHECK;
-	struct kt *t = kt_create(breaks, KT_BLOCKER);
+	struct kt *t = kt_create(breaks, KT_RECORDER);
 	const unsigned int i = 5;
 	const gpa_t gpa = GPA(i) + 8;
 	struct bg *bg = &t->bg;
@@ -980,9 +925,11 @@ static void fault_during_open_invalidation(unsigned int breaks)
 	assert_int_equal(g_read(t, gpa), 0xA1);
 	assert_true(is_shadow_present(gspte(t, i)));
 
-	blocker_arm(t, HVA(i), HVA(i) + P);
+	rec_arm(&t->rec, &(struct rec_trigger){ .kinds = REC_F(REC_START),
+						.start = HVA(i), .end = HVA(i) + P,
+						.pause = true });
 	bg_start(bg, bg_dontneed, t, HVA(i));
-	assert_true(blocker_wait_blocked(t, TIMEOUT_MS));
+	assert_true(rec_wait_paused(&t->rec, TIMEOUT_MS));
 	/* kvm's start ran: count raised over the page, spte zapped; the host
 	 * has not touched the PTE yet. */
 	assert_int_equal(kvm_in_progress(t, &rs, &re), 1);
@@ -1001,7 +948,7 @@ static void fault_during_open_invalidation(unsigned int breaks)
 		assert_true(kstats(t).fault_retries - k0.fault_retries >= 2);
 		assert_false(g_wait(t, 0));
 		assert_false(is_shadow_present(gspte(t, i)));
-		blocker_release(t);
+		rec_resume(&t->rec);
 		assert_int_equal(bg_join(bg), 0);
 		assert_true(g_wait(t, TIMEOUT_MS));
 		assert_int_equal(g_reply(t, &out, NULL), 0);
@@ -1020,7 +967,7 @@ static void fault_during_open_invalidation(unsigned int breaks)
 		assert_int_equal(kstats(t).fault_retries, k0.fault_retries);
 		assert_int_equal(spte_to_pfn(gspte(t, i)), old_pfn);
 		/* ... and the host then frees it under that spte. */
-		blocker_release(t);
+		rec_resume(&t->rec);
 		assert_int_equal(bg_join(bg), 0);
 		assert_true(atomic_load(&t->stale) >= 1);
 		assert_false(pte_present(mm_lookup_pte(t->mm, HVA(i))));
@@ -1738,13 +1685,14 @@ static void test_nonblock_start_eagain(void **state)
 
 	/* Balanced: nothing holds the range lock (register takes it for
 	 * write), and a blockable range over the same pages works. */
-	static struct mmu_notifier extra;       /* not on the stack: see nb_call */
+	static struct recorder extra;           /* not on the stack: see nb_call */
 
-	memset(&extra, 0, sizeof(extra));
-	extra.ops = &blocker_ops;
-	bg_start(bg, bg_register_unregister, t, (uintptr_t)&extra);
+	rec_init(&extra, 2, REC_ALL);
+	bg_start(bg, bg_register_unregister, t, (uintptr_t)&extra.mn);
 	assert_true(bg_done(bg, TIMEOUT_MS));
 	assert_int_equal(bg_join(bg), 0);
+	assert_int_equal(rec_calls(&extra, REC_RELEASE), 1);
+	rec_destroy(&extra);
 
 	struct mmu_notifier_range r;
 	unsigned long seq0 = kvm_seq(t);
@@ -2207,56 +2155,24 @@ static void test_stale_spte_bug_only_under_its_breaks(void **state)
  *   during the unmap's invalidation (the probe's start, before kvm's): the
  *     zap passes the accessed bit to the page (mark_page_accessed), and
  *     the unmap keeps the page (resident, activated; the spte is gone).
+ *
+ * The probe is a recorder (tests/harness/recorder.h) whose trigger runs
+ * guest_reads() once, at the chosen callback over the page.
  */
-enum { PROBE_OFF, PROBE_IN_AGING, PROBE_IN_START };
+enum { PROBE_IN_AGING, PROBE_IN_START };
 
-struct probe {
-	struct mmu_notifier mn;
+struct guest_read {
 	struct kt *t;
-	int armed;                      /* PROBE_*: act once, there */
-	hva_t hva;                      /* ... on a call that covers hva */
 	gpa_t gpa;
-	bool fired;
 };
 
-static void probe_fire(struct probe *p, int at, hva_t start, hva_t end)
+static void guest_reads(struct recorder *r, const struct rec_entry *call, void *arg)
 {
-	if (p->armed != at || p->hva < start || p->hva >= end)
-		return;
-	p->armed = PROBE_OFF;
-	kvm_make_all_cpus_request(p->t->kvm, KVM_REQ_TLB_FLUSH, true);
-	(void)g_read(p->t, p->gpa);
-	p->fired = true;
-}
+	struct guest_read *gr = arg;
 
-static int probe_start(struct mmu_notifier *mn, const struct mmu_notifier_range *r)
-{
-	if (r->event == MMU_NOTIFY_CLEAR)
-		probe_fire((struct probe *)mn, PROBE_IN_START, r->start, r->end);
-	return 0;
+	kvm_make_all_cpus_request(gr->t->kvm, KVM_REQ_TLB_FLUSH, true);
+	(void)g_read(gr->t, gr->gpa);
 }
-
-static void probe_end(struct mmu_notifier *mn, const struct mmu_notifier_range *r)
-{
-}
-
-static int probe_clear_flush_young(struct mmu_notifier *mn, struct mm *mm, hva_t start,
-				   hva_t end)
-{
-	probe_fire((struct probe *)mn, PROBE_IN_AGING, start, end);
-	return 0;
-}
-
-static void probe_release(struct mmu_notifier *mn, struct mm *mm)
-{
-}
-
-static const struct mmu_notifier_ops probe_ops = {
-	.invalidate_range_start = probe_start,
-	.invalidate_range_end = probe_end,
-	.clear_flush_young = probe_clear_flush_young,
-	.release = probe_release,
-};
 
 /* The subscriber list is walked newest first: a probe registered before
  * the VM runs after kvm's callbacks, one registered after it before. */
@@ -2264,20 +2180,23 @@ static void reclaim_vs_guest_use(int at)
 {
 	struct kt *t = kt_create(0, KT_SWAP | KT_NO_VCPU);
 	const unsigned int i = 4, cold = 5;
-	struct probe p = { .mn.ops = &probe_ops, .t = t, .hva = HVA(i), .gpa = GPA(i) + 8 };
+	struct guest_read gr = { .t = t, .gpa = GPA(i) + 8 };
+	struct recorder probe;
+
+	rec_init(&probe, 1, REC_RANGE | REC_F(REC_CLEAR_FLUSH_YOUNG) | REC_F(REC_RELEASE));
 
 	/* kt_create registered the VM; re-create it so the probe can go
 	 * first when it must run after kvm. */
 	atomic_store(&t->watch_on, false);
 	kvm_destroy_vm(t->kvm);
 	if (at == PROBE_IN_AGING)
-		assert_int_equal(mmu_notifier_register(&p.mn, t->mm), 0);
+		assert_int_equal(mmu_notifier_register(&probe.mn, t->mm), 0);
 	struct kvm_config cfg = { .kick = KVM_KICK_AUTO };
 
 	assert_int_equal(kvm_create_vm(t->mm, &cfg, &t->kvm), 0);
 	kt_add_slot(t, 0, 0, GPA_BASE, NPAGES * P, HVA_BASE);
 	if (at == PROBE_IN_START)
-		assert_int_equal(mmu_notifier_register(&p.mn, t->mm), 0);
+		assert_int_equal(mmu_notifier_register(&probe.mn, t->mm), 0);
 	atomic_store(&t->watch_on, true);
 	assert_int_equal(vcpu_create(t->kvm, 0, &t->v), 0);
 	vcpu_set_mmio(t->v, guest_mmio, &t->g);
@@ -2291,9 +2210,12 @@ static void reclaim_vs_guest_use(int at)
 	uint64_t steal = ht_event(t->h, PGSTEAL), act = ht_event(t->h, PGACTIVATE);
 	unsigned long zapped = kstats(t).sptes_zapped;
 
-	p.armed = at;
+	rec_arm(&probe, &(struct rec_trigger){
+		.kinds = at == PROBE_IN_AGING ? REC_F(REC_CLEAR_FLUSH_YOUNG) : REC_F(REC_START),
+		.events = at == PROBE_IN_AGING ? 0 : REC_EV(MMU_NOTIFY_CLEAR),
+		.start = HVA(i), .end = HVA(i) + P, .action = guest_reads, .arg = &gr });
 	host_reclaim(t->h, 1);
-	assert_true(p.fired);
+	assert_int_equal(rec_fired(&probe), 1);
 	assert_true(pte_present(mm_lookup_pte(t->mm, HVA(i))));     /* kept */
 	assert_false(pte_present(mm_lookup_pte(t->mm, HVA(cold))));  /* taken */
 	assert_int_equal(ht_event(t->h, PGSTEAL), steal + 1);
@@ -2311,7 +2233,8 @@ static void reclaim_vs_guest_use(int at)
 	vcpu_stop(t->v);
 	vcpu_destroy(t->v);
 	t->v = NULL;
-	assert_int_equal(mmu_notifier_unregister(&p.mn, t->mm), 0);
+	assert_int_equal(mmu_notifier_unregister(&probe.mn, t->mm), 0);
+	rec_destroy(&probe);
 	kt_destroy(t);
 }
 
@@ -2788,8 +2711,8 @@ static int kt_abandon(void **state)
 	t->p.go = true;
 	pthread_cond_broadcast(&t->p.cond);
 	pthread_mutex_unlock(&t->p.lock);
-	if (t->has_blocker)
-		blocker_release(t);
+	if (t->has_rec)
+		rec_disarm(&t->rec);
 	atomic_store(&t->watch_on, false);
 	if (t->v && t->v->running)
 		vcpu_stop(t->v);
