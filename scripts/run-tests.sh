@@ -42,6 +42,8 @@ done
 for v in "$@"; do
 	for t in build/$v/tests/*/test_* build/$v/tests/stress/stress_*; do
 		[ -x "$t" ] || continue
+		# A binary whose source is gone (renamed, split) is stale.
+		[ -f "tests/${t#build/$v/tests/}.c" ] || continue
 		log=$(mktemp)
 		start=$(date +%s)
 		"$t" >"$log" 2>&1

@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -74,6 +75,16 @@ static inline bool wait_flag(pthread_mutex_t *m, pthread_cond_t *c, const bool *
 		if (pthread_cond_timedwait(c, m, &ts) == ETIMEDOUT)
 			break;
 	return *flag;
+}
+
+/* Poll (every millisecond) until *c >= want or ms elapse; returns *c >= want. */
+static inline bool wait_until_long(atomic_long *c, long want, unsigned int ms)
+{
+	uint64_t end = ms_now() + ms;
+
+	while (atomic_load(c) < want && ms_now() < end)
+		sleep_ms(1);
+	return atomic_load(c) >= want;
 }
 
 /* A numeric knob from the environment (decimal, or 0x... hex); def when
