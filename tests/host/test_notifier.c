@@ -784,7 +784,7 @@ static void *register_cycler(void *p)
 			race_error(rr, 6);
 		/* ... and nothing more arrives while the readers run on. */
 		long calls = rec_total(s, REC_ALL);
-		usleep(200);
+		sleep_us(200);
 		if (rec_total(s, REC_ALL) != calls)
 			race_error(rr, 7);
 	}

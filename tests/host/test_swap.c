@@ -17,6 +17,7 @@
 #include "tandem/mmu_notifier.h"
 #include "base/rcu.h"
 #include "harness/recorder.h"
+#include "harness/util.h"
 #include <pthread.h>
 #include <stdatomic.h>
 
@@ -360,7 +361,7 @@ static void test_oom_kills_largest(void **state)
 	assert_true(mm_is_oom_victim(big));
 	assert_false(mm_is_oom_victim(small));
 	for (int k = 0; k < 5000 && !atomic_load(&big->oom_reaped); k++)
-		usleep(1000);
+		sleep_ms(1);
 	assert_true(atomic_load(&big->oom_reaped));
 	host_get_stats(h, &st);
 	assert_int_equal(st.oom_kills, 1);

@@ -400,17 +400,8 @@ static void evict_hook(void *arg, struct mm *mm, hva_t addr, pte_t old, pte_t ne
 static void hot_set(uint32_t *hot, bool *is_hot)
 {
 	static uint32_t perm[HOT_VM_PAGES];
-	uint64_t x = HOT_SEED;
 
-	for (uint32_t i = 0; i < HOT_VM_PAGES; i++)
-		perm[i] = i;
-	for (uint32_t i = HOT_VM_PAGES - 1; i > 0; i--) {
-		x = x * 6364136223846793005ULL + 1442695040888963407ULL;
-		uint32_t j = (uint32_t)((x >> 33) % (i + 1)), tmp = perm[i];
-
-		perm[i] = perm[j];
-		perm[j] = tmp;
-	}
+	permute(perm, HOT_VM_PAGES, HOT_SEED);
 	memset(is_hot, 0, HOT_VM_PAGES * sizeof(*is_hot));
 	for (uint32_t k = 0; k < HOT_PAGES; k++) {
 		hot[k] = perm[k];
