@@ -700,6 +700,41 @@ static void test_release_once_on_last_mmput(void **state)
 	host_down(host);
 }
 
+/*
+ * The recorder's own safety net: a pause that nobody resumes ends at its
+ * timeout, is counted, and lets the thread go on -- a test that forgets
+ * to resume fails instead of hanging. A trigger fires once unless told
+ * otherwise.
+ */
+static void test_recorder_pause_times_out(void **state)
+{
+	struct host *host = host_up();
+	struct mm *mm = mm_up(host);
+	struct recorder s;
+
+	rec_init(&s, 1, REC_ALL);
+	assert_int_equal(mmu_notifier_register(&s.mn, mm), 0);
+	rec_arm(&s, &(struct rec_trigger){ .kinds = REC_F(REC_START), .pause = true,
+					   .timeout_ms = 50 });
+	uint64_t t0 = ms_now();
+
+	do_range(mm, MMU_NOTIFY_CLEAR);         /* paused on this very thread */
+	assert_true(ms_now() - t0 >= 50);
+	assert_int_equal(rec_timeouts(&s), 1);
+	assert_int_equal(rec_fired(&s), 1);
+	assert_false(rec_paused(&s));
+	do_range(mm, MMU_NOTIFY_CLEAR);         /* disarmed: straight through */
+	assert_int_equal(rec_fired(&s), 1);
+	assert_int_equal(rec_calls(&s, REC_START), 2);
+	assert_int_equal(rec_done(&s, REC_END), 2);
+	assert_int_equal(rec_open(&s), 0);
+
+	assert_int_equal(mmu_notifier_unregister(&s.mn, mm), 0);
+	rec_destroy(&s);
+	mmput(mm);
+	host_down(host);
+}
+
 /* ---- race: ranges against register/unregister ------------------------ */
 
 #define RACE_READERS 3
@@ -970,6 +1005,7 @@ int main(void)
 		cmocka_unit_test(test_nonblock_contended),
 		cmocka_unit_test(test_young_and_change_pte),
 		cmocka_unit_test(test_release_once_on_last_mmput),
+		cmocka_unit_test(test_recorder_pause_times_out),
 		cmocka_unit_test(test_race_ranges_vs_register),
 		cmocka_unit_test(test_race_release_vs_unregister),
 	};
