@@ -31,8 +31,9 @@ LIB_SRCS   := $(sort $(foreach l,$(LAYERS),$(wildcard src/$(l)/*.c src/$(l)/*/*.
 CLI_SRCS   := $(sort $(wildcard src/cli/*.c bench/*.c))
 # Tests: tests/<layer>/test_*.c and tests/stress/stress_*.c, one binary each,
 # linked with the shared fixtures of tests/harness/ (an archive: a binary
-# takes only the fixtures it uses).
-TEST_SRCS  := $(sort $(wildcard tests/*/test_*.c tests/stress/stress_*.c))
+# takes only the fixtures it uses). A test still at the top (tests/test_*.c,
+# from a branch older than the layout) is built and run too, not lost.
+TEST_SRCS  := $(sort $(wildcard tests/test_*.c tests/*/test_*.c tests/stress/stress_*.c))
 TEST_HDRS  := $(wildcard tests/harness/*.h)
 HARNESS_SRCS := $(sort $(wildcard tests/harness/*.c))
 HDRS       := $(wildcard include/tandem/*.h src/*/*.h src/*/*/*.h)

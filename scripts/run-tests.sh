@@ -40,7 +40,7 @@ for e in build/examples/*; do
 	[ -x "$e" ] && check "example ${e##*/}" "$e"
 done
 for v in "$@"; do
-	for t in build/$v/tests/*/test_* build/$v/tests/stress/stress_*; do
+	for t in build/$v/tests/test_* build/$v/tests/*/test_* build/$v/tests/stress/stress_*; do
 		[ -x "$t" ] || continue
 		# A binary whose source is gone (renamed, split) is stale.
 		[ -f "tests/${t#build/$v/tests/}.c" ] || continue
