@@ -40,8 +40,10 @@ for e in build/examples/*; do
 	[ -x "$e" ] && check "example ${e##*/}" "$e"
 done
 for v in "$@"; do
-	for t in build/$v/tests/test_* build/$v/tests/stress/stress_*; do
+	for t in build/$v/tests/test_* build/$v/tests/*/test_* build/$v/tests/stress/stress_*; do
 		[ -x "$t" ] || continue
+		# A binary whose source is gone (renamed, split) is stale.
+		[ -f "tests/${t#build/$v/tests/}.c" ] || continue
 		log=$(mktemp)
 		start=$(date +%s)
 		"$t" >"$log" 2>&1
@@ -54,7 +56,7 @@ for v in "$@"; do
 		if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi
 		passed=$((passed + p)); failed=$((failed + f)); skipped=$((skipped + k))
 		status=ok; [ "$f" -ne 0 ] && status=FAIL
-		printf '%-4s %-5s %-32s %3d passed %3d failed %2d skipped %4ds\n' "$status" "$v" "${t##*/}" "$p" "$f" "$k" "$secs"
+		printf '%-4s %-5s %-32s %3d passed %3d failed %2d skipped %4ds\n' "$status" "$v" "${t#build/$v/tests/}" "$p" "$f" "$k" "$secs"
 		if [ "$f" -ne 0 ]; then sed 's/^/    | /' "$log" | tail -60; fi
 		rm -f "$log"
 	done

@@ -123,6 +123,7 @@ struct host {
 	pthread_mutex_t async_put_lock;
 	pthread_cond_t async_put_wait;  /* work queued, or the queue drained */
 	struct list_head async_put;     /* mms with mm_users == 0, not yet exited */
+	int async_put_inflight;         /* taken off the queue, not yet dropped */
 	/* OOM (oom.c) */
 	struct mutex oom_lock;          /* one kill at a time */
 	oom_notify_fn oom_notify;

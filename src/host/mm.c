@@ -237,16 +237,17 @@ static void *async_put_main(void *arg)
 			break;          /* stopping, nothing queued */
 		struct mm *mm = list_first_entry(&host->async_put, struct mm, async_put_link);
 
-		/* Off the queue only once it is torn down: a drainer that sees
-		 * the queue empty sees the mm gone. */
+		/* In flight until its mmdrop is done: a drainer that sees the
+		 * queue empty and nothing in flight sees the mm gone (its pgd
+		 * freed, unless another reference holds it). */
+		list_del_init(&mm->async_put_link);
+		host->async_put_inflight++;
 		pthread_mutex_unlock(&host->async_put_lock);
 		exit_mmap(mm);
-		pthread_mutex_lock(&host->async_put_lock);
-		list_del_init(&mm->async_put_link);
-		pthread_cond_broadcast(&host->async_put_wait);
-		pthread_mutex_unlock(&host->async_put_lock);
 		mmdrop(mm);
 		pthread_mutex_lock(&host->async_put_lock);
+		host->async_put_inflight--;
+		pthread_cond_broadcast(&host->async_put_wait);
 	}
 	pthread_mutex_unlock(&host->async_put_lock);
 	return NULL;
@@ -269,7 +270,7 @@ int mmput_async_init(struct host *host)
 void mmput_async_drain(struct host *host)
 {
 	pthread_mutex_lock(&host->async_put_lock);
-	while (!list_empty(&host->async_put))
+	while (!list_empty(&host->async_put) || host->async_put_inflight)
 		pthread_cond_wait(&host->async_put_wait, &host->async_put_lock);
 	pthread_mutex_unlock(&host->async_put_lock);
 }

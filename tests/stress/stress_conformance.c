@@ -86,6 +86,7 @@
 #include "tandem/mmu_notifier.h"
 #include "host/internal.h"
 #include "base/prng.h"
+#include "harness/util.h"
 
 /*
  * The workload's address window: NR_REGIONS shared regions with gaps
@@ -632,21 +633,6 @@ static void shadow_print(struct shadow_mmu *s, const char *tag)
 /* ---- workload ----------------------------------------------------------- */
 
 
-static double now_sec(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-static uint64_t env_u64(const char *name, uint64_t def)
-{
-	const char *v = getenv(name);
-
-	return v && *v ? strtoull(v, NULL, 0) : def;
-}
-
 static hva_t region_base(unsigned int r)
 {
 	return WINDOW_BASE + r * REGION_STRIDE;
@@ -968,7 +954,7 @@ static bool workload_done(struct workload *w)
 {
 	if (atomic_load_explicit(&w->stop, memory_order_relaxed))
 		return true;
-	double t = now_sec();
+	double t = secs_now();
 
 	if ((atomic_load_explicit(&w->ops, memory_order_relaxed) >= w->target_ops &&
 	     atomic_load_explicit(&w->race_fills, memory_order_relaxed) >= w->min_fills &&
@@ -1041,7 +1027,7 @@ static void start_workers(struct worker *wk, int n, struct workload *w,
 	for (int i = 0; i < n; i++) {
 		wk[i].w = w;
 		wk[i].idx = i;
-		wk[i].rng = w->seed * 0x9E3779B97F4A7C15ULL + salt + (uint64_t)i * 7919 + 1;
+		wk[i].rng = prng_seed(w->seed, salt + (uint64_t)i);
 		assert_int_equal(pthread_create(&wk[i].tid, NULL, fn, &wk[i]), 0);
 	}
 }
@@ -1097,13 +1083,13 @@ static struct run_result run_random(const char *tag, unsigned int breaks,
 	w->stop_on_violation = stop_on_violation;
 	pthread_mutex_init(&w->stats_lock, NULL);
 
-	t0 = now_sec();
+	t0 = secs_now();
 	w->min_end = t0 + min_secs;
 	w->deadline = t0 + time_cap;
 	start_workers(fil, NR_FILLERS, w, filler_thread, 1000);
 	start_workers(mut, NR_MUTATORS, w, mutator_thread, 0);
 	join_workers(mut, NR_MUTATORS);
-	res.secs = now_sec() - t0;
+	res.secs = secs_now() - t0;
 	atomic_store(&w->stop_fillers, true);
 	join_workers(fil, NR_FILLERS);
 	struct fill_stats race = w->fill;
@@ -1125,9 +1111,9 @@ static struct run_result run_random(const char *tag, unsigned int breaks,
 	memset(&w->fill, 0, sizeof(w->fill));
 	atomic_store(&w->stop_fillers, false);
 	start_workers(fil, NR_FILLERS, w, filler_thread, 2000);
-	usleep(20000);
+	sleep_ms(20);
 	mmput(w->mm);
-	usleep(20000);
+	sleep_ms(20);
 	atomic_store(&w->stop_fillers, true);
 	join_workers(fil, NR_FILLERS);
 	pthread_mutex_lock(&s->lock);

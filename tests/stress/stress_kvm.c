@@ -41,7 +41,8 @@
 #include <string.h>
 #include "tandem/config.h"
 #include "tandem/workload.h"
-#include "scenario_test_util.h"
+#include "harness/scenario.h"
+#include "harness/util.h"
 
 #ifdef TANDEM_TSAN
 #define UNDER_TSAN 1
@@ -53,13 +54,6 @@
 #else
 #define UNDER_SANITIZER 0
 #endif
-
-static uint64_t env_u64(const char *name, uint64_t def)
-{
-	const char *s = getenv(name);
-
-	return s && *s ? strtoull(s, NULL, 10) : def;
-}
 
 static void small_config(struct scenario_config *cfg, uint64_t seconds_ms)
 {

@@ -36,7 +36,8 @@
 #include <string.h>
 #include "tandem/config.h"
 #include "tandem/workload.h"
-#include "scenario_test_util.h"
+#include "harness/scenario.h"
+#include "harness/util.h"
 
 #define MiB (1ULL << 20)
 
@@ -45,13 +46,6 @@
 #else
 #define UNDER_TSAN 0
 #endif
-
-static uint64_t env_u64(const char *name, uint64_t def)
-{
-	const char *s = getenv(name);
-
-	return s && *s ? strtoull(s, NULL, 10) : def;
-}
 
 static void swap_config(struct scenario_config *cfg, uint64_t guest_mib, uint64_t host_mib,
 			uint64_t swap_mib, uint64_t ms)

@@ -15,9 +15,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../src/cli/parse.c"
-#include "../src/cli/opt.c"
-#include "../src/cli/report.c"
+#include "cli/parse.c"
+#include "cli/opt.c"
+#include "cli/report.c"
 
 /* ---- an option table ---------------------------------------------------- */
 

@@ -6,8 +6,10 @@
  * ranges against register/unregister, and exit's release against
  * unregister.
  *
- * Each test makes its own host and checks at the end that every frame came
- * back and the host can be destroyed.
+ * The subscribers are recorders (tests/harness/recorder.h): what each
+ * callback saw is read back from its counts and log. Each test makes its
+ * own host and checks at the end that every frame came back and the host
+ * can be destroyed.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -26,179 +28,66 @@
 #include "tandem/host.h"
 #include "host/mm_types.h"
 #include "tandem/mmu_notifier.h"
+#include "harness/recorder.h"
+#include "harness/util.h"
 
 #define RANGE_START 0x100000ULL
 #define RANGE_END   0x140000ULL
 
-/* ---- a test subscriber ------------------------------------------------ */
+/* ---- subscribers ------------------------------------------------------
+ *
+ * Every subscriber here is a recorder (tests/harness/recorder.h); these
+ * are the actions its trigger runs.
+ */
 
-struct order_log {
-	int id[32];
-	char op[32];        /* 's' start, 'e' end, 'y' young, 'p' change_pte */
-	int n;
+/* At release: is the memory at addr still mapped? */
+struct pte_probe {
+	hva_t addr;
+	pte_t seen;
 };
 
-struct sub {
-	struct mmu_notifier mn;
-	int id;
-	int start_ret;              /* invalidate_range_start returns this */
-	int young_ret;              /* the three aging calls return this */
-	unsigned int young_sleep_us; /* sleep inside aging callbacks */
-	unsigned int start_sleep_us; /* sleep inside start, every 4th call */
-	unsigned int release_sleep_us;
-	struct order_log *log;      /* single-threaded tests only */
-	hva_t check_addr;           /* release: is this still mapped? */
-
-	atomic_long starts;         /* every start call, failed ones too */
-	atomic_long ends;
-	atomic_long starts_by_event[MMU_NOTIFY_NR_EVENTS];
-	atomic_long in_progress;    /* successful starts minus ends */
-	atomic_long violations;     /* an end with no start open */
-	atomic_long release_calls;
-	atomic_bool release_done;
-	atomic_long clear_flush_young_calls;
-	atomic_long clear_young_calls;
-	atomic_long test_young_calls;
-	atomic_long change_pte_calls;
-	atomic_int in_cb;           /* callbacks running now */
-	atomic_int in_start;        /* start callbacks running now */
-	atomic_long calls;          /* every callback ever */
-
-	/* Written only by single-threaded tests. */
-	struct mmu_notifier_range last_range;
-	hva_t last_addr;
-	pte_t last_pte;
-	pte_t release_saw_pte;
-};
-
-static struct sub *to_sub(struct mmu_notifier *mn)
+static void see_pte(struct recorder *r, const struct rec_entry *call, void *arg)
 {
-	return container_of(mn, struct sub, mn);
+	struct pte_probe *p = arg;
+
+	p->seen = mm_lookup_pte(call->mm, p->addr);
 }
 
-static void cb_enter(struct sub *s, char op)
+/* Slow callbacks, to widen the race tests' windows. */
+struct delays {
+	unsigned int start_us;          /* in every 4th start */
+	unsigned int young_us;          /* in each aging call */
+	unsigned int release_us;
+};
+
+static void delay(struct recorder *r, const struct rec_entry *call, void *arg)
 {
-	atomic_fetch_add(&s->in_cb, 1);
-	atomic_fetch_add(&s->calls, 1);
-	if (s->log && s->log->n < (int)ARRAY_SIZE(s->log->id)) {
-		s->log->id[s->log->n] = s->id;
-		s->log->op[s->log->n] = op;
-		s->log->n++;
+	const struct delays *d = arg;
+	unsigned int us = 0;
+
+	switch (call->kind) {
+	case REC_START:
+		us = call->nth % 4 == 0 ? d->start_us : 0;
+		break;
+	case REC_CLEAR_FLUSH_YOUNG:
+	case REC_CLEAR_YOUNG:
+	case REC_TEST_YOUNG:
+		us = d->young_us;
+		break;
+	case REC_RELEASE:
+		us = d->release_us;
+		break;
+	default:
+		break;
 	}
+	if (us)
+		sleep_us(us);
 }
 
-static void cb_exit(struct sub *s)
+static void slow_down(struct recorder *r, struct delays *d)
 {
-	atomic_fetch_sub(&s->in_cb, 1);
-}
-
-static int sub_start(struct mmu_notifier *mn, const struct mmu_notifier_range *r)
-{
-	struct sub *s = to_sub(mn);
-
-	cb_enter(s, 's');
-	atomic_fetch_add(&s->in_start, 1);
-	atomic_fetch_add(&s->starts, 1);
-	atomic_fetch_add(&s->starts_by_event[r->event], 1);
-	if (s->log)
-		s->last_range = *r;
-	if (s->start_ret != -EAGAIN)  /* -EAGAIN: no end is owed */
-		atomic_fetch_add(&s->in_progress, 1);
-	if (s->start_sleep_us && (atomic_load(&s->starts) & 3) == 0)
-		usleep(s->start_sleep_us);
-	atomic_fetch_sub(&s->in_start, 1);
-	cb_exit(s);
-	return s->start_ret;
-}
-
-static void sub_end(struct mmu_notifier *mn, const struct mmu_notifier_range *r)
-{
-	struct sub *s = to_sub(mn);
-
-	cb_enter(s, 'e');
-	atomic_fetch_add(&s->ends, 1);
-	if (atomic_fetch_sub(&s->in_progress, 1) <= 0)
-		atomic_fetch_add(&s->violations, 1);
-	if (s->log)
-		s->last_range = *r;
-	cb_exit(s);
-}
-
-static void sub_release(struct mmu_notifier *mn, struct mm *mm)
-{
-	struct sub *s = to_sub(mn);
-
-	cb_enter(s, 'r');
-	atomic_fetch_add(&s->release_calls, 1);
-	if (s->check_addr)
-		s->release_saw_pte = mm_lookup_pte(mm, s->check_addr);
-	if (s->release_sleep_us)
-		usleep(s->release_sleep_us);
-	atomic_store(&s->release_done, true);
-	cb_exit(s);
-}
-
-static int sub_young(struct sub *s, atomic_long *counter)
-{
-	cb_enter(s, 'y');
-	atomic_fetch_add(counter, 1);
-	if (s->young_sleep_us)
-		usleep(s->young_sleep_us);
-	cb_exit(s);
-	return s->young_ret;
-}
-
-static int sub_clear_flush_young(struct mmu_notifier *mn, struct mm *mm,
-				 hva_t start, hva_t end)
-{
-	return sub_young(to_sub(mn), &to_sub(mn)->clear_flush_young_calls);
-}
-
-static int sub_clear_young(struct mmu_notifier *mn, struct mm *mm,
-			   hva_t start, hva_t end)
-{
-	return sub_young(to_sub(mn), &to_sub(mn)->clear_young_calls);
-}
-
-static int sub_test_young(struct mmu_notifier *mn, struct mm *mm, hva_t addr)
-{
-	return sub_young(to_sub(mn), &to_sub(mn)->test_young_calls);
-}
-
-static void sub_change_pte(struct mmu_notifier *mn, struct mm *mm, hva_t addr,
-			   pte_t pte)
-{
-	struct sub *s = to_sub(mn);
-
-	cb_enter(s, 'p');
-	atomic_fetch_add(&s->change_pte_calls, 1);
-	if (s->log) {
-		s->last_addr = addr;
-		s->last_pte = pte;
-	}
-	cb_exit(s);
-}
-
-static const struct mmu_notifier_ops sub_ops = {
-	.release = sub_release,
-	.clear_flush_young = sub_clear_flush_young,
-	.clear_young = sub_clear_young,
-	.test_young = sub_test_young,
-	.change_pte = sub_change_pte,
-	.invalidate_range_start = sub_start,
-	.invalidate_range_end = sub_end,
-};
-
-/* A subscriber that only wants release: every other call must skip it. */
-static const struct mmu_notifier_ops release_only_ops = {
-	.release = sub_release,
-};
-
-static void sub_init(struct sub *s, int id, const struct mmu_notifier_ops *ops)
-{
-	memset(s, 0, sizeof(*s));
-	s->id = id;
-	s->mn.ops = ops;
+	rec_arm(r, &(struct rec_trigger){ .kinds = REC_ALL, .every = true,
+					  .action = delay, .arg = d });
 }
 
 /* ---- host helpers ----------------------------------------------------- */
@@ -286,10 +175,10 @@ static void test_register_unregister_basic(void **state)
 {
 	struct host *host = host_up();
 	struct mm *mm = mm_up(host);
-	struct sub s;
+	struct recorder s;
 	int count0 = atomic_load(&mm->mm_count);
 
-	sub_init(&s, 1, &sub_ops);
+	rec_init(&s, 1, REC_ALL);
 	assert_false(mm_has_notifiers(mm));
 	assert_int_equal(mmu_notifier_register(&s.mn, mm), 0);
 	assert_true(mm_has_notifiers(mm));
@@ -300,29 +189,30 @@ static void test_register_unregister_basic(void **state)
 	assert_int_equal(atomic_load(&mm->mm_count), count0 + 1);
 
 	do_range(mm, MMU_NOTIFY_CLEAR);
-	assert_int_equal(atomic_load(&s.starts), 1);
-	assert_int_equal(atomic_load(&s.ends), 1);
+	assert_int_equal(rec_calls(&s, REC_START), 1);
+	assert_int_equal(rec_calls(&s, REC_END), 1);
 
 	assert_int_equal(mmu_notifier_unregister(&s.mn, mm), 0);
-	assert_int_equal(atomic_load(&s.release_calls), 1);
+	assert_int_equal(rec_calls(&s, REC_RELEASE), 1);
 	assert_false(mm_has_notifiers(mm));
 	assert_int_equal(subs_nr(mm), 0);
 	assert_false(s.mn.registered);
 	assert_int_equal(atomic_load(&mm->mm_count), count0);
 
 	/* Gone: no more callbacks. */
-	long calls = atomic_load(&s.calls);
+	long calls = rec_total(&s, REC_ALL);
 	do_range(mm, MMU_NOTIFY_UNMAP);
 	assert_int_equal(mmu_notifier_clear_young(mm, RANGE_START, RANGE_END), 0);
 	mmu_notifier_change_pte(mm, RANGE_START, 0);
-	assert_int_equal(atomic_load(&s.calls), calls);
+	assert_int_equal(rec_total(&s, REC_ALL), calls);
 
 	/* The same struct can be registered again, and released again. */
 	assert_int_equal(mmu_notifier_register(&s.mn, mm), 0);
 	assert_false(atomic_load(&s.mn.released));
 	assert_int_equal(mmu_notifier_unregister(&s.mn, mm), 0);
-	assert_int_equal(atomic_load(&s.release_calls), 2);
+	assert_int_equal(rec_calls(&s, REC_RELEASE), 2);
 
+	rec_destroy(&s);
 	mmput(mm);
 	host_down(host);
 }
@@ -333,11 +223,12 @@ static void test_register_bad_input(void **state)
 {
 	struct host *host = host_up();
 	struct mm *mm = mm_up(host), *mm2 = mm_up(host);
-	struct sub s, noops;
+	struct recorder s, noops;
 	int count0 = atomic_load(&mm->mm_count), count2 = atomic_load(&mm2->mm_count);
 
-	sub_init(&s, 1, &sub_ops);
-	sub_init(&noops, 2, NULL);
+	rec_init(&s, 1, REC_ALL);
+	rec_init(&noops, 2, REC_ALL);
+	noops.mn.ops = NULL;
 	assert_int_equal(mmu_notifier_register(NULL, mm), -EINVAL);
 	assert_int_equal(mmu_notifier_register(&noops.mn, mm), -EINVAL);
 	assert_int_equal(mmu_notifier_register(&s.mn, NULL), -EINVAL);
@@ -354,10 +245,12 @@ static void test_register_bad_input(void **state)
 
 	/* The failed double register did not put it on the list twice. */
 	do_range(mm, MMU_NOTIFY_UNMAP);
-	assert_int_equal(atomic_load(&s.starts), 1);
+	assert_int_equal(rec_calls(&s, REC_START), 1);
 
 	assert_int_equal(mmu_notifier_unregister(&s.mn, mm), 0);
 	assert_int_equal(atomic_load(&mm->mm_count), count0);
+	rec_destroy(&noops);
+	rec_destroy(&s);
 	mmput(mm2);
 	mmput(mm);
 	host_down(host);
@@ -369,27 +262,29 @@ static void test_unregister_bad_input(void **state)
 {
 	struct host *host = host_up();
 	struct mm *mm = mm_up(host), *mm2 = mm_up(host);
-	struct sub s, never;
+	struct recorder s, never;
 	int count0 = atomic_load(&mm->mm_count);
 
-	sub_init(&s, 1, &sub_ops);
-	sub_init(&never, 2, &sub_ops);
+	rec_init(&s, 1, REC_ALL);
+	rec_init(&never, 2, REC_ALL);
 	assert_int_equal(mmu_notifier_unregister(NULL, mm), -EINVAL);
 	assert_int_equal(mmu_notifier_unregister(&never.mn, mm), -EINVAL);
-	assert_int_equal(atomic_load(&never.release_calls), 0);
+	assert_int_equal(rec_calls(&never, REC_RELEASE), 0);
 
 	assert_int_equal(mmu_notifier_register(&s.mn, mm), 0);
 	assert_int_equal(mmu_notifier_unregister(&s.mn, NULL), -EINVAL);
 	assert_int_equal(mmu_notifier_unregister(&s.mn, mm2), -EINVAL);
-	assert_int_equal(atomic_load(&s.release_calls), 0);
+	assert_int_equal(rec_calls(&s, REC_RELEASE), 0);
 	assert_int_equal(subs_nr(mm), 1);
 	assert_int_equal(atomic_load(&mm->mm_count), count0 + 1);
 
 	assert_int_equal(mmu_notifier_unregister(&s.mn, mm), 0);
 	assert_int_equal(mmu_notifier_unregister(&s.mn, mm), -EINVAL);
-	assert_int_equal(atomic_load(&s.release_calls), 1);
+	assert_int_equal(rec_calls(&s, REC_RELEASE), 1);
 	assert_int_equal(atomic_load(&mm->mm_count), count0);
 
+	rec_destroy(&never);
+	rec_destroy(&s);
 	mmput(mm2);
 	mmput(mm);
 	host_down(host);
@@ -401,9 +296,9 @@ static void test_register_after_exit_esrch(void **state)
 {
 	struct host *host = host_up();
 	struct mm *mm = mm_up(host);
-	struct sub s;
+	struct recorder s;
 
-	sub_init(&s, 1, &sub_ops);
+	rec_init(&s, 1, REC_ALL);
 	mmgrab(mm);     /* keep the struct past exit */
 	mmput(mm);
 	assert_true(atomic_load(&mm->exiting));
@@ -414,6 +309,7 @@ static void test_register_after_exit_esrch(void **state)
 	assert_int_equal(subs_nr(mm), 0);
 	assert_int_equal(atomic_load(&mm->mm_count), count);
 	assert_int_equal(mmu_notifier_unregister(&s.mn, mm), -EINVAL);
+	rec_destroy(&s);
 	mmdrop(mm);
 	host_down(host);
 }
@@ -427,13 +323,13 @@ static void test_range_pairs_two_subscribers(void **state)
 {
 	struct host *host = host_up();
 	struct mm *mm = mm_up(host);
-	struct sub a, b, quiet;
-	struct order_log log = { 0 };
+	struct recorder a, b, quiet;
+	struct recorder *const all[] = { &a, &b, &quiet };
+	char trace[64];
 
-	sub_init(&a, 1, &sub_ops);
-	sub_init(&b, 2, &sub_ops);
-	sub_init(&quiet, 3, &release_only_ops);
-	a.log = b.log = quiet.log = &log;
+	rec_init(&a, 1, REC_ALL);
+	rec_init(&b, 2, REC_ALL);
+	rec_init(&quiet, 3, REC_F(REC_RELEASE));
 
 	/* No subscriber: still counted, and the range lock is taken. */
 	struct mmu_notifier_range r;
@@ -454,32 +350,29 @@ static void test_range_pairs_two_subscribers(void **state)
 		before[e] = nr_calls(mm, e);
 
 	/* One range, watched closely. Flags 0 in, BLOCKABLE out. */
+	uint64_t mark = rec_mark();
+
 	mmu_notifier_range_init(&r, MMU_NOTIFY_PROTECTION_VMA, 0, mm,
 				RANGE_START, RANGE_END);
 	assert_int_equal(mmu_notifier_invalidate_range_start(&r), 0);
-	assert_int_equal(atomic_load(&a.in_progress), 1);
-	assert_int_equal(atomic_load(&b.in_progress), 1);
-	assert_int_equal(atomic_load(&a.ends), 0);
-	assert_ptr_equal(a.last_range.mm, mm);
-	assert_int_equal(a.last_range.start, RANGE_START);
-	assert_int_equal(a.last_range.end, RANGE_END);
-	assert_int_equal(a.last_range.event, MMU_NOTIFY_PROTECTION_VMA);
-	assert_true(a.last_range.flags & MMU_NOTIFIER_RANGE_BLOCKABLE);
+	assert_int_equal(rec_open(&a), 1);
+	assert_int_equal(rec_open(&b), 1);
+	assert_int_equal(rec_calls(&a, REC_END), 0);
+	struct rec_entry last = rec_last(&a, REC_ALL);
+
+	assert_int_equal(last.kind, REC_START);
+	assert_ptr_equal(last.mm, mm);
+	assert_int_equal(last.start, RANGE_START);
+	assert_int_equal(last.end, RANGE_END);
+	assert_int_equal(last.event, MMU_NOTIFY_PROTECTION_VMA);
+	assert_true(last.blockable);
 	mmu_notifier_invalidate_range_end(&r);
-	assert_int_equal(atomic_load(&a.in_progress), 0);
-	assert_int_equal(atomic_load(&b.in_progress), 0);
+	assert_int_equal(rec_open(&a), 0);
+	assert_int_equal(rec_open(&b), 0);
 	assert_true(range_lock_free(mm));
 	/* Newest first (added at the head): b, a; quiet is skipped. */
-	assert_int_equal(log.n, 4);
-	assert_int_equal(log.id[0], 2);
-	assert_int_equal(log.op[0], 's');
-	assert_int_equal(log.id[1], 1);
-	assert_int_equal(log.op[1], 's');
-	assert_int_equal(log.id[2], 2);
-	assert_int_equal(log.op[2], 'e');
-	assert_int_equal(log.id[3], 1);
-	assert_int_equal(log.op[3], 'e');
-	a.log = b.log = quiet.log = NULL;
+	rec_trace(trace, sizeof(trace), mark, all, 3);
+	assert_string_equal(trace, "2s 1s 2e 1e");
 
 	/* e+1 ranges of each event e. */
 	for (int e = 0; e < MMU_NOTIFY_NR_EVENTS; e++)
@@ -494,13 +387,13 @@ static void test_range_pairs_two_subscribers(void **state)
 		assert_int_equal(nr_calls(mm, e) - before[e], want);
 	}
 	long total = 1 + MMU_NOTIFY_NR_EVENTS * (MMU_NOTIFY_NR_EVENTS + 1) / 2;
-	assert_int_equal(atomic_load(&a.starts), total);
-	assert_int_equal(atomic_load(&a.ends), total);
-	assert_int_equal(atomic_load(&b.starts), total);
-	assert_int_equal(atomic_load(&b.ends), total);
-	assert_int_equal(atomic_load(&a.violations), 0);
-	assert_int_equal(atomic_load(&b.violations), 0);
-	assert_int_equal(atomic_load(&quiet.calls), 0);
+	assert_int_equal(rec_calls(&a, REC_START), total);
+	assert_int_equal(rec_calls(&a, REC_END), total);
+	assert_int_equal(rec_calls(&b, REC_START), total);
+	assert_int_equal(rec_calls(&b, REC_END), total);
+	assert_int_equal(atomic_load(&a.unpaired), 0);
+	assert_int_equal(atomic_load(&b.unpaired), 0);
+	assert_int_equal(rec_total(&quiet, REC_ALL), 0);
 
 	/* Nested ranges on one thread are allowed and stay paired. */
 	struct mmu_notifier_range outer, inner;
@@ -509,17 +402,19 @@ static void test_range_pairs_two_subscribers(void **state)
 				RANGE_START + PAGE_SIZE);
 	assert_int_equal(mmu_notifier_invalidate_range_start(&outer), 0);
 	assert_int_equal(mmu_notifier_invalidate_range_start(&inner), 0);
-	assert_int_equal(atomic_load(&a.in_progress), 2);
+	assert_int_equal(rec_open(&a), 2);
 	mmu_notifier_invalidate_range_end(&inner);
 	assert_false(range_lock_free(mm));
 	mmu_notifier_invalidate_range_end(&outer);
 	assert_true(range_lock_free(mm));
-	assert_int_equal(atomic_load(&a.in_progress), 0);
+	assert_int_equal(rec_open(&a), 0);
 
 	assert_int_equal(mmu_notifier_unregister(&a.mn, mm), 0);
 	assert_int_equal(mmu_notifier_unregister(&b.mn, mm), 0);
 	assert_int_equal(mmu_notifier_unregister(&quiet.mn, mm), 0);
-	assert_int_equal(atomic_load(&quiet.release_calls), 1);
+	assert_int_equal(rec_calls(&quiet, REC_RELEASE), 1);
+	for (int i = 0; i < 3; i++)
+		rec_destroy(all[i]);
 	mmput(mm);
 	host_down(host);
 }
@@ -533,65 +428,65 @@ static void test_nonblock_eagain_unwinds(void **state)
 {
 	struct host *host = host_up();
 	struct mm *mm = mm_up(host);
-	struct sub after, fail, ok;
-	struct order_log log = { 0 };
+	struct recorder after, fail, ok;
+	struct recorder *const all[] = { &ok, &fail, &after };
+	char trace[64];
 
-	sub_init(&after, 3, &sub_ops);
-	sub_init(&fail, 2, &sub_ops);
-	sub_init(&ok, 1, &sub_ops);
-	fail.start_ret = -EAGAIN;
-	after.log = fail.log = ok.log = &log;
+	rec_init(&after, 3, REC_ALL);
+	rec_init(&fail, 2, REC_ALL);
+	rec_init(&ok, 1, REC_ALL);
+	fail.eagain_nonblock = true;
 	/* Added at the head, so walked in the reverse order. */
 	assert_int_equal(mmu_notifier_register(&after.mn, mm), 0);
 	assert_int_equal(mmu_notifier_register(&fail.mn, mm), 0);
 	assert_int_equal(mmu_notifier_register(&ok.mn, mm), 0);
 
 	struct mmu_notifier_range r;
+	uint64_t mark = rec_mark();
+
 	mmu_notifier_range_init(&r, MMU_NOTIFY_RELEASE, MMU_NOTIFIER_RANGE_BLOCKABLE,
 				mm, RANGE_START, RANGE_END);
 	assert_int_equal(mmu_notifier_invalidate_range_start_nonblock(&r), -EAGAIN);
 	assert_false(r.flags & MMU_NOTIFIER_RANGE_BLOCKABLE);
-	assert_false(ok.last_range.flags & MMU_NOTIFIER_RANGE_BLOCKABLE);
-	assert_int_equal(atomic_load(&ok.starts), 1);
-	assert_int_equal(atomic_load(&ok.ends), 1);
-	assert_int_equal(atomic_load(&fail.starts), 1);
-	assert_int_equal(atomic_load(&fail.ends), 0);
-	assert_int_equal(atomic_load(&after.calls), 0);
-	assert_int_equal(log.n, 3);
-	assert_int_equal(log.id[0], 1);
-	assert_int_equal(log.op[0], 's');
-	assert_int_equal(log.id[1], 2);
-	assert_int_equal(log.op[1], 's');
-	assert_int_equal(log.id[2], 1);
-	assert_int_equal(log.op[2], 'e');
+	assert_false(rec_last(&ok, REC_ALL).blockable);
+	assert_int_equal(rec_last(&fail, REC_ALL).ret, -EAGAIN);
+	assert_int_equal(rec_calls(&ok, REC_START), 1);
+	assert_int_equal(rec_calls(&ok, REC_END), 1);
+	assert_int_equal(rec_calls(&fail, REC_START), 1);
+	assert_int_equal(rec_calls(&fail, REC_END), 0);
+	assert_int_equal(rec_total(&after, REC_ALL), 0);
+	rec_trace(trace, sizeof(trace), mark, all, 3);
+	assert_string_equal(trace, "1s 2s 1e");
 	assert_true(range_lock_free(mm));
 
 	/* range_lock was given back: a blockable start works and reaches
 	 * everyone. */
-	fail.start_ret = 0;
+	fail.eagain_nonblock = false;
 	do_range(mm, MMU_NOTIFY_CLEAR);
-	assert_int_equal(atomic_load(&ok.starts), 2);
-	assert_int_equal(atomic_load(&fail.starts), 2);
-	assert_int_equal(atomic_load(&fail.ends), 1);
-	assert_int_equal(atomic_load(&after.starts), 1);
-	assert_int_equal(atomic_load(&after.ends), 1);
+	assert_int_equal(rec_calls(&ok, REC_START), 2);
+	assert_int_equal(rec_calls(&fail, REC_START), 2);
+	assert_int_equal(rec_calls(&fail, REC_END), 1);
+	assert_int_equal(rec_calls(&after, REC_START), 1);
+	assert_int_equal(rec_calls(&after, REC_END), 1);
 
 	/* A non-blocking start that succeeds owes an end like any other. */
 	assert_int_equal(mmu_notifier_invalidate_range_start_nonblock(&r), 0);
 	assert_false(range_lock_free(mm));
-	assert_int_equal(atomic_load(&after.in_progress), 1);
+	assert_int_equal(rec_open(&after), 1);
 	mmu_notifier_invalidate_range_end(&r);
 	assert_true(range_lock_free(mm));
 
-	for (struct sub *s = &ok; s; s = s == &ok ? &fail : s == &fail ? &after : NULL) {
-		assert_int_equal(atomic_load(&s->in_progress), 0);
-		assert_int_equal(atomic_load(&s->violations), 0);
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(rec_open(all[i]), 0);
+		assert_int_equal(atomic_load(&all[i]->unpaired), 0);
 	}
 	assert_int_equal(nr_calls(mm, MMU_NOTIFY_RELEASE), 2);
 
 	assert_int_equal(mmu_notifier_unregister(&ok.mn, mm), 0);
 	assert_int_equal(mmu_notifier_unregister(&fail.mn, mm), 0);
 	assert_int_equal(mmu_notifier_unregister(&after.mn, mm), 0);
+	for (int i = 0; i < 3; i++)
+		rec_destroy(all[i]);
 	mmput(mm);
 	host_down(host);
 }
@@ -602,10 +497,10 @@ static void test_nonblock_contended(void **state)
 {
 	struct host *host = host_up();
 	struct mm *mm = mm_up(host);
-	struct sub s;
+	struct recorder s;
 	struct rwsem *l = &mm->notifier_subscriptions.range_lock;
 
-	sub_init(&s, 1, &sub_ops);
+	rec_init(&s, 1, REC_ALL);
 	assert_int_equal(mmu_notifier_register(&s.mn, mm), 0);
 
 	struct mmu_notifier_range r;
@@ -613,20 +508,20 @@ static void test_nonblock_contended(void **state)
 	down_write(l);
 	assert_int_equal(mmu_notifier_invalidate_range_start_nonblock(&r), -EAGAIN);
 	up_write(l);
-	assert_int_equal(atomic_load(&s.calls), 0);
+	assert_int_equal(rec_total(&s, REC_ALL), 0);
 	assert_true(range_lock_free(mm));
 
 	assert_int_equal(mmu_notifier_unregister(&s.mn, mm), 0);
+	rec_destroy(&s);
 	mmput(mm);
 	host_down(host);
 }
 
-static void young_reset(struct sub *s, int young_ret)
+/* Counts to zero, and what the aging calls answer. */
+static void young_reset(struct recorder *s, int young)
 {
-	s->young_ret = young_ret;
-	atomic_store(&s->clear_flush_young_calls, 0);
-	atomic_store(&s->clear_young_calls, 0);
-	atomic_store(&s->test_young_calls, 0);
+	rec_reset(s);
+	s->young = young;
 }
 
 /*
@@ -638,15 +533,16 @@ static void test_young_and_change_pte(void **state)
 {
 	struct host *host = host_up();
 	struct mm *mm = mm_up(host);
-	struct sub s3, s2, s1, quiet;
-	struct sub *all[] = { &s1, &s2, &s3 };    /* walk order */
+	struct recorder s3, s2, s1, quiet;
+	struct recorder *const all[] = { &s1, &s2, &s3 };    /* walk order */
+	char trace[64];
 
 	assert_int_equal(mmu_notifier_clear_flush_young(mm, RANGE_START, RANGE_END), 0);
 	assert_int_equal(mmu_notifier_test_young(mm, RANGE_START), 0);
-	sub_init(&quiet, 4, &release_only_ops);
-	sub_init(&s3, 3, &sub_ops);
-	sub_init(&s2, 2, &sub_ops);
-	sub_init(&s1, 1, &sub_ops);
+	rec_init(&quiet, 4, REC_F(REC_RELEASE));
+	rec_init(&s3, 3, REC_ALL);
+	rec_init(&s2, 2, REC_ALL);
+	rec_init(&s1, 1, REC_ALL);
 	assert_int_equal(mmu_notifier_register(&quiet.mn, mm), 0);
 	assert_int_equal(mmu_notifier_register(&s3.mn, mm), 0);
 	assert_int_equal(mmu_notifier_register(&s2.mn, mm), 0);
@@ -659,9 +555,9 @@ static void test_young_and_change_pte(void **state)
 	assert_int_equal(mmu_notifier_clear_young(mm, RANGE_START, RANGE_END), 0);
 	assert_int_equal(mmu_notifier_test_young(mm, RANGE_START), 0);
 	for (int i = 0; i < 3; i++) {
-		assert_int_equal(atomic_load(&all[i]->clear_flush_young_calls), 1);
-		assert_int_equal(atomic_load(&all[i]->clear_young_calls), 1);
-		assert_int_equal(atomic_load(&all[i]->test_young_calls), 1);
+		assert_int_equal(rec_calls(all[i], REC_CLEAR_FLUSH_YOUNG), 1);
+		assert_int_equal(rec_calls(all[i], REC_CLEAR_YOUNG), 1);
+		assert_int_equal(rec_calls(all[i], REC_TEST_YOUNG), 1);
 	}
 
 	/* Only the first walked is young: clears still reach the others. */
@@ -672,12 +568,12 @@ static void test_young_and_change_pte(void **state)
 	assert_int_not_equal(mmu_notifier_clear_young(mm, RANGE_START, RANGE_END), 0);
 	assert_int_equal(mmu_notifier_test_young(mm, RANGE_START), 1);
 	for (int i = 0; i < 3; i++) {
-		assert_int_equal(atomic_load(&all[i]->clear_flush_young_calls), 1);
-		assert_int_equal(atomic_load(&all[i]->clear_young_calls), 1);
+		assert_int_equal(rec_calls(all[i], REC_CLEAR_FLUSH_YOUNG), 1);
+		assert_int_equal(rec_calls(all[i], REC_CLEAR_YOUNG), 1);
 	}
-	assert_int_equal(atomic_load(&s1.test_young_calls), 1);
-	assert_int_equal(atomic_load(&s2.test_young_calls), 0);
-	assert_int_equal(atomic_load(&s3.test_young_calls), 0);
+	assert_int_equal(rec_calls(&s1, REC_TEST_YOUNG), 1);
+	assert_int_equal(rec_calls(&s2, REC_TEST_YOUNG), 0);
+	assert_int_equal(rec_calls(&s3, REC_TEST_YOUNG), 0);
 
 	/* Only the last walked is young. */
 	young_reset(&s1, 0);
@@ -687,35 +583,40 @@ static void test_young_and_change_pte(void **state)
 	assert_int_not_equal(mmu_notifier_clear_young(mm, RANGE_START, RANGE_END), 0);
 	assert_int_equal(mmu_notifier_test_young(mm, RANGE_START), 1);
 	for (int i = 0; i < 3; i++)
-		assert_int_equal(atomic_load(&all[i]->test_young_calls), 1);
+		assert_int_equal(rec_calls(all[i], REC_TEST_YOUNG), 1);
 
 	/* The middle one: test_young stops there. */
 	young_reset(&s1, 0);
 	young_reset(&s2, 1);
 	young_reset(&s3, 1);
 	assert_int_equal(mmu_notifier_test_young(mm, RANGE_START), 1);
-	assert_int_equal(atomic_load(&s3.test_young_calls), 0);
+	assert_int_equal(rec_calls(&s3, REC_TEST_YOUNG), 0);
 
 	assert_int_equal(atomic_load(&mm->notifier_subscriptions.nr_young_calls), 2 + 3 * 3 + 1);
 
 	/* change_pte: everyone, with what the host passed. */
-	struct order_log log = { 0 };
-	for (int i = 0; i < 3; i++)
-		all[i]->log = &log;
+	uint64_t mark = rec_mark();
+
 	mmu_notifier_change_pte(mm, RANGE_START + PAGE_SIZE, 0x1234067);
-	assert_int_equal(log.n, 3);
+	rec_trace(trace, sizeof(trace), mark, all, 3);
+	assert_string_equal(trace, "1p 2p 3p");
 	for (int i = 0; i < 3; i++) {
-		assert_int_equal(atomic_load(&all[i]->change_pte_calls), 1);
-		assert_int_equal(all[i]->last_addr, RANGE_START + PAGE_SIZE);
-		assert_int_equal(all[i]->last_pte, 0x1234067);
-		all[i]->log = NULL;
+		struct rec_entry last = rec_last(all[i], REC_ALL);
+
+		assert_int_equal(rec_calls(all[i], REC_CHANGE_PTE), 1);
+		assert_int_equal(last.kind, REC_CHANGE_PTE);
+		assert_int_equal(last.start, RANGE_START + PAGE_SIZE);
+		assert_int_equal(last.pte, 0x1234067);
 	}
-	assert_int_equal(atomic_load(&quiet.calls), 0);
+	assert_int_equal(rec_total(&quiet, REC_ALL), 0);
 
 	assert_int_equal(mmu_notifier_unregister(&s1.mn, mm), 0);
 	assert_int_equal(mmu_notifier_unregister(&s2.mn, mm), 0);
 	assert_int_equal(mmu_notifier_unregister(&s3.mn, mm), 0);
 	assert_int_equal(mmu_notifier_unregister(&quiet.mn, mm), 0);
+	for (int i = 0; i < 3; i++)
+		rec_destroy(all[i]);
+	rec_destroy(&quiet);
 	mmput(mm);
 	host_down(host);
 }
@@ -731,17 +632,22 @@ static void test_release_once_on_last_mmput(void **state)
 {
 	struct host *host = host_up();
 	struct mm *mm = mm_up(host);
-	struct sub a, b;
+	struct recorder a, b;
+	struct pte_probe pa = { 0 }, pb = { 0 };
 	hva_t addr;
 	char buf[64] = "tandem";
 
-	sub_init(&a, 1, &sub_ops);
-	sub_init(&b, 2, &sub_ops);
+	rec_init(&a, 1, REC_ALL);
+	rec_init(&b, 2, REC_ALL);
 	assert_int_equal(mm_mmap(mm, 0, 4 * PAGE_SIZE, PROT_READ | PROT_WRITE,
 				 MAP_PRIVATE | MAP_ANONYMOUS, &addr), 0);
 	assert_int_equal(mm_write(mm, addr, buf, sizeof(buf)), sizeof(buf));
 	assert_int_not_equal(mm_lookup_pte(mm, addr), 0);
-	a.check_addr = b.check_addr = addr;
+	pa.addr = pb.addr = addr;
+	rec_arm(&a, &(struct rec_trigger){ .kinds = REC_F(REC_RELEASE), .action = see_pte,
+					   .arg = &pa });
+	rec_arm(&b, &(struct rec_trigger){ .kinds = REC_F(REC_RELEASE), .action = see_pte,
+					   .arg = &pb });
 	assert_int_equal(mmu_notifier_register(&a.mn, mm), 0);
 	assert_int_equal(mmu_notifier_register(&b.mn, mm), 0);
 	assert_true(host_frames_in_use(host) > 0);
@@ -752,17 +658,19 @@ static void test_release_once_on_last_mmput(void **state)
 	assert_true(atomic_load(&mm->exiting));
 	/* Exit dropped the users' reference; ours and the subscribers' stay. */
 	assert_int_equal(atomic_load(&mm->mm_count), count - 1);
-	for (struct sub *s = &a; s; s = s == &a ? &b : NULL) {
-		assert_int_equal(atomic_load(&s->release_calls), 1);
-		assert_true(atomic_load(&s->release_done));
-		assert_int_not_equal(s->release_saw_pte, 0);
+	for (struct recorder *s = &a; s; s = s == &a ? &b : NULL) {
+		assert_int_equal(rec_calls(s, REC_RELEASE), 1);
+		assert_int_equal(rec_done(s, REC_RELEASE), 1);
+		assert_int_equal(rec_fired(s), 1);
 		assert_true(atomic_load(&s->mn.released));
 		assert_true(s->mn.registered);
 	}
+	assert_int_not_equal(pa.seen, 0);
+	assert_int_not_equal(pb.seen, 0);
 	assert_false(mm_has_notifiers(mm));
 	assert_int_equal(mm_lookup_pte(mm, addr), 0);   /* exit did unmap */
 
-	long ca = atomic_load(&a.calls), cb = atomic_load(&b.calls);
+	long ca = rec_total(&a, REC_ALL), cb = rec_total(&b, REC_ALL);
 	do_range(mm, MMU_NOTIFY_UNMAP);
 	struct mmu_notifier_range r;
 	mmu_notifier_range_init(&r, MMU_NOTIFY_RELEASE, 0, mm, RANGE_START, RANGE_END);
@@ -774,19 +682,56 @@ static void test_release_once_on_last_mmput(void **state)
 	mmu_notifier_change_pte(mm, RANGE_START, 0);
 	/* A second release (a host bug) finds nobody to call. */
 	mmu_notifier_release(mm);
-	assert_int_equal(atomic_load(&a.calls), ca);
-	assert_int_equal(atomic_load(&b.calls), cb);
+	assert_int_equal(rec_total(&a, REC_ALL), ca);
+	assert_int_equal(rec_total(&b, REC_ALL), cb);
 
 	assert_int_equal(mmu_notifier_unregister(&a.mn, mm), 0);
 	assert_int_equal(atomic_load(&mm->mm_count), count - 2);
 	assert_int_equal(mmu_notifier_unregister(&a.mn, mm), -EINVAL);
 	assert_int_equal(atomic_load(&mm->mm_count), count - 2);
 	assert_int_equal(mmu_notifier_unregister(&b.mn, mm), 0);
-	assert_int_equal(atomic_load(&a.release_calls), 1);
-	assert_int_equal(atomic_load(&b.release_calls), 1);
+	assert_int_equal(rec_calls(&a, REC_RELEASE), 1);
+	assert_int_equal(rec_calls(&b, REC_RELEASE), 1);
 	assert_int_equal(atomic_load(&mm->mm_count), count - 3);
-	assert_int_equal(atomic_load(&a.calls), ca);
+	assert_int_equal(rec_total(&a, REC_ALL), ca);
+	rec_destroy(&a);
+	rec_destroy(&b);
 	mmdrop(mm);     /* frees it */
+	host_down(host);
+}
+
+/*
+ * The recorder's own safety net: a pause that nobody resumes ends at its
+ * timeout, is counted, and lets the thread go on -- a test that forgets
+ * to resume fails instead of hanging. A trigger fires once unless told
+ * otherwise.
+ */
+static void test_recorder_pause_times_out(void **state)
+{
+	struct host *host = host_up();
+	struct mm *mm = mm_up(host);
+	struct recorder s;
+
+	rec_init(&s, 1, REC_ALL);
+	assert_int_equal(mmu_notifier_register(&s.mn, mm), 0);
+	rec_arm(&s, &(struct rec_trigger){ .kinds = REC_F(REC_START), .pause = true,
+					   .timeout_ms = 50 });
+	uint64_t t0 = ms_now();
+
+	do_range(mm, MMU_NOTIFY_CLEAR);         /* paused on this very thread */
+	assert_true(ms_now() - t0 >= 50);
+	assert_int_equal(rec_timeouts(&s), 1);
+	assert_int_equal(rec_fired(&s), 1);
+	assert_false(rec_paused(&s));
+	do_range(mm, MMU_NOTIFY_CLEAR);         /* disarmed: straight through */
+	assert_int_equal(rec_fired(&s), 1);
+	assert_int_equal(rec_calls(&s, REC_START), 2);
+	assert_int_equal(rec_done(&s, REC_END), 2);
+	assert_int_equal(rec_open(&s), 0);
+
+	assert_int_equal(mmu_notifier_unregister(&s.mn, mm), 0);
+	rec_destroy(&s);
+	mmput(mm);
 	host_down(host);
 }
 
@@ -796,7 +741,7 @@ static void test_release_once_on_last_mmput(void **state)
 
 struct range_race {
 	struct mm *mm;
-	struct sub *steady, *cycled;
+	struct recorder *steady, *cycled;
 	atomic_bool stop;
 	atomic_long issued[MMU_NOTIFY_NR_EVENTS];   /* starts the readers made */
 	atomic_long young_issued;
@@ -846,7 +791,7 @@ static void *range_reader(void *p)
 static void *register_cycler(void *p)
 {
 	struct range_race *rr = p;
-	struct sub *s = rr->cycled;
+	struct recorder *s = rr->cycled;
 
 	while (!atomic_load(&rr->stop)) {
 		if (mmu_notifier_register(&s->mn, rr->mm) != 0)
@@ -855,7 +800,7 @@ static void *register_cycler(void *p)
 		 * time, unregister just as a range is opening on it. */
 		bool mid_start = atomic_load(&rr->cycles) & 1;
 		for (int i = 0; i < (mid_start ? 1000 : 4); i++) {
-			if (mid_start && atomic_load(&s->in_start))
+			if (mid_start && rec_running(s, REC_F(REC_START)))
 				break;
 			sched_yield();
 		}
@@ -864,28 +809,21 @@ static void *register_cycler(void *p)
 		long cycles = atomic_fetch_add(&rr->cycles, 1) + 1;
 
 		/* Unregister returned: nothing in flight, pairs complete. */
-		if (atomic_load(&s->in_cb) != 0)
+		if (rec_running(s, REC_ALL) != 0)
 			race_error(rr, 3);
-		if (atomic_load(&s->in_progress) != 0)
+		if (rec_open(s) != 0)
 			race_error(rr, 4);
-		if (atomic_load(&s->starts) != atomic_load(&s->ends))
+		if (rec_calls(s, REC_START) != rec_calls(s, REC_END))
 			race_error(rr, 5);
-		if (atomic_load(&s->release_calls) != cycles)
+		if (rec_calls(s, REC_RELEASE) != cycles)
 			race_error(rr, 6);
 		/* ... and nothing more arrives while the readers run on. */
-		long calls = atomic_load(&s->calls);
-		usleep(200);
-		if (atomic_load(&s->calls) != calls)
+		long calls = rec_total(s, REC_ALL);
+		sleep_us(200);
+		if (rec_total(s, REC_ALL) != calls)
 			race_error(rr, 7);
 	}
 	return NULL;
-}
-
-static void sleep_ms(long ms)
-{
-	struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L };
-
-	nanosleep(&ts, NULL);
 }
 
 /*
@@ -902,15 +840,16 @@ static void test_race_ranges_vs_register(void **state)
 {
 	struct host *host = host_up();
 	struct mm *mm = mm_up(host);
-	struct sub steady, cycled;
+	struct recorder steady, cycled;
 	struct range_race rr;
 	pthread_t readers[RACE_READERS], cycler;
 	struct reader_arg ra[RACE_READERS];
 
-	sub_init(&steady, 1, &sub_ops);
-	sub_init(&cycled, 2, &sub_ops);
-	cycled.young_sleep_us = 50;
-	cycled.start_sleep_us = 20;
+	struct delays slow = { .start_us = 20, .young_us = 50 };
+
+	rec_init(&steady, 1, REC_ALL);
+	rec_init(&cycled, 2, REC_ALL);
+	slow_down(&cycled, &slow);
 	memset(&rr, 0, sizeof(rr));
 	rr.mm = mm;
 	rr.steady = &steady;
@@ -930,12 +869,12 @@ static void test_race_ranges_vs_register(void **state)
 
 	print_message("range race: %ld register cycles, %ld ranges on steady, "
 		      "%ld callbacks on cycled\n", atomic_load(&rr.cycles),
-		      atomic_load(&steady.starts), atomic_load(&cycled.calls));
+		      rec_calls(&steady, REC_START), rec_total(&cycled, REC_ALL));
 	assert_int_equal(atomic_load(&rr.first_error), 0);
 	assert_int_equal(atomic_load(&rr.errors), 0);
 	assert_true(atomic_load(&rr.cycles) > 0);
 	/* The race actually happened: the cycled subscriber was called. */
-	assert_true(atomic_load(&cycled.calls) > 0);
+	assert_true(rec_total(&cycled, REC_ALL) > 0);
 
 	long issued = 0;
 	for (int e = 0; e < MMU_NOTIFY_NR_EVENTS; e++) {
@@ -944,18 +883,20 @@ static void test_race_ranges_vs_register(void **state)
 				 atomic_load(&rr.issued[e]));
 		issued += atomic_load(&rr.issued[e]);
 	}
-	assert_int_equal(atomic_load(&steady.starts), issued);
-	assert_int_equal(atomic_load(&steady.ends), issued);
-	assert_int_equal(atomic_load(&steady.in_progress), 0);
-	assert_int_equal(atomic_load(&steady.violations), 0);
-	assert_int_equal(atomic_load(&steady.clear_young_calls),
+	assert_int_equal(rec_calls(&steady, REC_START), issued);
+	assert_int_equal(rec_calls(&steady, REC_END), issued);
+	assert_int_equal(rec_open(&steady), 0);
+	assert_int_equal(atomic_load(&steady.unpaired), 0);
+	assert_int_equal(rec_calls(&steady, REC_CLEAR_YOUNG),
 			 atomic_load(&rr.young_issued));
-	assert_int_equal(atomic_load(&cycled.violations), 0);
-	assert_int_equal(atomic_load(&cycled.starts), atomic_load(&cycled.ends));
-	assert_int_equal(atomic_load(&cycled.release_calls), atomic_load(&rr.cycles));
+	assert_int_equal(atomic_load(&cycled.unpaired), 0);
+	assert_int_equal(rec_calls(&cycled, REC_START), rec_calls(&cycled, REC_END));
+	assert_int_equal(rec_calls(&cycled, REC_RELEASE), atomic_load(&rr.cycles));
 	assert_true(range_lock_free(mm));
 
 	assert_int_equal(mmu_notifier_unregister(&steady.mn, mm), 0);
+	rec_destroy(&steady);
+	rec_destroy(&cycled);
 	mmput(mm);
 	host_down(host);
 }
@@ -966,7 +907,7 @@ static void test_race_ranges_vs_register(void **state)
 
 struct exit_race {
 	struct mm *mm;
-	struct sub *s;
+	struct recorder *s;
 	pthread_barrier_t go;
 	int unregister_ret;
 	bool exit_saw_release_done;
@@ -976,23 +917,23 @@ struct exit_race {
 static void *exit_thread(void *p)
 {
 	struct exit_race *er = p;
-	struct sub *s = er->s;
+	struct recorder *s = er->s;
 
 	pthread_barrier_wait(&er->go);
 	mmput(er->mm);          /* the last user: exit, then frames freed */
 	/* Whoever called release, exit waited for it to finish. */
-	er->exit_saw_release_done = atomic_load(&s->release_done);
+	er->exit_saw_release_done = rec_done(s, REC_RELEASE) == 1;
 	return NULL;
 }
 
 static void *unregister_thread(void *p)
 {
 	struct exit_race *er = p;
-	struct sub *s = er->s;
+	struct recorder *s = er->s;
 
 	pthread_barrier_wait(&er->go);
 	er->unregister_ret = mmu_notifier_unregister(&s->mn, er->mm);
-	er->unregister_saw_release_done = atomic_load(&s->release_done);
+	er->unregister_saw_release_done = rec_done(s, REC_RELEASE) == 1;
 	return NULL;
 }
 
@@ -1007,7 +948,8 @@ static void test_race_release_vs_unregister(void **state)
 {
 	struct host *host = host_up();
 	uint64_t frames0 = host_frames_in_use(host);
-	struct sub s;
+	struct recorder s;
+	struct delays slow[2] = { { 0 }, { .release_us = 100 } };
 	char buf[16] = "x";
 
 	for (int it = 0; it < EXIT_RACE_ITERS; it++) {
@@ -1017,9 +959,9 @@ static void test_race_release_vs_unregister(void **state)
 
 		er.mm = mm_up(host);
 		er.s = &s;
-		sub_init(&s, 1, &sub_ops);
+		rec_init(&s, 1, REC_ALL);
 		/* Sometimes a slow release, to widen the window. */
-		s.release_sleep_us = (it % 3 == 0) ? 100 : 0;
+		slow_down(&s, &slow[it % 3 == 0]);
 		assert_int_equal(mm_mmap(er.mm, 0, PAGE_SIZE, PROT_READ | PROT_WRITE,
 					 MAP_PRIVATE | MAP_ANONYMOUS, &addr), 0);
 		assert_int_equal(mm_write(er.mm, addr, buf, sizeof(buf)), sizeof(buf));
@@ -1038,13 +980,14 @@ static void test_race_release_vs_unregister(void **state)
 		pthread_barrier_destroy(&er.go);
 
 		assert_int_equal(er.unregister_ret, 0);
-		assert_int_equal(atomic_load(&s.release_calls), 1);
+		assert_int_equal(rec_calls(&s, REC_RELEASE), 1);
 		assert_true(er.exit_saw_release_done);
 		assert_true(er.unregister_saw_release_done);
-		assert_int_equal(atomic_load(&s.in_cb), 0);
+		assert_int_equal(rec_running(&s, REC_ALL), 0);
 		assert_false(s.mn.registered);
 		/* Both references dropped: the mm is gone with its frames. */
 		assert_int_equal(host_frames_in_use(host), frames0);
+		rec_destroy(&s);
 	}
 	host_down(host);
 }
@@ -1062,6 +1005,7 @@ int main(void)
 		cmocka_unit_test(test_nonblock_contended),
 		cmocka_unit_test(test_young_and_change_pte),
 		cmocka_unit_test(test_release_once_on_last_mmput),
+		cmocka_unit_test(test_recorder_pause_times_out),
 		cmocka_unit_test(test_race_ranges_vs_register),
 		cmocka_unit_test(test_race_release_vs_unregister),
 	};

@@ -45,7 +45,8 @@
 #include "tandem/cpu.h"
 #include "host/mm_types.h"
 #include "host/internal.h"
-#include "host_test_util.h"
+#include "harness/host_fixture.h"
+#include "harness/util.h"
 
 #define P        PAGE_SIZE
 #define BASE     0x100000000ULL        /* 4 GiB */
@@ -381,16 +382,14 @@ struct racer {
 static void *race_host_ops(void *arg)
 {
 	struct racer *r = arg;
-	uint64_t x = SEED;
+	uint64_t rng = prng_seed(SEED, 1);
 	unsigned char b = 1;
 
 	while (!atomic_load(&r->stop)) {
-		x = x * 6364136223846793005ULL + 1442695040888963407ULL;
-		hva_t at = r->a + ((x >> 33) % NPAGES) * P;
-
+		hva_t at = r->a + prng_below(&rng, NPAGES) * P;
 		bool ok = true;
 
-		switch ((x >> 20) % 4) {
+		switch (prng_below(&rng, 4)) {
 		case 0:
 			ok = mm_write(r->mm, at, &b, 1) == 1;
 			break;
@@ -534,7 +533,7 @@ static void vt_guest(struct vt *t, const uint32_t *pages, unsigned int n)
 	assert_int_equal(vcpu_run(t->v, guest_touch, &g), 0);
 	for (int ms = 0; !atomic_load(&g.done); ms++) {
 		assert_true(ms < 10000);
-		nanosleep(&(struct timespec){ .tv_nsec = 1000000 }, NULL);
+		sleep_ms(1);
 	}
 	assert_int_equal(vcpu_stop(t->v), 0);
 	assert_int_equal(g.ret, 0);
@@ -544,17 +543,8 @@ static void vt_guest(struct vt *t, const uint32_t *pages, unsigned int n)
 static void working_set(uint32_t *ws)
 {
 	uint32_t perm[VM_PAGES];
-	uint64_t x = SEED;
 
-	for (uint32_t i = 0; i < VM_PAGES; i++)
-		perm[i] = i;
-	for (uint32_t i = VM_PAGES - 1; i > 0; i--) {
-		x = x * 6364136223846793005ULL + 1442695040888963407ULL;
-		uint32_t j = (uint32_t)((x >> 33) % (i + 1)), tmp = perm[i];
-
-		perm[i] = perm[j];
-		perm[j] = tmp;
-	}
+	permute(perm, VM_PAGES, SEED);
 	memcpy(ws, perm, WS_PAGES * sizeof(*ws));
 }
 

@@ -16,7 +16,10 @@
 #include "host/internal.h"
 #include "tandem/mmu_notifier.h"
 #include "base/rcu.h"
+#include "harness/recorder.h"
+#include "harness/util.h"
 #include <pthread.h>
+#include <stdatomic.h>
 
 #define RAM   (16ULL << 20)
 #define SWAP  (64ULL << 20)
@@ -358,7 +361,7 @@ static void test_oom_kills_largest(void **state)
 	assert_true(mm_is_oom_victim(big));
 	assert_false(mm_is_oom_victim(small));
 	for (int k = 0; k < 5000 && !atomic_load(&big->oom_reaped); k++)
-		usleep(1000);
+		sleep_ms(1);
 	assert_true(atomic_load(&big->oom_reaped));
 	host_get_stats(h, &st);
 	assert_int_equal(st.oom_kills, 1);
@@ -396,44 +399,9 @@ static void test_bad_swap_config(void **state)
  * an RCU section, must come back, and the mm must then be torn down.
  */
 struct rcu_reclaim {
-	struct mmu_notifier mn;
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
-	bool in_start, go;
 	struct host *h;
 	unsigned long reclaimed;
-	bool done;
-};
-
-static int held_start(struct mmu_notifier *mn, const struct mmu_notifier_range *r)
-{
-	struct rcu_reclaim *rr = (struct rcu_reclaim *)mn;
-
-	if (r->event != MMU_NOTIFY_CLEAR)
-		return 0;
-	pthread_mutex_lock(&rr->lock);
-	if (!rr->in_start) {
-		rr->in_start = true;
-		pthread_cond_broadcast(&rr->cond);
-		while (!rr->go)
-			pthread_cond_wait(&rr->cond, &rr->lock);
-	}
-	pthread_mutex_unlock(&rr->lock);
-	return 0;
-}
-
-static void held_end(struct mmu_notifier *mn, const struct mmu_notifier_range *r)
-{
-}
-
-static void held_release(struct mmu_notifier *mn, struct mm *mm)
-{
-}
-
-static const struct mmu_notifier_ops held_ops = {
-	.invalidate_range_start = held_start,
-	.invalidate_range_end = held_end,
-	.release = held_release,
+	atomic_bool done;
 };
 
 static void *reclaim_in_rcu(void *a)
@@ -443,45 +411,41 @@ static void *reclaim_in_rcu(void *a)
 	rcu_read_lock();
 	rr->reclaimed = host_reclaim(rr->h, 8);
 	rcu_read_unlock();
-	pthread_mutex_lock(&rr->lock);
-	rr->done = true;
-	pthread_cond_broadcast(&rr->cond);
-	pthread_mutex_unlock(&rr->lock);
+	atomic_store(&rr->done, true);
 	return NULL;
 }
 
 static void test_reclaim_last_put_in_rcu_section(void **state)
 {
 	struct host *h = mkhost(RAM, SWAP, false);
-	struct rcu_reclaim rr = { .mn.ops = &held_ops, .h = h };
+	struct rcu_reclaim rr = { .h = h };
 	struct mm *mm = map(h, 64 * PAGE_SIZE);
+	struct recorder held;
 	pthread_t th;
 
-	pthread_mutex_init(&rr.lock, NULL);
-	pthread_cond_init(&rr.cond, NULL);
 	write_pages(mm, BASE, 64, 1);
-	assert_int_equal(mmu_notifier_register(&rr.mn, mm), 0);
+	rec_init(&held, 1, REC_RANGE | REC_F(REC_RELEASE));
+	assert_int_equal(mmu_notifier_register(&held.mn, mm), 0);
+	/* Reclaim's first unmap: held inside its start. */
+	rec_arm(&held, &(struct rec_trigger){ .kinds = REC_F(REC_START),
+					      .events = REC_EV(MMU_NOTIFY_CLEAR),
+					      .pause = true });
 	/* Cold: reclaim unmaps without a second look's veto. */
 	assert_int_equal(mm_madvise(mm, BASE, 64 * PAGE_SIZE, MADV_COLD), 0);
 	assert_int_equal(pthread_create(&th, NULL, reclaim_in_rcu, &rr), 0);
-	pthread_mutex_lock(&rr.lock);
-	while (!rr.in_start)
-		pthread_cond_wait(&rr.cond, &rr.lock);
-	pthread_mutex_unlock(&rr.lock);
+	assert_true(rec_wait_paused(&held, REC_PAUSE_MS));
 	/* Reclaim holds its user reference inside the invalidation: the
 	 * owner's put is not the last, reclaim's will be. */
 	mmput(mm);
-	pthread_mutex_lock(&rr.lock);
-	rr.go = true;
-	pthread_cond_broadcast(&rr.cond);
-	pthread_mutex_unlock(&rr.lock);
+	rec_resume(&held);
 	pthread_join(th, NULL);
-	assert_true(rr.done);                   /* the thread survived */
+	assert_true(atomic_load(&rr.done));     /* the thread survived */
 	assert_true(rr.reclaimed > 0);
 	mmput_async_drain(h);                   /* the exit, on the worker */
-	assert_int_equal(mmu_notifier_unregister(&rr.mn, mm), 0);
-	pthread_cond_destroy(&rr.cond);
-	pthread_mutex_destroy(&rr.lock);
+	assert_int_equal(rec_calls(&held, REC_RELEASE), 1);
+	assert_int_equal(rec_timeouts(&held), 0);
+	assert_int_equal(mmu_notifier_unregister(&held.mn, mm), 0);
+	rec_destroy(&held);
 	teardown_host(h);
 }
 

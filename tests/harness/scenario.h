@@ -1,10 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * scenario_test_util.h - what the scenario stress tests share: the listing
+ * scenario.h - what the scenario stress tests share: the listing
  * of killed VMs and first failures after a run's one-line summary.
  */
-#ifndef TANDEM_TESTS_SCENARIO_TEST_UTIL_H
-#define TANDEM_TESTS_SCENARIO_TEST_UTIL_H
+#ifndef TANDEM_TESTS_HARNESS_SCENARIO_H
+#define TANDEM_TESTS_HARNESS_SCENARIO_H
 
 #include <stdio.h>
 #include "tandem/workload.h"

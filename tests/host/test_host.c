@@ -5,9 +5,9 @@
  * freeing, the shared zero page, rmap, GUP, mmap placement, bad input, out
  * of memory, multi-node hosts and the map-count limit.
  *
- * Each test builds its own host (fixture in host_test_util.h), runs the
- * operations, checks host_check_invariants() after every step, and its
- * teardown asserts that every frame and page-table page came back.
+ * Each test builds its own host (fixture in tests/harness/host_fixture.h),
+ * runs the operations, checks host_check_invariants() after every step, and
+ * its teardown asserts that every frame and page-table page came back.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -22,7 +22,7 @@
 #include "tandem/host.h"
 #include "host/mm_types.h"
 #include "host/internal.h"
-#include "host_test_util.h"
+#include "harness/host_fixture.h"
 
 #define P     PAGE_SIZE
 #define BASE  0x100000000ULL          /* 4 GiB: 1 GiB aligned */

@@ -51,7 +51,7 @@
 #include "base/rcu.h"
 #include "host/internal.h"
 #include "kvm/kvm_host.h"
-#include "host_test_util.h"
+#include "harness/host_fixture.h"
 
 #define P          PAGE_SIZE
 #define BASE       0x100000000ULL              /* 4 GiB */

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * host_test_util.h - fixtures and small helpers for tests of the primary MMU.
+ * host_fixture.h - fixtures and small helpers for tests of the primary MMU.
  *
  * A fixture owns one host and every mm a test creates through it. The
  * teardown mmput()s the mms still alive, checks the invariants, and asserts
@@ -10,8 +10,8 @@
  *
  * Include after <cmocka.h>.
  */
-#ifndef TANDEM_TESTS_HOST_TEST_UTIL_H
-#define TANDEM_TESTS_HOST_TEST_UTIL_H
+#ifndef TANDEM_TESTS_HARNESS_HOST_FIXTURE_H
+#define TANDEM_TESTS_HARNESS_HOST_FIXTURE_H
 
 #include <stdlib.h>
 #include <string.h>
