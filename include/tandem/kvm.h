@@ -213,6 +213,9 @@ static inline bool kvm_check_request(int req, struct kvm_vcpu *vcpu)
 enum kvm_hook_point {
 	KVM_HOOK_REQUEST_SET,   /* a request's bit is set on vcpu; its mode and
 				 * exit epoch not yet read */
+	KVM_HOOK_SLOT_INVALID,  /* a slot update: the INVALID copy published and
+				 * its grace period over; the zap not yet done
+				 * (vcpu NULL) */
 	KVM_NR_HOOKS
 };
 typedef void (*kvm_hook_fn)(struct kvm *kvm, enum kvm_hook_point at,

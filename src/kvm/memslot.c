@@ -148,6 +148,7 @@ static void invalidate_slot(struct kvm *kvm, struct kvm_memslots *inv,
 	slots_publish(kvm, inv);
 	synchronize_rcu();
 	free(cur);
+	kvm_test_hook(kvm, KVM_HOOK_SLOT_INVALID, NULL);
 
 	down_write(&kvm->mmu_lock);
 	if (kvm_tdp_mmu_zap_gfn_range(kvm, old->base_gfn, old->base_gfn + old->npages) ||

@@ -22,6 +22,7 @@
 #include "host/internal.h"
 #include "kvm/kvm_host.h"
 #include "harness/kvm_fixture.h"
+#include "harness/util.h"
 
 /* ==== slot delete and move under a running vCPU ========================= */
 
@@ -95,6 +96,78 @@ static void test_slot_delete_vs_paused_fault(void **state)
 	assert_int_equal(g_reply(t, &out, NULL), 0);
 	assert_true(out == 0x44 || out == MMIO_VAL);
 	expect_mmio_read(t, GPA(4) + 8);
+	kt_destroy(t);
+}
+
+/*
+ * A fault that looks the slot up after its update published the INVALID
+ * copy -- too late for the update's grace period to wait for it -- must
+ * not map through it: it could install its spte after the update's zap,
+ * and leave a translation of a deleted slot. The hook holds the delete
+ * after that grace period, before the zap; the vCPU faults meanwhile. The
+ * fault must retry (it never gets as far as GUP) until the slot is gone,
+ * then exit to the VMM. Were it to go on, it would pause after GUP, the
+ * delete would zap and wait for it, and its spte would outlive the slot.
+ */
+struct slot_hold {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool held, go;
+};
+
+static void hold_slot_update(struct kvm *kvm, enum kvm_hook_point at, struct kvm_vcpu *v,
+			     void *arg)
+{
+	struct slot_hold *h = arg;
+
+	if (at != KVM_HOOK_SLOT_INVALID)
+		return;
+	pthread_mutex_lock(&h->lock);
+	h->held = true;
+	pthread_cond_broadcast(&h->cond);
+	wait_flag(&h->lock, &h->cond, &h->go, TIMEOUT_MS);
+	pthread_mutex_unlock(&h->lock);
+}
+
+static void test_fault_on_invalid_slot_retries(void **state)
+{
+	struct kt *t = kt_create(0, 0);
+	struct slot_hold h = { 0 };
+	struct bg *bg = &t->bg;
+	bool went_on;
+
+	sync_init(&h.lock, &h.cond);
+	host_store(t->mm, HVA(6) + 8, 0x66);
+	kvm_set_test_hook(t->kvm, hold_slot_update, &h);
+	bg_start(bg, bg_delete_slot0, t, 0);
+	pthread_mutex_lock(&h.lock);
+	assert_true(wait_flag(&h.lock, &h.cond, &h.held, TIMEOUT_MS));
+	pthread_mutex_unlock(&h.lock);
+
+	kt_arm(t, VCPU_HOOK_AFTER_GUP);
+	g_post(t, G_LOAD, GPA(6) + 8, 0);
+	went_on = kt_wait_paused(t, BLOCK_MS);
+	pthread_mutex_lock(&h.lock);
+	h.go = true;
+	pthread_cond_broadcast(&h.cond);
+	pthread_mutex_unlock(&h.lock);
+	if (went_on) {
+		/* Let the delete zap and reach its last grace period, which
+		 * waits for the paused fault; then let the fault install. */
+		assert_false(bg_done(bg, BLOCK_MS));
+		kt_release(t);
+	}
+	assert_int_equal(bg_join(bg), 0);
+	assert_true(g_wait(t, TIMEOUT_MS));
+	kvm_set_test_hook(t->kvm, NULL, NULL);
+	assert_false(went_on);
+	assert_false(is_shadow_present(gspte(t, 6)));
+	uint64_t out = 0;
+
+	assert_int_equal(g_reply(t, &out, NULL), 0);
+	assert_int_equal(out, MMIO_VAL);
+	expect_mmio_read(t, GPA(6) + 8);
+	sync_destroy(&h.lock, &h.cond);
 	kt_destroy(t);
 }
 
@@ -280,6 +353,7 @@ int main(void)
 		KT_TEST(test_slot_delete_unreachable),
 		KT_TEST(test_slot_move),
 		KT_TEST(test_slot_delete_vs_paused_fault),
+		KT_TEST(test_fault_on_invalid_slot_retries),
 		KT_TEST(test_slot_delete_waits_for_guest_mode),
 		KT_TEST(test_memslot_bad_input),
 		KT_TEST(test_log_dirty_refused),
