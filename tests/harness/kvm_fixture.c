@@ -75,7 +75,16 @@ int kt_guest_main(struct vcpu *v, void *arg)
 		uint64_t val = g->val;
 
 		pthread_mutex_unlock(&g->lock);
-		r = op == G_LOAD ? vcpu_load64(v, gpa, &val) : vcpu_store64(v, gpa, val);
+		if (op == G_SPIN) {
+			r = 0;
+			while (!r && !atomic_load_explicit(&g->spin_stop, memory_order_relaxed)) {
+				r = vcpu_load64(v, gpa, &val);
+				atomic_store_explicit(&g->spin_last, val, memory_order_relaxed);
+				atomic_fetch_add_explicit(&g->spin_reads, 1, memory_order_relaxed);
+			}
+		} else {
+			r = op == G_LOAD ? vcpu_load64(v, gpa, &val) : vcpu_store64(v, gpa, val);
+		}
 		pthread_mutex_lock(&g->lock);
 		g->ret = r;
 		g->out = val;

@@ -67,7 +67,10 @@
 
 /* ---- the guest: a mailbox loop on the vCPU thread ---------------------- */
 
-enum guest_op { G_LOAD = 1, G_STORE };
+/* G_SPIN: load gpa again and again, without any other request check than
+ * the soft-TLB hit's own, until spin_stop; each value read goes to
+ * spin_last. */
+enum guest_op { G_LOAD = 1, G_STORE, G_SPIN };
 
 struct kt_guest {
 	pthread_mutex_t lock;
@@ -80,6 +83,10 @@ struct kt_guest {
 	int ret;
 	uint64_t out;
 	struct vcpu_stats st;           /* the vCPU's stats after the op */
+	/* G_SPIN: the test stops it; the vCPU publishes what it read. */
+	atomic_bool spin_stop;
+	_Atomic uint64_t spin_last;
+	atomic_ulong spin_reads;
 	/* The MMIO handler's log (vCPU thread, under lock). */
 	int mmio_calls;
 	gpa_t mmio_gpa;

@@ -208,6 +208,96 @@ static void test_rseq_invalidation_does_not_wait(void **state)
 	kt_destroy(t);
 }
 
+/*
+ * A vCPU that does nothing but hit its soft TLB -- a guest loop with no
+ * other exit -- must still see a flush: every hit checks the request word
+ * (in RSEQ mode, inside the restartable section). The guest spins on page
+ * 3; the host drops the page and writes the new one. In WAIT mode the
+ * DONTNEED returns only once the vCPU has left guest mode; in RSEQ mode at
+ * once. Either way the guest must then read the new value, not keep
+ * reading the frame the host took back.
+ */
+static void hit_sees_flush(unsigned int kick)
+{
+	struct kt *t = kt_create(0, kick);
+	struct bg *bg = &t->bg;
+	uint64_t end;
+	bool returned, saw_new = false;
+
+	host_store(t->mm, HVA(3) + 8, 7);
+	assert_int_equal(g_read(t, GPA(3) + 8), 7);     /* in the soft TLB */
+	atomic_store(&t->g.spin_stop, false);
+	g_post(t, G_SPIN, GPA(3) + 8, 0);
+	assert_true(wait_until_long((atomic_long *)&t->g.spin_reads, 10000, TIMEOUT_MS));
+
+	bg_start(bg, bg_dontneed, t, HVA(3));
+	returned = bg_done(bg, TIMEOUT_MS);
+	if (returned) {
+		host_store(t->mm, HVA(3) + 8, 9);
+		end = ms_now() + TIMEOUT_MS;
+		while (!(saw_new = atomic_load(&t->g.spin_last) == 9) && ms_now() < end)
+			sleep_ms(1);
+	}
+	atomic_store(&t->g.spin_stop, true);            /* lets a stuck one go */
+	assert_int_equal(bg_join(bg), 0);
+	assert_true(g_wait(t, TIMEOUT_MS));
+	assert_int_equal(g_reply(t, NULL, NULL), 0);
+	assert_true(returned);                          /* WAIT: the vCPU left */
+	assert_true(saw_new);                           /* the new frame, seen */
+	assert_int_equal(atomic_load(&t->stale), 0);
+	kt_destroy(t);
+}
+
+static void test_hit_sees_flush_wait(void **state)
+{
+	hit_sees_flush(KT_KICK_WAIT);
+}
+
+static void test_hit_sees_flush_rseq(void **state)
+{
+	if (!kvm_rseq_available())
+		skip(); /* sanitizer builds: the asm path is compiled out */
+	hit_sees_flush(KT_KICK_RSEQ);
+}
+
+/*
+ * RSEQ mode: membarrier aborts the sections running at the time; a vCPU
+ * in guest mode but between sections is not aborted, and it is the check
+ * of the request word inside its next section that keeps it off the old
+ * translation. The vCPU is held in guest mode just before its access to
+ * page 3, whose soft-TLB entry it has just filled; the host drops page 3
+ * (not waiting: RSEQ) and writes the new page. Released, the access must
+ * see the request, refault, and read the new value -- not the frame the
+ * host took back.
+ */
+static void test_rseq_section_checks_request(void **state)
+{
+	if (!kvm_rseq_available())
+		skip(); /* sanitizer builds: the asm path is compiled out */
+	struct kt *t = kt_create(0, KT_KICK_RSEQ);
+	struct bg *bg = &t->bg;
+	uint64_t out = 0;
+
+	host_store(t->mm, HVA(3) + 8, 7);
+	pause_in_guest(t, 3);                   /* entry filled, access next */
+	bg_start(bg, bg_dontneed, t, HVA(3));
+	assert_true(bg_done(bg, TIMEOUT_MS));   /* RSEQ: no wait for the vCPU */
+	assert_int_equal(bg_join(bg), 0);
+	assert_true(kt_paused(t));
+	/* Page 4 takes the freed frame (the allocator is LIFO), so page 3's
+	 * new frame is another one: a read through the old translation would
+	 * see page 4's data. */
+	host_store(t->mm, HVA(4) + 8, 0x44);
+	host_store(t->mm, HVA(3) + 8, 9);
+	assert_int_not_equal(host_pfn(t, HVA(3)), host_pfn(t, HVA(4)));
+	kt_release(t);
+	assert_true(g_wait(t, TIMEOUT_MS));
+	assert_int_equal(g_reply(t, &out, NULL), 0);
+	assert_int_equal(out, 9);
+	assert_int_equal(atomic_load(&t->stale), 0);
+	kt_destroy(t);
+}
+
 static void test_invalidation_flush_wait_broken(void **state)
 {
 	invalidation_vs_guest_mode(KVM_BREAK_FLUSH_WAIT);
@@ -259,6 +349,9 @@ int main(void)
 		KT_TEST(test_invalidation_flush_wait_broken),
 		KT_TEST(test_request_vs_guest_entry),
 		KT_TEST(test_rseq_invalidation_does_not_wait),
+		KT_TEST(test_hit_sees_flush_wait),
+		KT_TEST(test_hit_sees_flush_rseq),
+		KT_TEST(test_rseq_section_checks_request),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
