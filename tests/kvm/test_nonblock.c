@@ -119,6 +119,11 @@ static int bg_nonblock_range(struct kt *t, uintptr_t arg)
 	return 0;
 }
 
+static int bg_set_region(struct kt *t, uintptr_t arg)
+{
+	return kvm_set_user_memory_region(t->kvm, (struct kvm_userspace_memory_region *)arg);
+}
+
 static int bg_register_unregister(struct kt *t, uintptr_t arg)
 {
 	struct mmu_notifier *mn = (struct mmu_notifier *)arg;
@@ -253,6 +258,89 @@ static struct vcpu_stats map_and_pause_in_guest(struct kt *t)
 	assert_true(is_shadow_present(gspte(t, 0)));
 	assert_true(is_shadow_present(gspte(t, 1)));
 	return st;
+}
+
+/*
+ * A slot update settles a flush that a non-blockable start left pending.
+ * WAIT mode, the vCPU held in guest mode with page 0 in its soft TLB: the
+ * reaper's start zaps page 0 but cannot wait for the vCPU (-EAGAIN). A
+ * delete of the slot then finds nothing left to zap, yet must not return
+ * while the vCPU can still use its translation of page 0: it flushes and
+ * waits as if it had zapped.
+ */
+static void test_slot_update_settles_pending_flush(void **state)
+{
+	struct kt *t = kt_create(0, KT_KICK_WAIT);
+	struct kvm_userspace_memory_region del = { .slot = 0 };
+	struct bg *bg = &t->bg;
+
+	map_and_pause_in_guest(t);
+	assert_int_equal(nonblock_range_vs_paused(t, HVA(0), HVA(2)), -EAGAIN);
+	assert_false(is_shadow_present(gspte(t, 0)));   /* zapped: nothing left */
+	bg_start(bg, bg_set_region, t, (uintptr_t)&del);
+	assert_false(bg_done(bg, BLOCK_MS));            /* it waits for the vCPU */
+	assert_true(kt_paused(t));
+	kt_release(t);
+	assert_int_equal(bg_join(bg), 0);
+	assert_true(g_wait(t, TIMEOUT_MS));
+	assert_int_equal(g_reply(t, NULL, NULL), 0);
+	expect_mmio_read(t, GPA(0) + 8);                /* the slot is gone */
+	kt_destroy(t);
+}
+
+/*
+ * The non-blockable flavour of the lost wake-up (test_flush.c): the vCPU
+ * sees the reaper's request between its setting and the reaper's read of
+ * exit_epoch, exits, flushes, consumes it and enters again. The reaper
+ * finds it in guest mode and answers -EAGAIN with the flush pending on it;
+ * its retry must find the flush settled -- the vCPU consumed the request --
+ * rather than wait for an exit an idle guest never makes.
+ */
+struct nb_reentry {
+	atomic_bool armed;
+	atomic_bool reentered;
+};
+
+static void nb_wait_reentry(struct kvm *kvm, enum kvm_hook_point at, struct kvm_vcpu *v,
+			    void *arg)
+{
+	struct nb_reentry *h = arg;
+	uint32_t e0 = atomic_load(&v->exit_epoch);
+	uint64_t end = ms_now() + TIMEOUT_MS;
+
+	if (at != KVM_HOOK_REQUEST_SET || !atomic_exchange(&h->armed, false))
+		return;
+	while (ms_now() < end) {
+		if (atomic_load(&v->exit_epoch) != e0 &&
+		    !(atomic_load(&v->requests) & (1UL << KVM_REQ_TLB_FLUSH)) &&
+		    atomic_load(&v->mode) == IN_GUEST_MODE) {
+			atomic_store(&h->reentered, true);
+			return;
+		}
+		sleep_ms(1);
+	}
+}
+
+static void test_nonblock_pending_flush_settled_by_consume(void **state)
+{
+	struct kt *t = kt_create(0, KT_KICK_WAIT);
+	struct nb_reentry h = { 0 };
+	struct nb_call *c = &nb_call;
+
+	host_store(t->mm, HVA(0) + 8, 7);
+	assert_int_equal(g_read(t, GPA(0) + 8), 7);     /* idle in guest mode */
+	atomic_store(&h.armed, true);
+	kvm_set_test_hook(t->kvm, nb_wait_reentry, &h);
+	memset(c, 0, sizeof(*c));
+	mmu_notifier_range_init(&c->r, MMU_NOTIFY_UNMAP, 0, t->mm, HVA(0), HVA(1));
+	assert_int_equal(bg_nonblock_range(t, (uintptr_t)c), -EAGAIN);
+	assert_true(atomic_load(&h.reentered));         /* the interleaving happened */
+	kvm_set_test_hook(t->kvm, NULL, NULL);
+	/* The retry: nothing to zap, and the pending flush is settled. */
+	memset(c, 0, sizeof(*c));
+	mmu_notifier_range_init(&c->r, MMU_NOTIFY_UNMAP, 0, t->mm, HVA(0), HVA(1));
+	assert_int_equal(bg_nonblock_range(t, (uintptr_t)c), 0);
+	kt_destroy(t);
 }
 
 /*
@@ -486,6 +574,8 @@ int main(void)
 		KT_TEST(test_nonblock_start_eagain),
 		KT_TEST(test_nonblock_start_eagain_in_guest),
 		KT_TEST(test_nonblock_end_does_not_wait_for_vcpu),
+		KT_TEST(test_slot_update_settles_pending_flush),
+		KT_TEST(test_nonblock_pending_flush_settled_by_consume),
 		KT_TEST(test_nonblock_start_rseq_in_guest),
 		KT_TEST(test_nonblock_start_vcpus_stopped),
 	};
