@@ -662,6 +662,30 @@ static void test_change_pte(void **state)
 	kt_destroy(t);
 }
 
+/*
+ * A zapped dirty spte marks its page dirty: the guest wrote it through the
+ * spte, and the host must not take the page for clean (swap would drop it
+ * and keep the old copy). In this host a writable PTE is always dirty too,
+ * so the test makes the page clean itself, as a writeback would, and lets
+ * an mprotect downgrade zap the spte.
+ */
+static void test_zap_carries_dirty(void **state)
+{
+	struct kt *t = kt_create(0, 0);
+	struct page *page;
+
+	g_write(t, GPA(3) + 8, 0x33);
+	assert_true(gspte(t, 3) & SPTE_DIRTY);
+	page = pfn_to_page(t->h, host_pfn(t, HVA(3)));
+	ClearPageFlag(page, PG_dirty);
+	assert_int_equal(mm_mprotect(t->mm, HVA(3), P, PROT_READ), 0);
+	assert_false(is_shadow_present(gspte(t, 3)));
+	assert_true(PageFlag(page, PG_dirty));
+	assert_int_equal(mm_mprotect(t->mm, HVA(3), P, PROT_READ | PROT_WRITE), 0);
+	assert_int_equal(g_read(t, GPA(3) + 8), 0x33);
+	kt_destroy(t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -679,6 +703,7 @@ int main(void)
 		KT_TEST(test_fault_writable_and_no_pin),
 		KT_TEST(test_fault_cow_shared),
 		KT_TEST(test_fast_path),
+		KT_TEST(test_zap_carries_dirty),
 		KT_TEST(test_change_pte),
 	};
 

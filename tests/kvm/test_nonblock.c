@@ -275,8 +275,9 @@ static void test_slot_update_settles_pending_flush(void **state)
 	struct bg *bg = &t->bg;
 
 	map_and_pause_in_guest(t);
-	assert_int_equal(nonblock_range_vs_paused(t, HVA(0), HVA(2)), -EAGAIN);
-	assert_false(is_shadow_present(gspte(t, 0)));   /* zapped: nothing left */
+	assert_int_equal(nonblock_range_vs_paused(t, HVA(0), HVA(NPAGES)), -EAGAIN);
+	for (unsigned int i = 0; i < NPAGES; i++)       /* zapped: nothing left */
+		assert_false(is_shadow_present(gspte(t, i)));
 	bg_start(bg, bg_set_region, t, (uintptr_t)&del);
 	assert_false(bg_done(bg, BLOCK_MS));            /* it waits for the vCPU */
 	assert_true(kt_paused(t));
