@@ -23,6 +23,13 @@
  *                     host call is timed (zap, notifier:    real range
  *                     spte zap + remote TLB flush + wait)
  *
+ * warm_access also times, beside each chunk of the two loops, a loop bound
+ * by the core's ALU throughput (alu_probe_ns): it slows down when the
+ * core's other hardware thread is busy, which slows the guest loops (they
+ * issue about twice the native loops' instructions) and not the native ones
+ * (bound by a latency). A run whose probe reads well above the lowest seen
+ * ran on a shared core, and its ratios are not comparable with the others.
+ *
  * first_touch, dontneed_refault and invalidate_2m run for 1, 2 and 4 vCPUs
  * (the machine has 2 cores: 4 vCPUs are preempted in guest mode). Each run
  * is repeated --repeat times and the lines carry medians; invalidate_2m
@@ -80,6 +87,7 @@ static const int vcpu_counts[] = { 1, 2, 4 };
  * the working sets start at gfn 1, whose frames follow one another. */
 #define WARM_GFN     1ULL
 #define WARM_GPA     (WARM_GFN << PAGE_SHIFT)
+#define WARM_CHUNKS  16                /* native/guest alternations per run */
 
 /* invalidate_2m: gfns [0, 512) are the range, then a hot window per vCPU */
 #define INV_BYTES     (2ULL << 20)
@@ -755,6 +763,37 @@ native_chase(const char *base, uint64_t n)
 	return off;
 }
 
+/*
+ * How much of its core the vCPU thread had: a loop of independent adds,
+ * bound by the core's ALU throughput. The native loops above are bound by
+ * a latency (the LCG's multiply-add, the chase's load); the guest lcg loop,
+ * which issues about twice their instructions, by the core's issue width.
+ * When the core's other hardware thread is busy (on this machine, a guest
+ * of a hypervisor: whatever the host runs on the sibling thread) the probe and the guest lcg loop slow down and
+ * the native loops do not. The probe's figure tells runs on a shared core
+ * from runs on a whole one.
+ */
+static __attribute__((noinline)) void alu_probe(uint64_t n)
+{
+	uint64_t a = 0, b = 0, c = 0, d = 0;
+
+	if (!n)
+		return;
+	/* In asm, its loop aligned to 64 bytes: a loop this short runs ~40%
+	 * slower when it straddles two 64-byte lines (AMD Zen 4), and where it
+	 * lands would depend on unrelated code. */
+	__asm__ volatile(".p2align 6\n"
+			 "1:\n\t"
+			 "add $1, %[a]\n\t"
+			 "add $3, %[b]\n\t"
+			 "xor $5, %[c]\n\t"
+			 "add %[n], %[d]\n\t"
+			 "sub $1, %[n]\n\t"
+			 "jnz 1b"
+			 : [a] "+r"(a), [b] "+r"(b), [c] "+r"(c), [d] "+r"(d), [n] "+r"(n)
+			 : : "cc");
+}
+
 enum { PAT_LCG, PAT_CHASE, NR_PATTERNS };
 static const char *const pattern_names[] = { "lcg", "chase" };
 static const uint64_t warm_sizes[] = { WARM_SMALL, WARM_LARGE };
@@ -764,8 +803,9 @@ struct warm_arg {
 	const char *host_base;          /* frame of WARM_GFN; frames are contiguous */
 	uint64_t accesses;
 	unsigned int repeat;
-	struct samples guest[NR_WARM], native[NR_WARM];
-	uint64_t misses[NR_WARM];
+	struct samples guest[NR_WARM], native[NR_WARM], probe[NR_WARM];
+	uint64_t misses[NR_WARM];       /* soft-TLB fills: real misses */
+	uint64_t slow[NR_WARM];         /* slow-path accesses: misses, aborts */
 	bool mismatch[NR_WARM];
 };
 
@@ -804,7 +844,7 @@ static int guest_warm(struct phase *ph, int i, struct vcpu *v)
 			return err;
 		for (int p = 0; p < NR_PATTERNS; p++) {
 			unsigned int k = (unsigned int)(s * NR_PATTERNS + (size_t)p);
-			uint64_t n = wa->accesses, slow0, g = 0, h = 0, t0;
+			uint64_t n = wa->accesses, slow0, fills0, g = 0, h = 0, t0;
 
 			/* warm the caches and the branch predictors */
 			if (p == PAT_LCG) {
@@ -815,19 +855,37 @@ static int guest_warm(struct phase *ph, int i, struct vcpu *v)
 				native_chase(wa->host_base, n / 8);
 			}
 			slow0 = v->stat.accesses_slow;
+			fills0 = v->stat.stlb_fills;
 			for (unsigned int r = 0; r < wa->repeat && !err; r++) {
-				t0 = clock_now_ns();
-				h = p == PAT_LCG ? native_lcg(wa->host_base, mask, n)
-						 : native_chase(wa->host_base, n);
-				wa->native[k].v[r] = (double)(clock_now_ns() - t0) / (double)n;
-				t0 = clock_now_ns();
-				g = p == PAT_LCG ? guest_lcg(v, WARM_GPA, mask, n, &err)
-						 : guest_chase(v, WARM_GPA, n, &err);
-				wa->guest[k].v[r] = (double)(clock_now_ns() - t0) / (double)n;
-				if (g != h)
-					wa->mismatch[k] = true;
+				uint64_t m = n / WARM_CHUNKS, q = m / 4 ? m / 4 : 1;
+				double tn[WARM_CHUNKS], tg[WARM_CHUNKS], tp[WARM_CHUNKS];
+
+				/* Alternate in short chunks, so that what else the
+				 * core runs meanwhile weighs on both loops alike, and
+				 * take each loop's median chunk: a chunk during which
+				 * the thread lost its CPU (a 4 ms tick is a few
+				 * chunks long) times the scheduler, not the loop. */
+				for (int c = 0; c < WARM_CHUNKS && !err; c++) {
+					t0 = clock_now_ns();
+					h = p == PAT_LCG ? native_lcg(wa->host_base, mask, m)
+							 : native_chase(wa->host_base, m);
+					tn[c] = (double)(clock_now_ns() - t0) / (double)m;
+					t0 = clock_now_ns();
+					g = p == PAT_LCG ? guest_lcg(v, WARM_GPA, mask, m, &err)
+							 : guest_chase(v, WARM_GPA, m, &err);
+					tg[c] = (double)(clock_now_ns() - t0) / (double)m;
+					if (g != h)
+						wa->mismatch[k] = true;
+					t0 = clock_now_ns();
+					alu_probe(q);
+					tp[c] = (double)(clock_now_ns() - t0) / (double)q;
+				}
+				wa->native[k].v[r] = bench_median(tn, WARM_CHUNKS);
+				wa->guest[k].v[r] = bench_median(tg, WARM_CHUNKS);
+				wa->probe[k].v[r] = bench_median(tp, WARM_CHUNKS);
 			}
-			wa->misses[k] = v->stat.accesses_slow - slow0;
+			wa->misses[k] = v->stat.stlb_fills - fills0;
+			wa->slow[k] = v->stat.accesses_slow - slow0;
 			if (err)
 				return err;
 		}
@@ -890,6 +948,7 @@ static int bench_warm(struct kvm_bench *kb)
 	for (unsigned int k = 0; k < NR_WARM; k++) {
 		samples_alloc(&wa.guest[k], kb->o->repeat);
 		samples_alloc(&wa.native[k], kb->o->repeat);
+		samples_alloc(&wa.probe[k], kb->o->repeat);
 	}
 	phase_init(&ph, guest_warm, 1, WARM_PAGES);
 	ph.arg = &wa;
@@ -904,6 +963,7 @@ static int bench_warm(struct kvm_bench *kb)
 			unsigned int k = (unsigned int)(s * NR_PATTERNS + (size_t)p);
 			double g = bench_median(wa.guest[k].v, wa.guest[k].n);
 			double n = bench_median(wa.native[k].v, wa.native[k].n);
+			double pr = bench_median(wa.probe[k].v, wa.probe[k].n);
 			struct bench_field f[] = {
 				BENCH_INT("vcpus", 1),
 				BENCH_STR("pattern", pattern_names[p]),
@@ -911,7 +971,9 @@ static int bench_warm(struct kvm_bench *kb)
 				{ .key = "ns_per_access", .kind = BF_NUM, .num = g, .prec = 3 },
 				{ .key = "native_ns_per_access", .kind = BF_NUM, .num = n, .prec = 3 },
 				BENCH_RATIO("ratio", n > 0 ? g / n : 0),
+				{ .key = "alu_probe_ns", .kind = BF_NUM, .num = pr, .prec = 3 },
 				BENCH_INT("stlb_misses", wa.misses[k]),
+				BENCH_INT("slow_accesses", wa.slow[k]),
 				BENCH_INT("accesses", wa.accesses),
 				BENCH_INT("repeat", kb->o->repeat),
 				BENCH_STR("method", p == PAT_LCG ?
@@ -919,9 +981,13 @@ static int bench_warm(struct kvm_bench *kb)
 					  "pointer_chase_8B_loads_sattolo_cycle"),
 				BENCH_SAMPLES("samples", wa.guest[k].v, wa.guest[k].n),
 				BENCH_SAMPLES("native_samples", wa.native[k].v, wa.native[k].n),
+				BENCH_SAMPLES("alu_probe_samples", wa.probe[k].v, wa.probe[k].n),
 			};
-			/* Nothing flushes the soft TLB here, so a miss means the
-			 * loop is not measuring what it says. */
+			/* Nothing flushes the soft TLB here, so a miss (a refill)
+			 * means the loop is not measuring what it says. Slow-path
+			 * accesses also count rseq sections aborted by preemption,
+			 * which a loaded machine makes by the hundred: reported,
+			 * not checked. */
 			if (wa.mismatch[k] || wa.misses[k] > wa.accesses / 100000) {
 				fprintf(stderr, "tandem bench kvm: warm_access %s %llu: %s\n",
 					pattern_names[p], (unsigned long long)warm_sizes[s],
@@ -936,6 +1002,7 @@ out_free:
 	for (unsigned int k = 0; k < NR_WARM; k++) {
 		free(wa.guest[k].v);
 		free(wa.native[k].v);
+		free(wa.probe[k].v);
 	}
 out:
 	vm_destroy(&vm);
@@ -1369,11 +1436,26 @@ static int bench_invalidate(struct kvm_bench *kb)
 
 /* ---- the run ------------------------------------------------------------- */
 
+static const char *const kvm_measures[] = {
+	"warm_access", "first_touch", "dontneed_refault", "invalidate_2m",
+};
+
 int bench_kvm(const struct bench_opts *o)
 {
 	struct kvm_bench kb = { .o = o };
 	struct host_config cfg = { .prefault = true };
 	int err, status = 1;
+	bool known = !o->only;
+
+	for (size_t i = 0; i < ARRAY_SIZE(kvm_measures); i++)
+		known |= o->only && strcmp(o->only, kvm_measures[i]) == 0;
+	if (!known) {
+		fprintf(stderr, "tandem bench kvm: no measure '%s' (have:", o->only);
+		for (size_t i = 0; i < ARRAY_SIZE(kvm_measures); i++)
+			fprintf(stderr, " %s", kvm_measures[i]);
+		fprintf(stderr, ")\n");
+		return 1;
+	}
 
 	kb.pages = (o->region_bytes + PAGE_SIZE - 1) / PAGE_SIZE;
 	kb.pages = (kb.pages + KB_MAX_VCPUS - 1) / KB_MAX_VCPUS * KB_MAX_VCPUS;
@@ -1397,16 +1479,18 @@ int bench_kvm(const struct bench_opts *o)
 		   "the same number of threads, measured in the same run");
 
 	/* First: a fresh host hands out contiguous frames (see bench_warm). */
-	if (bench_warm(&kb))
+	if (bench_wants(o, "warm_access") && bench_warm(&kb))
 		goto out;
-	if (bench_first_touch(&kb))
+	if (bench_wants(o, "first_touch") && bench_first_touch(&kb))
 		goto out;
-	if (bench_dontneed(&kb))
+	if (bench_wants(o, "dontneed_refault") && bench_dontneed(&kb))
 		goto out;
-	bench_note(o, "invalidate_2m: %u host calls per run (half probed for the kvm "
-		   "breakdown), vCPUs running; times in us", INV_ITERS);
-	if (bench_invalidate(&kb))
-		goto out;
+	if (bench_wants(o, "invalidate_2m")) {
+		bench_note(o, "invalidate_2m: %u host calls per run (half probed for the "
+			   "kvm breakdown), vCPUs running; times in us", INV_ITERS);
+		if (bench_invalidate(&kb))
+			goto out;
+	}
 
 	int inv = host_check_invariants(kb.host);
 	uint64_t in_use = host_frames_in_use(kb.host);

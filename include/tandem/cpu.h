@@ -32,16 +32,22 @@
 #define STLB_INVALID  ((uint64_t)-1)
 
 /*
- * One soft-TLB entry: a comparator per access type holds the guest page
- * when that access may use the entry (STLB_INVALID otherwise), and
- * host address = gva + addend.
+ * One soft-TLB entry: host address = gva + addend, and a comparator per
+ * access type that holds the guest page when that access may use the
+ * entry (STLB_INVALID otherwise). 32 bytes, in 64-byte aligned tables: an
+ * entry never spans two cache lines. The addend comes first: a hit loads
+ * it from (table + offset) with no displacement, which is on a
+ * pointer-chasing guest's critical path (cpu_rseq.h, "Cost").
  */
 struct stlb_entry {
+	uintptr_t addend;
 	uint64_t addr_read;
 	uint64_t addr_write;    /* writable (and already dirty in the spte) */
 	uint64_t addr_code;     /* fetchable */
-	uintptr_t addend;
 };
+#define STLB_ENTRY_SHIFT 5
+_Static_assert(sizeof(struct stlb_entry) == 1u << STLB_ENTRY_SHIFT, "stlb entry size");
+_Static_assert(offsetof(struct stlb_entry, addend) == 0, "stlb addend first");
 
 /* Permissions for stlb_fill. */
 #define STLB_PROT_READ  (1u << 0)
@@ -65,13 +71,15 @@ struct vcpu_stats {
 	uint64_t fault_retries;
 	uint64_t mmio_exits;
 	uint64_t guest_exits;
+	uint64_t rseq_aborts;     /* hits restarted by the kernel (cpu_rseq.h) */
 };
 
 struct vcpu {
 	/* Hot: read on every guest access. */
 	struct kvm_vcpu kvm_vcpu;       /* requests is its first word */
 	struct stlb_entry *stlb_cur;    /* stlb[mmu_idx]: change them together */
-	bool rseq;                      /* hits run as rseq sections (cpu_rseq.h) */
+	bool rseq;                      /* RSEQ kick mode: the slow path's access too
+					 * is an rseq section (cpu_rseq.h) */
 	unsigned int mmu_idx;
 
 	pthread_t thread;
@@ -125,11 +133,19 @@ void stlb_fill(struct vcpu *vcpu, gva_t gva, void *host, unsigned int prot);
  * page aligned), so it takes the slow path, which rejects it. */
 #define STLB_CMP_MASK (~(uint64_t)(PAGE_SIZE - 1) | 7)
 
+/* Byte offset of gva's entry in a table: the index times the entry size,
+ * in one shift and one mask. */
+static inline uint64_t stlb_offset(gva_t gva)
+{
+	return (gva >> (PAGE_SHIFT - STLB_ENTRY_SHIFT)) &
+	       ((uint64_t)(STLB_SIZE - 1) << STLB_ENTRY_SHIFT);
+}
+
 static inline struct stlb_entry *stlb_entry(struct vcpu *v, gva_t gva)
 {
 	/* One load for the table rather than mmu_idx, a shift and an add:
 	 * a hit is a couple of dozen instructions, and this is ~7% of it. */
-	return &v->stlb_cur[(gva >> PAGE_SHIFT) & (STLB_SIZE - 1)];
+	return (struct stlb_entry *)((char *)v->stlb_cur + stlb_offset(gva));
 }
 
 #include "tandem/cpu_rseq.h"
@@ -139,42 +155,47 @@ static inline struct stlb_entry *stlb_entry(struct vcpu *v, gva_t gva)
  * same guest word (a guest race, not ours), and ThreadSanitizer then checks
  * the one thing that matters -- that no guest access races with the host
  * reusing the frame.
+ *
+ * Where rseq is built (x86-64, no sanitizer) the hit is the rseq section in
+ * both kick modes, with no test of the mode: a hit must stay a short run of
+ * instructions (cpu_rseq.h says why), and in WAIT mode the section only
+ * adds a restart on preemption, which the slow path absorbs.
  */
 static inline int vcpu_load64(struct vcpu *v, gva_t gva, uint64_t *val)
 {
+#ifdef TANDEM_HAVE_RSEQ
+	if (__builtin_expect(stlb_rseq_load64(&v->kvm_vcpu.requests, v->stlb_cur,
+					      stlb_offset(gva), gva, val,
+					      &v->stat.rseq_aborts), 1))
+		return 0;
+#else
 	struct stlb_entry *e = stlb_entry(v, gva);
 
-#ifdef TANDEM_HAVE_RSEQ
-	if (__builtin_expect(v->rseq, 1)) {
-		if (__builtin_expect(stlb_rseq_load64(&v->kvm_vcpu.requests, e, gva, val), 1))
-			return 0;
-		return vcpu_access_slow(v, gva, false, val);
-	}
-#endif
 	if (__builtin_expect(e->addr_read == (gva & STLB_CMP_MASK) &&
 			     !kvm_request_pending(&v->kvm_vcpu), 1)) {
 		*val = __atomic_load_n((uint64_t *)(e->addend + gva), __ATOMIC_RELAXED);
 		return 0;
 	}
+#endif
 	return vcpu_access_slow(v, gva, false, val);
 }
 
 static inline int vcpu_store64(struct vcpu *v, gva_t gva, uint64_t val)
 {
+#ifdef TANDEM_HAVE_RSEQ
+	if (__builtin_expect(stlb_rseq_store64(&v->kvm_vcpu.requests, v->stlb_cur,
+					       stlb_offset(gva), gva, val,
+					       &v->stat.rseq_aborts), 1))
+		return 0;
+#else
 	struct stlb_entry *e = stlb_entry(v, gva);
 
-#ifdef TANDEM_HAVE_RSEQ
-	if (__builtin_expect(v->rseq, 1)) {
-		if (__builtin_expect(stlb_rseq_store64(&v->kvm_vcpu.requests, e, gva, val), 1))
-			return 0;
-		return vcpu_access_slow(v, gva, true, &val);
-	}
-#endif
 	if (__builtin_expect(e->addr_write == (gva & STLB_CMP_MASK) &&
 			     !kvm_request_pending(&v->kvm_vcpu), 1)) {
 		__atomic_store_n((uint64_t *)(e->addend + gva), val, __ATOMIC_RELAXED);
 		return 0;
 	}
+#endif
 	return vcpu_access_slow(v, gva, true, &val);
 }
 

@@ -49,6 +49,9 @@ static const struct opt bench_options[] = {
 	  .max = 1000000000, .arg = "N",
 	  .help = "loop length of per-call measures (default {default};\n"
 		  "kvm warm_access makes 16 x N accesses per run)" },
+	{ "only", 0, OPT_PATH, OPT_FIELD(struct bench_opts, only), .arg = "NAME",
+	  .help = "run only the measure NAME (kvm: warm_access,\n"
+		  "first_touch, dontneed_refault, invalidate_2m)" },
 	{ "json", 0, OPT_FLAG, OPT_FIELD(struct bench_opts, json),
 	  .help = "one JSON array of results instead of text lines" },
 	{ "help", 'h', OPT_HELP, .help = "this text" },
@@ -100,6 +103,11 @@ double bench_median(const double *v, unsigned int n)
 		tmp[j] = x;
 	}
 	return n % 2 ? tmp[n / 2] : (tmp[n / 2 - 1] + tmp[n / 2]) / 2;
+}
+
+bool bench_wants(const struct bench_opts *o, const char *name)
+{
+	return !o->only || strcmp(o->only, name) == 0;
 }
 
 void bench_note(const struct bench_opts *o, const char *fmt, ...)

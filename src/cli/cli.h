@@ -67,6 +67,7 @@ struct bench_opts {
 	uint64_t region_bytes;  /* --size */
 	unsigned int repeat;    /* --repeat */
 	uint64_t calls;         /* --calls: loop length of per-call measures */
+	const char *only;       /* --only: run just this measure (NULL: all) */
 	bool json;
 };
 
@@ -100,6 +101,8 @@ void bench_note(const struct bench_opts *o, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 /* Median of n values (sorts a copy). */
 double bench_median(const double *v, unsigned int n);
+/* Whether --only lets measure `name` run. */
+bool bench_wants(const struct bench_opts *o, const char *name);
 
 /* Each benchmark returns 0, or 1 after printing why it failed. */
 int bench_host(const struct bench_opts *o);

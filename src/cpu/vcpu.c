@@ -84,8 +84,12 @@ static bool vcpu_access_in_guest(struct vcpu *v, gva_t gva, bool write, uint64_t
 
 #ifdef TANDEM_HAVE_RSEQ
 	if (v->rseq)
-		return write ? stlb_rseq_store64(&v->kvm_vcpu.requests, e, gva, *val)
-			     : stlb_rseq_load64(&v->kvm_vcpu.requests, e, gva, val);
+		return write ? stlb_rseq_store64(&v->kvm_vcpu.requests, v->stlb_cur,
+						 stlb_offset(gva), gva, *val,
+						 &v->stat.rseq_aborts)
+			     : stlb_rseq_load64(&v->kvm_vcpu.requests, v->stlb_cur,
+						stlb_offset(gva), gva, val,
+						&v->stat.rseq_aborts);
 #endif
 	uint64_t *p = (uint64_t *)(e->addend + gva);
 

@@ -466,6 +466,7 @@ static void add_vcpu_stats(struct vcpu_stats *to, const struct vcpu_stats *s)
 	to->fault_retries += s->fault_retries;
 	to->mmio_exits += s->mmio_exits;
 	to->guest_exits += s->guest_exits;
+	to->rseq_aborts += s->rseq_aborts;
 }
 
 /* Counters of stopped vCPUs and churn threads, and the VM's stats. */

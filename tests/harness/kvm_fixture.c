@@ -52,6 +52,38 @@ static void guest_mmio(struct vcpu *v, gpa_t gpa, bool write, uint64_t *val,
  * becomes vcpu_stop()'s return value. An unaligned access (-EINVAL)
  * does not.
  */
+#ifdef TANDEM_HAVE_RSEQ
+/* The hit path's section (cpu_rseq.h) with a wait between the addend load
+ * and the access: true and *val if it completed, false if it missed or
+ * the kernel aborted it (then counted as the engine counts its own). */
+static bool held_load(struct vcpu *v, struct kt_guest *g, gva_t gva, uint64_t *val)
+{
+	uint64_t out, tmp;
+
+	__asm__ volatile goto(CPU_RSEQ_BEGIN
+			      "movb $1, %[arrived]\n\t"
+			      "5:\n\t"
+			      "cmpb $0, %[release]\n\t"
+			      "je 5b\n\t"
+			      "movq (%[tmp],%[gva]), %[out]\n\t"
+			      CPU_RSEQ_END
+			      : [out] "=&r"(out), [tmp] "=&r"(tmp), [arrived] "=m"(g->hold_arrived)
+			      : [cs] "r"(cpu_rseq_cs_field()), [tag] "r"(gva & STLB_CMP_MASK),
+				[tlb] "r"(v->stlb_cur), [eoff] "r"(stlb_offset(gva)),
+				[tagdisp] "i"(offsetof(struct stlb_entry, addr_read)),
+				[req] "m"(*(unsigned long *)&v->kvm_vcpu.requests), [gva] "r"(gva),
+				[release] "m"(g->hold_release)
+			      : "cc", "memory"
+			      : miss, aborted);
+	*val = out;
+	return true;
+aborted:
+	v->stat.rseq_aborts++;
+miss:
+	return false;
+}
+#endif
+
 int kt_guest_main(struct vcpu *v, void *arg)
 {
 	struct kt_guest *g = arg;
@@ -75,7 +107,13 @@ int kt_guest_main(struct vcpu *v, void *arg)
 		uint64_t val = g->val;
 
 		pthread_mutex_unlock(&g->lock);
-		if (op == G_SPIN) {
+		if (op == G_HOLD) {
+#ifdef TANDEM_HAVE_RSEQ
+			r = held_load(v, g, gpa, &val) ? 0 : vcpu_access_slow(v, gpa, false, &val);
+#else
+			r = -EOPNOTSUPP;
+#endif
+		} else if (op == G_SPIN) {
 			r = 0;
 			while (!r && !atomic_load_explicit(&g->spin_stop, memory_order_relaxed)) {
 				r = vcpu_load64(v, gpa, &val);

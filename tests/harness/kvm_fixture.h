@@ -70,7 +70,7 @@
 /* G_SPIN: load gpa again and again, without any other request check than
  * the soft-TLB hit's own, until spin_stop; each value read goes to
  * spin_last. */
-enum guest_op { G_LOAD = 1, G_STORE, G_SPIN };
+enum guest_op { G_LOAD = 1, G_STORE, G_SPIN, G_HOLD };
 
 struct kt_guest {
 	pthread_mutex_t lock;
@@ -83,6 +83,11 @@ struct kt_guest {
 	int ret;
 	uint64_t out;
 	struct vcpu_stats st;           /* the vCPU's stats after the op */
+	/* G_HOLD (RSEQ builds): a load whose restartable section, past its
+	 * request and tag checks and with the addend loaded, sets
+	 * hold_arrived and spins until hold_release -- a vCPU caught
+	 * mid-access, running, as a membarrier must find it. */
+	volatile uint8_t hold_arrived, hold_release;
 	/* G_SPIN: the test stops it; the vCPU publishes what it read. */
 	atomic_bool spin_stop;
 	_Atomic uint64_t spin_last;

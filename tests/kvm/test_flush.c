@@ -16,6 +16,8 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
+#include <unistd.h>
 #include <stdatomic.h>
 
 #include "tandem/host.h"
@@ -298,6 +300,62 @@ static void test_rseq_section_checks_request(void **state)
 	kt_destroy(t);
 }
 
+/*
+ * RSEQ mode: the flush's membarrier aborts the sections running on other
+ * CPUs, which is what lets the requester return without waiting while a
+ * vCPU is mid-access. The vCPU, on a CPU of its own, is caught in a
+ * section past its request and tag checks with the addend of page 3
+ * loaded (G_HOLD: it spins there until released). The host drops page 3
+ * and gives the freed frame to page 4. The membarrier must have restarted
+ * the section: the load then refaults and never reads page 4's data
+ * through the old addend. Without it the section would finish, once
+ * released, on the frame the host took back.
+ */
+static void test_rseq_membarrier_aborts_running_section(void **state)
+{
+	if (!kvm_rseq_available())
+		skip(); /* sanitizer builds: the asm path is compiled out */
+	if (sysconf(_SC_NPROCESSORS_ONLN) < 2)
+		skip(); /* the vCPU must be running while the host invalidates */
+	struct kt *t = kt_create(0, KT_KICK_RSEQ);
+	cpu_set_t vcpu_cpu, test_cpu, saved;
+	struct vcpu_stats st0, st1;
+	uint64_t out = 0, end;
+	struct bg *bg = &t->bg;
+
+	CPU_ZERO(&vcpu_cpu);
+	CPU_SET(0, &vcpu_cpu);
+	CPU_ZERO(&test_cpu);
+	CPU_SET(1, &test_cpu);
+	assert_int_equal(sched_getaffinity(0, sizeof(saved), &saved), 0);
+	assert_int_equal(pthread_setaffinity_np(t->v->thread, sizeof(vcpu_cpu), &vcpu_cpu), 0);
+	assert_int_equal(sched_setaffinity(0, sizeof(test_cpu), &test_cpu), 0);
+
+	host_store(t->mm, HVA(3) + 8, 7);
+	assert_int_equal(g_read(t, GPA(3) + 8), 7);     /* page 3 in the soft TLB */
+	st0 = g_stats(t);
+	t->g.hold_arrived = 0;
+	t->g.hold_release = 0;
+	g_post(t, G_HOLD, GPA(3) + 8, 0);
+	end = ms_now() + TIMEOUT_MS;
+	while (!__atomic_load_n(&t->g.hold_arrived, __ATOMIC_ACQUIRE) && ms_now() < end)
+		sleep_ms(1);
+	assert_true(t->g.hold_arrived);                 /* mid-section, running */
+	bg_start(bg, bg_dontneed, t, HVA(3));
+	assert_true(bg_done(bg, TIMEOUT_MS));           /* RSEQ: no wait */
+	assert_int_equal(bg_join(bg), 0);
+	host_store(t->mm, HVA(4) + 8, 0x44);            /* takes the freed frame */
+	host_store(t->mm, HVA(3) + 8, 9);
+	__atomic_store_n(&t->g.hold_release, 1, __ATOMIC_RELEASE);
+	assert_true(g_wait(t, TIMEOUT_MS));
+	assert_int_equal(g_reply(t, &out, &st1), 0);
+	assert_int_equal(sched_setaffinity(0, sizeof(saved), &saved), 0);
+	assert_true(out == 0 || out == 9);              /* not page 4's 0x44 */
+	assert_true(st1.rseq_aborts > st0.rseq_aborts);
+	assert_int_equal(atomic_load(&t->stale), 0);
+	kt_destroy(t);
+}
+
 static void test_invalidation_flush_wait_broken(void **state)
 {
 	invalidation_vs_guest_mode(KVM_BREAK_FLUSH_WAIT);
@@ -365,6 +423,7 @@ int main(void)
 		KT_TEST(test_hit_sees_flush_wait),
 		KT_TEST(test_hit_sees_flush_rseq),
 		KT_TEST(test_rseq_section_checks_request),
+		KT_TEST(test_rseq_membarrier_aborts_running_section),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
