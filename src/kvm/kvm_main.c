@@ -374,6 +374,17 @@ void kvm_flush_remote_tlbs(struct kvm *kvm)
 	kvm->tlb_flush_pending = false;
 }
 
+/* The struct and its locks, once nothing else is left. */
+static void kvm_free(struct kvm *kvm)
+{
+	pthread_cond_destroy(&kvm->mn_invalidate_done);
+	rwsem_destroy(&kvm->mmu_lock);
+	mutex_destroy(&kvm->mn_invalidate_lock);
+	mutex_destroy(&kvm->slots_lock);
+	mutex_destroy(&kvm->lock);
+	free(kvm);
+}
+
 int kvm_create_vm(struct mm *mm, const struct kvm_config *cfg, struct kvm **out)
 {
 	struct kvm *kvm;
@@ -421,12 +432,7 @@ out_tdp:
 out_slots:
 	free(kvm->memslots);
 out_free:
-	pthread_cond_destroy(&kvm->mn_invalidate_done);
-	rwsem_destroy(&kvm->mmu_lock);
-	mutex_destroy(&kvm->mn_invalidate_lock);
-	mutex_destroy(&kvm->slots_lock);
-	mutex_destroy(&kvm->lock);
-	free(kvm);
+	kvm_free(kvm);
 	return err;
 }
 
@@ -438,12 +444,7 @@ void kvm_destroy_vm(struct kvm *kvm)
 	BUG_ON(kvm->mn_active_invalidate_count != 0);
 	kvm_tdp_mmu_destroy(kvm);
 	kvm_free_memslots(kvm);
-	pthread_cond_destroy(&kvm->mn_invalidate_done);
-	rwsem_destroy(&kvm->mmu_lock);
-	mutex_destroy(&kvm->mn_invalidate_lock);
-	mutex_destroy(&kvm->slots_lock);
-	mutex_destroy(&kvm->lock);
-	free(kvm);
+	kvm_free(kvm);
 }
 
 enum kvm_kick_mode kvm_kick_mode(struct kvm *kvm)

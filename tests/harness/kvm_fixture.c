@@ -619,3 +619,22 @@ void expect_mmio_write(struct kt *t, gpa_t gpa, uint64_t val)
 	assert_true(mwrite);
 	assert_int_equal(mval, val);
 }
+
+void kt_wait_reentry(struct kvm *kvm, enum kvm_hook_point at, struct kvm_vcpu *v, void *arg)
+{
+	struct kt_reentry *h = arg;
+	uint32_t e0 = atomic_load(&v->exit_epoch);
+	uint64_t end = ms_now() + TIMEOUT_MS;
+
+	if (at != KVM_HOOK_REQUEST_SET || !atomic_exchange(&h->armed, false))
+		return;
+	while (ms_now() < end) {
+		if (atomic_load(&v->exit_epoch) != e0 &&
+		    !(atomic_load(&v->requests) & (1UL << KVM_REQ_TLB_FLUSH)) &&
+		    atomic_load(&v->mode) == IN_GUEST_MODE) {
+			atomic_store(&h->reentered, true);
+			return;
+		}
+		sleep_us(100);
+	}
+}

@@ -170,6 +170,18 @@ struct kt {
 };
 
 /* A fixture: breaks for the VM's kvm_config, opts KT_*. */
+/*
+ * A kvm test hook (kvm_set_test_hook) that holds a requester, once armed,
+ * right after it set its request bit, until the vCPU has seen the request,
+ * left guest mode, consumed it and entered guest mode again (or
+ * TIMEOUT_MS): the lost wake-up's interleaving. reentered says it came.
+ */
+struct kt_reentry {
+	atomic_bool armed;
+	atomic_bool reentered;
+};
+void kt_wait_reentry(struct kvm *kvm, enum kvm_hook_point at, struct kvm_vcpu *v, void *arg);
+
 struct kt *kt_create(unsigned int breaks, unsigned int opts);
 void kt_destroy(struct kt *t);
 /* cmocka teardown: see the top of this file. */

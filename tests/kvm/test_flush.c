@@ -75,41 +75,16 @@ static void test_flush_request_waits_for_guest_mode(void **state)
  * has no reason to exit again (waiting for exit_epoch alone slept until
  * the test's teardown stopped the vCPU).
  */
-struct reentry_hook {
-	atomic_bool armed;
-	atomic_bool reentered;
-};
-
-static void wait_reentry(struct kvm *kvm, enum kvm_hook_point at, struct kvm_vcpu *v,
-			 void *arg)
-{
-	struct reentry_hook *h = arg;
-	uint32_t e0 = atomic_load(&v->exit_epoch);
-	uint64_t end = ms_now() + TIMEOUT_MS;
-
-	if (at != KVM_HOOK_REQUEST_SET || !atomic_exchange(&h->armed, false))
-		return;
-	while (ms_now() < end) {
-		if (atomic_load(&v->exit_epoch) != e0 &&
-		    !(atomic_load(&v->requests) & (1UL << KVM_REQ_TLB_FLUSH)) &&
-		    atomic_load(&v->mode) == IN_GUEST_MODE) {
-			atomic_store(&h->reentered, true);
-			return;
-		}
-		sleep_us(100);
-	}
-}
-
 static void test_flush_request_consumed_before_snapshot(void **state)
 {
 	struct kt *t = kt_create(0, KT_KICK_WAIT);
-	struct reentry_hook h = { 0 };
+	struct kt_reentry h = { 0 };
 	struct bg *bg = &t->bg;
 
 	host_store(t->mm, HVA(0) + 8, 7);
 	assert_int_equal(g_read(t, GPA(0) + 8), 7);     /* idle in guest mode */
 	atomic_store(&h.armed, true);
-	kvm_set_test_hook(t->kvm, wait_reentry, &h);
+	kvm_set_test_hook(t->kvm, kt_wait_reentry, &h);
 	bg_start(bg, bg_flush_all, t, 0);
 	assert_true(bg_done(bg, TIMEOUT_MS));
 	assert_true(atomic_load(&h.reentered));         /* the interleaving happened */

@@ -297,41 +297,16 @@ static void test_slot_update_settles_pending_flush(void **state)
  * its retry must find the flush settled -- the vCPU consumed the request --
  * rather than wait for an exit an idle guest never makes.
  */
-struct nb_reentry {
-	atomic_bool armed;
-	atomic_bool reentered;
-};
-
-static void nb_wait_reentry(struct kvm *kvm, enum kvm_hook_point at, struct kvm_vcpu *v,
-			    void *arg)
-{
-	struct nb_reentry *h = arg;
-	uint32_t e0 = atomic_load(&v->exit_epoch);
-	uint64_t end = ms_now() + TIMEOUT_MS;
-
-	if (at != KVM_HOOK_REQUEST_SET || !atomic_exchange(&h->armed, false))
-		return;
-	while (ms_now() < end) {
-		if (atomic_load(&v->exit_epoch) != e0 &&
-		    !(atomic_load(&v->requests) & (1UL << KVM_REQ_TLB_FLUSH)) &&
-		    atomic_load(&v->mode) == IN_GUEST_MODE) {
-			atomic_store(&h->reentered, true);
-			return;
-		}
-		sleep_ms(1);
-	}
-}
-
 static void test_nonblock_pending_flush_settled_by_consume(void **state)
 {
 	struct kt *t = kt_create(0, KT_KICK_WAIT);
-	struct nb_reentry h = { 0 };
+	struct kt_reentry h = { 0 };
 	struct nb_call *c = &nb_call;
 
 	host_store(t->mm, HVA(0) + 8, 7);
 	assert_int_equal(g_read(t, GPA(0) + 8), 7);     /* idle in guest mode */
 	atomic_store(&h.armed, true);
-	kvm_set_test_hook(t->kvm, nb_wait_reentry, &h);
+	kvm_set_test_hook(t->kvm, kt_wait_reentry, &h);
 	memset(c, 0, sizeof(*c));
 	mmu_notifier_range_init(&c->r, MMU_NOTIFY_UNMAP, 0, t->mm, HVA(0), HVA(1));
 	assert_int_equal(bg_nonblock_range(t, (uintptr_t)c), -EAGAIN);
