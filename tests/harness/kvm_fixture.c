@@ -44,97 +44,6 @@ static void guest_mmio(struct vcpu *v, gpa_t gpa, bool write, uint64_t *val,
 	pthread_mutex_unlock(&g->lock);
 }
 
-/*
- * Runs in guest mode. Idle, it checks requests every millisecond, as a
- * guest's bounded-interval exit would; that is what lets a waiting flush
- * finish while the guest does nothing. An access the host refused (the
- * host is gone, the slot's hva is unmapped) ends the guest: the error
- * becomes vcpu_stop()'s return value. An unaligned access (-EINVAL)
- * does not.
- */
-#ifdef TANDEM_HAVE_RSEQ
-/* The hit path's section (cpu_rseq.h) with a wait between the addend load
- * and the access: true and *val if it completed, false if it missed or
- * the kernel aborted it (then counted as the engine counts its own). */
-static bool held_load(struct vcpu *v, struct kt_guest *g, gva_t gva, uint64_t *val)
-{
-	uint64_t out, tmp;
-
-	__asm__ volatile goto(CPU_RSEQ_BEGIN
-			      "movb $1, %[arrived]\n\t"
-			      "5:\n\t"
-			      "cmpb $0, %[release]\n\t"
-			      "je 5b\n\t"
-			      "movq (%[tmp],%[gva]), %[out]\n\t"
-			      CPU_RSEQ_END
-			      : [out] "=&r"(out), [tmp] "=&r"(tmp), [arrived] "=m"(g->hold_arrived)
-			      : [cs] "r"(cpu_rseq_cs_field()), [tag] "r"(gva & STLB_CMP_MASK),
-				[tlb] "r"(v->stlb_cur), [eoff] "r"(stlb_offset(gva)),
-				[tagdisp] "i"(offsetof(struct stlb_entry, addr_read)),
-				[req] "m"(*(unsigned long *)&v->kvm_vcpu.requests), [gva] "r"(gva),
-				[release] "m"(g->hold_release)
-			      : "cc", "memory"
-			      : miss, aborted);
-	*val = out;
-	return true;
-aborted:
-	v->stat.rseq_aborts++;
-miss:
-	return false;
-}
-#endif
-
-int kt_guest_main(struct vcpu *v, void *arg)
-{
-	struct kt_guest *g = arg;
-
-	for (;;) {
-		int r = vcpu_check_requests(v);
-
-		if (r)
-			return r;
-		pthread_mutex_lock(&g->lock);
-		if (g->done == g->posted) {
-			struct timespec ts;
-
-			deadline_ms(&ts, 1);
-			pthread_cond_timedwait(&g->cond, &g->lock, &ts);
-			pthread_mutex_unlock(&g->lock);
-			continue;
-		}
-		int op = g->op;
-		gpa_t gpa = g->gpa;
-		uint64_t val = g->val;
-
-		pthread_mutex_unlock(&g->lock);
-		if (op == G_HOLD) {
-#ifdef TANDEM_HAVE_RSEQ
-			r = held_load(v, g, gpa, &val) ? 0 : vcpu_access_slow(v, gpa, false, &val);
-#else
-			r = -EOPNOTSUPP;
-#endif
-		} else if (op == G_SPIN) {
-			r = 0;
-			while (!r && !atomic_load_explicit(&g->spin_stop, memory_order_relaxed)) {
-				r = vcpu_load64(v, gpa, &val);
-				atomic_store_explicit(&g->spin_last, val, memory_order_relaxed);
-				atomic_fetch_add_explicit(&g->spin_reads, 1, memory_order_relaxed);
-			}
-		} else {
-			r = op == G_LOAD ? vcpu_load64(v, gpa, &val) : vcpu_store64(v, gpa, val);
-		}
-		pthread_mutex_lock(&g->lock);
-		g->ret = r;
-		g->out = val;
-		g->st = v->stat;
-		g->done++;
-		pthread_cond_broadcast(&g->cond);
-		pthread_mutex_unlock(&g->lock);
-		if (r && r != -EINVAL)
-			return r;
-	}
-}
-
 /* ---- the pause hook ---------------------------------------------------- */
 
 /* Called with p->lock held at the armed point: stop until released. */
@@ -279,7 +188,7 @@ struct kt *kt_create(unsigned int breaks, unsigned int opts)
 	t->h = t->ht->host;
 	t->mm = ht_mm(t->ht);
 	ht_mmap(t->mm, HVA_BASE, NPAGES * P, HT_RW, HT_FIXED);
-	sync_init(&t->g.lock, &t->g.cond);
+	kt_guest_init(&t->g);
 	sync_init(&t->p.lock, &t->p.cond);
 	t->p.armed = -1;
 	host_set_pte_hook(t->h, watch_pte, t);
@@ -327,7 +236,7 @@ void kt_destroy(struct kt *t)
 	}
 	host_set_pte_hook(t->h, NULL, NULL);
 	ht_destroy(t->ht);      /* every frame back, host destroyed */
-	sync_destroy(&t->g.lock, &t->g.cond);
+	kt_guest_destroy(&t->g);
 	sync_destroy(&t->p.lock, &t->p.cond);
 	free(t);
 }

@@ -46,6 +46,7 @@
 #include "kvm/kvm_host.h"
 #include "harness/host_fixture.h"
 #include "harness/recorder.h"
+#include "harness/guest.h"
 
 #define P          PAGE_SIZE
 #define HVA_BASE   0x100000000ULL     /* guest RAM in the VMM: 4 GiB */
@@ -67,39 +68,6 @@
 
 /* ---- the guest: a mailbox loop on the vCPU thread ---------------------- */
 
-/* G_SPIN: load gpa again and again, without any other request check than
- * the soft-TLB hit's own, until spin_stop; each value read goes to
- * spin_last. */
-enum guest_op { G_LOAD = 1, G_STORE, G_SPIN, G_HOLD };
-
-struct kt_guest {
-	pthread_mutex_t lock;
-	pthread_cond_t cond;            /* posted and done, both directions */
-	unsigned long posted, done;
-	int op;
-	gpa_t gpa;
-	uint64_t val;
-	/* The reply, written by the vCPU thread. */
-	int ret;
-	uint64_t out;
-	struct vcpu_stats st;           /* the vCPU's stats after the op */
-	/* G_HOLD (RSEQ builds): a load whose restartable section, past its
-	 * request and tag checks and with the addend loaded, sets
-	 * hold_arrived and spins until hold_release -- a vCPU caught
-	 * mid-access, running, as a membarrier must find it. */
-	volatile uint8_t hold_arrived, hold_release;
-	/* G_SPIN: the test stops it; the vCPU publishes what it read. */
-	atomic_bool spin_stop;
-	_Atomic uint64_t spin_last;
-	atomic_ulong spin_reads;
-	/* The MMIO handler's log (vCPU thread, under lock). */
-	int mmio_calls;
-	gpa_t mmio_gpa;
-	bool mmio_write;
-	uint64_t mmio_val;
-};
-
-int kt_guest_main(struct vcpu *v, void *arg);
 
 /* ---- the pause hook ---------------------------------------------------- */
 

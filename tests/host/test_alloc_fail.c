@@ -52,6 +52,7 @@
 #include "host/internal.h"
 #include "kvm/kvm_host.h"
 #include "harness/host_fixture.h"
+#include "harness/guest.h"
 
 #define P          PAGE_SIZE
 #define BASE       0x100000000ULL              /* 4 GiB */
@@ -139,117 +140,6 @@ static void slots_expect(struct kvm *kvm, const struct slots_snap *want)
 	}
 }
 
-/* ---- a guest: a mailbox loop on the vCPU thread ------------------------- */
-
-enum { G_LOAD = 1, G_STORE };
-
-struct guest {
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
-	unsigned long posted, done;
-	int op;
-	gpa_t gpa;
-	uint64_t val;
-	int ret;                /* the access's result: errors come back here */
-	uint64_t out;
-};
-
-static void deadline_in(struct timespec *ts, unsigned int ms)
-{
-	clock_gettime(CLOCK_MONOTONIC, ts);
-	ts->tv_sec += ms / 1000;
-	ts->tv_nsec += (long)(ms % 1000) * 1000000L;
-	if (ts->tv_nsec >= 1000000000L) {
-		ts->tv_sec++;
-		ts->tv_nsec -= 1000000000L;
-	}
-}
-
-/*
- * Runs in guest mode. Idle, it checks requests every millisecond, so that
- * a flush that waits for it finishes. An access that fails (-ENOMEM ...)
- * is reported and the guest goes on: vcpu_access_slow returns in guest
- * mode for every error but -EINTR (stop).
- */
-static int guest_main(struct vcpu *v, void *arg)
-{
-	struct guest *g = arg;
-
-	for (;;) {
-		int r = vcpu_check_requests(v);
-
-		if (r)
-			return r;
-		pthread_mutex_lock(&g->lock);
-		if (g->done == g->posted) {
-			struct timespec ts;
-
-			deadline_in(&ts, 1);
-			pthread_cond_timedwait(&g->cond, &g->lock, &ts);
-			pthread_mutex_unlock(&g->lock);
-			continue;
-		}
-		int op = g->op;
-		gpa_t gpa = g->gpa;
-		uint64_t val = g->val;
-
-		pthread_mutex_unlock(&g->lock);
-		r = op == G_LOAD ? vcpu_load64(v, gpa, &val) : vcpu_store64(v, gpa, val);
-		pthread_mutex_lock(&g->lock);
-		g->ret = r;
-		g->out = val;
-		g->done++;
-		pthread_cond_broadcast(&g->cond);
-		pthread_mutex_unlock(&g->lock);
-		if (r == -EINTR)
-			return r;
-	}
-}
-
-static void guest_init(struct guest *g)
-{
-	pthread_condattr_t a;
-
-	memset(g, 0, sizeof(*g));
-	pthread_mutex_init(&g->lock, NULL);
-	pthread_condattr_init(&a);
-	pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
-	pthread_cond_init(&g->cond, &a);
-	pthread_condattr_destroy(&a);
-}
-
-static void guest_destroy(struct guest *g)
-{
-	pthread_cond_destroy(&g->cond);
-	pthread_mutex_destroy(&g->lock);
-}
-
-/* One guest access; returns its result (0 or a negative errno). */
-static int guest_access(struct guest *g, int op, gpa_t gpa, uint64_t val, uint64_t *out)
-{
-	struct timespec ts;
-
-	pthread_mutex_lock(&g->lock);
-	g->op = op;
-	g->gpa = gpa;
-	g->val = val;
-	g->posted++;
-	pthread_cond_broadcast(&g->cond);
-	deadline_in(&ts, TIMEOUT_MS);
-	while (g->done != g->posted)
-		if (pthread_cond_timedwait(&g->cond, &g->lock, &ts) == ETIMEDOUT)
-			break;
-	bool done = g->done == g->posted;
-	int ret = g->ret;
-
-	if (out)
-		*out = g->out;
-	pthread_mutex_unlock(&g->lock);
-	if (!done)
-		fail_msg("guest access at %#llx did not complete", (unsigned long long)gpa);
-	return ret;
-}
-
 /* ---- the fixture --------------------------------------------------------- */
 
 struct fx {
@@ -264,7 +154,7 @@ struct fx {
 	/* kvm, vmm */
 	struct kvm *kvm;
 	struct vcpu *v;
-	struct guest g;
+	struct kt_guest g;
 	struct slots_snap slots;
 	struct vmm *vmm;
 };
@@ -304,7 +194,7 @@ static void fx_destroy(struct fx *f)
 	if (f->v) {
 		vcpu_stop(f->v);
 		vcpu_destroy(f->v);
-		guest_destroy(&f->g);
+		kt_guest_destroy(&f->g);
 	}
 	if (f->vmm)
 		vmm_destroy(f->vmm);    /* its VM and mm too */
@@ -911,9 +801,10 @@ static struct fx *fx_vm(bool slot, bool vcpu)
 		assert_int_equal(kvm_set_user_memory_region(f->kvm, &r), 0);
 	}
 	if (vcpu) {
-		guest_init(&f->g);
+		kt_guest_init(&f->g);
+		f->g.go_on = true;
 		assert_int_equal(vcpu_create(f->kvm, 0, &f->v), 0);
-		assert_int_equal(vcpu_run(f->v, guest_main, &f->g), 0);
+		assert_int_equal(vcpu_run(f->v, kt_guest_main, &f->g), 0);
 	}
 	return f;
 }
@@ -968,7 +859,7 @@ static struct fx *setup_slot(void)
 	uint64_t v = 0;
 
 	assert_int_equal(mm_write(f->mm, BASE + 2 * P, &(uint64_t){ 0xfeed }, 8), 8);
-	assert_int_equal(guest_access(&f->g, G_LOAD, GPA(2), 0, &v), 0);
+	assert_int_equal(kt_guest_access(&f->g, G_LOAD, GPA(2), 0, &v), 0);
 	assert_int_equal(v, 0xfeed);
 	assert_true(is_shadow_present(atomic_load(kvm_tdp_mmu_leaf(f->kvm, GFN(2)))));
 	fx_snapshot(f);
@@ -982,7 +873,7 @@ static void failed_slots(struct fx *f)
 	slots_expect(f->kvm, &f->slots);
 	if (f->v) {
 		/* The slot still maps guest RAM where it did. */
-		assert_int_equal(guest_access(&f->g, G_LOAD, GPA(2), 0, &v), 0);
+		assert_int_equal(kt_guest_access(&f->g, G_LOAD, GPA(2), 0, &v), 0);
 		assert_int_equal(v, 0xfeed);
 	}
 }
@@ -1006,10 +897,10 @@ static void done_slot_move(struct fx *f)
 {
 	uint64_t v = 0;
 
-	assert_int_equal(guest_access(&f->g, G_LOAD, GPA_MOVED + 2 * P, 0, &v), 0);
+	assert_int_equal(kt_guest_access(&f->g, G_LOAD, GPA_MOVED + 2 * P, 0, &v), 0);
 	assert_int_equal(v, 0xfeed);
 	/* Nothing at the old place: an MMIO exit reads all-ones. */
-	assert_int_equal(guest_access(&f->g, G_LOAD, GPA(2), 0, &v), 0);
+	assert_int_equal(kt_guest_access(&f->g, G_LOAD, GPA(2), 0, &v), 0);
 	assert_int_equal(v, ~0ULL);
 }
 
@@ -1023,7 +914,7 @@ static void done_slot_delete(struct fx *f)
 	uint64_t v = 0;
 
 	assert_int_equal(kvm_memslots(f->kvm)->nr, 0);
-	assert_int_equal(guest_access(&f->g, G_LOAD, GPA(2), 0, &v), 0);
+	assert_int_equal(kt_guest_access(&f->g, G_LOAD, GPA(2), 0, &v), 0);
 	assert_int_equal(v, ~0ULL);
 }
 
@@ -1046,7 +937,7 @@ static spte_t spte_of(struct fx *f, gfn_t gfn)
 static int op_guest_read(struct fx *f)
 {
 	uint64_t v = 1;
-	int r = guest_access(&f->g, G_LOAD, GPA(5), 0, &v);
+	int r = kt_guest_access(&f->g, G_LOAD, GPA(5), 0, &v);
 
 	if (!r)
 		assert_int_equal(v, 0);
@@ -1055,7 +946,7 @@ static int op_guest_read(struct fx *f)
 
 static int op_guest_write(struct fx *f)
 {
-	return guest_access(&f->g, G_STORE, GPA(5), 0xabcd, NULL);
+	return kt_guest_access(&f->g, G_STORE, GPA(5), 0xabcd, NULL);
 }
 
 /* The fault failed: no spte. (The host half may have succeeded: a frame
@@ -1088,7 +979,7 @@ static struct fx *setup_guest_cow(void)
 	uint64_t v = 0;
 
 	assert_int_equal(mm_write(f->mm, BASE + 5 * P, &(uint64_t){ 0xc0ff }, 8), 8);
-	assert_int_equal(guest_access(&f->g, G_LOAD, GPA(5), 0, &v), 0);
+	assert_int_equal(kt_guest_access(&f->g, G_LOAD, GPA(5), 0, &v), 0);
 	f->child = ht_fork(f->t, f->mm);
 	f->pfn = ht_pfn(f->mm, BASE + 5 * P);
 	fx_snapshot(f);
@@ -1103,7 +994,7 @@ static void failed_guest_cow(struct fx *f)
 	assert_false(spte_of(f, GFN(5)) & SPTE_WRITABLE);
 	assert_true(pte_present(pte) && !pte_write(pte) && pte_pfn(pte) == f->pfn);
 	assert_int_equal(ht_data_frames(f->h), f->data_frames);
-	assert_int_equal(guest_access(&f->g, G_LOAD, GPA(5), 0, &v), 0);
+	assert_int_equal(kt_guest_access(&f->g, G_LOAD, GPA(5), 0, &v), 0);
 	assert_int_equal(v, 0xc0ff);
 }
 
