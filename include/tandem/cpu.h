@@ -56,9 +56,10 @@ _Static_assert(offsetof(struct stlb_entry, addend) == 0, "stlb addend first");
 
 struct vcpu;
 
-/* Exit to the VMM for an access no slot backs (MMIO) or a write to a
- * read-only slot. Reads return *val. Called outside guest mode. */
-typedef void (*vcpu_mmio_fn)(struct vcpu *vcpu, gpa_t gpa, bool write,
+/* Exit to the VMM for an access of size bytes (1, 2, 4 or 8; naturally
+ * aligned) no slot backs (MMIO), or a write to a read-only slot. Reads
+ * return *val (the low size bytes count). Called outside guest mode. */
+typedef void (*vcpu_mmio_fn)(struct vcpu *vcpu, gpa_t gpa, unsigned int size, bool write,
 			     uint64_t *val, void *arg);
 typedef int (*vcpu_guest_fn)(struct vcpu *vcpu, void *arg);
 
@@ -89,6 +90,11 @@ struct vcpu {
 	int guest_ret;
 	vcpu_mmio_fn mmio_fn;
 	void *mmio_arg;
+	/* Another execution engine's state (the RISC-V hart, riscv.h), and
+	 * how to wake its thread from a sleep outside guest mode (WFI) when
+	 * a stop is requested. NULL for the C-guest engine. */
+	void *engine;
+	void (*wake)(struct vcpu *vcpu);
 	struct vcpu_stats stat;         /* written by the vCPU thread only */
 
 	struct stlb_entry stlb[STLB_NB_MODES][STLB_SIZE] __attribute__((aligned(64)));

@@ -28,10 +28,11 @@
 
 struct vmm;
 
-/* A device's handler: an access of 8 bytes at gpa (inside its range),
- * on vcpu's thread, outside guest mode. A read stores *val. */
-typedef void (*vmm_mmio_fn)(void *opaque, struct vcpu *vcpu, gpa_t gpa, bool write,
-			    uint64_t *val);
+/* A device's handler: an access of size bytes (1, 2, 4 or 8, naturally
+ * aligned) at gpa (inside its range), on vcpu's thread, outside guest
+ * mode. A read stores *val (zero-extended). */
+typedef void (*vmm_mmio_fn)(void *opaque, struct vcpu *vcpu, gpa_t gpa, unsigned int size,
+			    bool write, uint64_t *val);
 
 /* mm_create + kvm_create_vm (cfg may be NULL). Errors as kvm_create_vm's
  * (-EOPNOTSUPP: the RSEQ kick mode asked for is not available), -ENOMEM. */

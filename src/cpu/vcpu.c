@@ -154,7 +154,7 @@ int vcpu_access_slow(struct vcpu *v, gva_t gva, bool write, uint64_t *val)
 		if (r == RET_PF_MMIO) {
 			v->stat.mmio_exits++;
 			if (v->mmio_fn)
-				v->mmio_fn(v, gva, write, val, v->mmio_arg);
+				v->mmio_fn(v, gva, 8, write, val, v->mmio_arg);
 			else if (!write)
 				*val = ~0ULL;
 			return vcpu_enter_guest(v);
@@ -243,6 +243,8 @@ int vcpu_run(struct vcpu *v, vcpu_guest_fn fn, void *arg)
 void vcpu_request_stop(struct vcpu *v)
 {
 	kvm_make_request_and_kick(KVM_REQ_STOP, &v->kvm_vcpu);
+	if (v->wake)
+		v->wake(v);
 }
 
 int vcpu_stop(struct vcpu *v)

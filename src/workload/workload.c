@@ -290,7 +290,8 @@ static int rom_write(struct wl_vcpu *w)
 }
 
 /* The VMM's MMIO handler; runs on the vCPU's thread, outside guest mode. */
-void wl_mmio(void *opaque, struct vcpu *v, gpa_t gpa, bool write, uint64_t *val)
+void wl_mmio(void *opaque, struct vcpu *v, gpa_t gpa, unsigned int size, bool write,
+	     uint64_t *val)
 {
 	struct wl_vm *vm = opaque;
 	struct wl_vcpu *w = vm->vcpus[vcpu_id(v)];

@@ -221,7 +221,8 @@ static inline bool wl_vm_dead(struct wl_vm *vm)
 
 /* workload.c */
 int wl_guest_main(struct vcpu *v, void *arg);
-void wl_mmio(void *opaque, struct vcpu *v, gpa_t gpa, bool write, uint64_t *val);
+void wl_mmio(void *opaque, struct vcpu *v, gpa_t gpa, unsigned int size, bool write,
+	     uint64_t *val);
 void wl_stall_hook(struct kvm_vcpu *v, enum vcpu_hook_point at, void *arg);
 
 /* churn.c */

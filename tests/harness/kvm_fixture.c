@@ -28,7 +28,7 @@
 
 /* ---- the guest: a mailbox loop on the vCPU thread ---------------------- */
 
-static void guest_mmio(struct vcpu *v, gpa_t gpa, bool write, uint64_t *val,
+static void guest_mmio(struct vcpu *v, gpa_t gpa, unsigned int size, bool write, uint64_t *val,
 		       void *arg)
 {
 	struct kt_guest *g = arg;
