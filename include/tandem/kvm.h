@@ -134,7 +134,8 @@ enum vcpu_mode {
  * execution engine before it enters again. */
 #define KVM_REQ_TLB_FLUSH 0     /* drop every soft-TLB entry */
 #define KVM_REQ_STOP      1     /* leave the run loop; stays set */
-#define KVM_NR_REQUESTS   2
+#define KVM_REQ_EVENT     2     /* an interrupt may be pending: look (as KVM's) */
+#define KVM_NR_REQUESTS   3
 
 /* Test points where a hook may pause a vCPU thread (kvm_vcpu_set_hook). */
 enum vcpu_hook_point {

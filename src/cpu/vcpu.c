@@ -31,6 +31,7 @@ static int vcpu_handle_requests(struct vcpu *v)
 	       ~((1UL << KVM_NR_REQUESTS) - 1));
 	if (kvm_check_request(KVM_REQ_TLB_FLUSH, kv))
 		stlb_flush(v);
+	kvm_check_request(KVM_REQ_EVENT, kv);  /* C guests take no interrupts */
 	if (vcpu_should_stop(v))
 		return -EINTR;
 	return 0;

@@ -31,6 +31,7 @@
 	X(DECODE) X(PAGE_END) X(STRADDLE) X(ILLEGAL) \
 	X(LUI) X(AUIPC) X(JAL) X(JALR) \
 	X(BEQ) X(BNE) X(BLT) X(BGE) X(BLTU) X(BGEU) \
+	X(JAL_L) X(BEQ_L) X(BNE_L) X(BLT_L) X(BGE_L) X(BLTU_L) X(BGEU_L) \
 	X(LB) X(LH) X(LW) X(LD) X(LBU) X(LHU) X(LWU) \
 	X(SB) X(SH) X(SW) X(SD) \
 	X(ADDI) X(SLTI) X(SLTIU) X(XORI) X(ORI) X(ANDI) X(SLLI) X(SRLI) X(SRAI) \
@@ -357,6 +358,36 @@ bad:
 	illegal(d, c);
 }
 
+/*
+ * Decode the instruction bits at byte offset off of its page (-1: none,
+ * as for one straddling two pages). A branch or jal whose target lies in
+ * the same page becomes the _L variant, whose imm is the distance in
+ * slots: it needs neither pc nor a page check.
+ */
+static void decode(uint32_t bits, struct rv_insn *d, int off)
+{
+	static const enum rv_op branch[] = { OP_JAL, OP_BEQ, OP_BNE, OP_BLT, OP_BGE,
+					     OP_BLTU, OP_BGEU };
+	static const enum rv_op local[] = { OP_JAL_L, OP_BEQ_L, OP_BNE_L, OP_BLT_L,
+					    OP_BGE_L, OP_BLTU_L, OP_BGEU_L };
+
+	if ((bits & 3) != 3)
+		decode16((uint16_t)bits, d);
+	else
+		decode32(bits, d);
+	if (off < 0)
+		return;
+	for (unsigned int i = 0; i < ARRAY_SIZE(branch); i++) {
+		int64_t t = (int64_t)off + d->imm;
+
+		if (d->handler == ops[branch[i]] && t >= 0 && t < (int64_t)PAGE_SIZE) {
+			d->handler = ops[local[i]];
+			d->imm /= 2;
+			return;
+		}
+	}
+}
+
 static void ops_init(void)
 {
 	(void)rv_exec(NULL);
@@ -380,10 +411,13 @@ int rv_exec(struct rv_hart *h)
 {
 #define OP_LABEL(n) &&op_##n,
 	static const void *const labels[OP_COUNT] = { RV_OPS(OP_LABEL) };
-	uint64_t *x, pc, icount = 0, g;
+	uint64_t *x, pc, icount = 0, g = 0;
 	struct rv_code_page *cp = NULL;
 	struct rv_insn *s = NULL, *base = NULL;
-	uint64_t page_pc = 0;
+	/* pc_base: the guest-virtual page base holds pc == pc_base + 2 *
+	 * (s - base) for the slot being run. page_pc: the page a generic
+	 * jump may stay in without a lookup (odd: none). */
+	uint64_t pc_base = 0, page_pc = 1;
 	_Atomic unsigned long *req;
 	int budget = RV_BUDGET, r = 0;
 
@@ -395,19 +429,24 @@ int rv_exec(struct rv_hart *h)
 	pc = h->pc;
 	req = &h->v->kvm_vcpu.requests;
 
+#define PC() (pc_base + (uint64_t)(((char *)s - (char *)base) >> 3))
 #define DISPATCH() goto *s->handler
-#define NEXT() do { pc += s->len; icount++; s += s->len >> 1; DISPATCH(); } while (0)
+#define NEXT() do { icount++; s = (struct rv_insn *)((char *)s + s->len * 8u); \
+		    DISPATCH(); } while (0)
+#define EXIT_CHECK() (atomic_load_explicit(req, memory_order_relaxed) | (--budget < 0))
 /* After a slow path: if the soft TLB was flushed meanwhile, the decoded
  * page must be checked again before the next instruction. */
-#define NEXT_SLOW() do { if (unlikely(h->gen != g)) { pc += s->len; icount++; goto check; } \
+#define NEXT_SLOW() do { if (unlikely(h->gen != g)) { pc = PC() + s->len; icount++; \
+							goto check; } \
 			 NEXT(); } while (0)
 #define JUMP(t) do { pc = (t); icount++; \
-		     if (unlikely(atomic_load_explicit(req, memory_order_relaxed) | \
-				  atomic_load_explicit(&h->irq_hint, memory_order_relaxed) | \
-				  (--budget < 0))) goto out; \
-		     if (likely(((pc ^ page_pc) & PG_MASK) == 0)) { \
+		     if (unlikely(EXIT_CHECK())) goto out; \
+		     if (likely((pc & PG_MASK) == page_pc)) { \
 			     s = base + ((pc & (PAGE_SIZE - 1)) >> 1); DISPATCH(); } \
 		     goto lookup; } while (0)
+#define JUMP_LOCAL() do { s += s->imm; icount++; \
+			  if (unlikely(EXIT_CHECK())) { pc = PC(); goto out; } \
+			  DISPATCH(); } while (0)
 #define SLOW(call) do { g = h->gen; r = (call); if (unlikely(r)) goto slow_fail; } while (0)
 
 #define LOAD(ut, st, size) do { \
@@ -432,8 +471,7 @@ int rv_exec(struct rv_hart *h)
 	NEXT_SLOW(); } while (0)
 
 check:
-	if (unlikely(atomic_load_explicit(req, memory_order_relaxed) |
-		     atomic_load_explicit(&h->irq_hint, memory_order_relaxed) | (--budget < 0)))
+	if (unlikely(EXIT_CHECK()))
 		goto out;
 lookup:
 	g = h->gen;
@@ -441,7 +479,7 @@ lookup:
 	if (unlikely(r))
 		goto fetch_fail;
 	base = cp->slot;
-	page_pc = pc & PG_MASK;
+	pc_base = page_pc = pc & PG_MASK;
 	s = base + ((pc & (PAGE_SIZE - 1)) >> 1);
 	DISPATCH();
 
@@ -452,6 +490,8 @@ fetch_fail:
 	}
 	goto out_err;
 slow_fail:
+	/* The instruction at s raised h->exc_*, or the host failed. */
+	pc = PC();
 	if (r == RV_EXC) {
 		pc = rv_trap(h, pc, h->exc_cause, h->exc_tval, false);
 		goto check;
@@ -461,29 +501,38 @@ slow_fail:
 op_DECODE: {
 		unsigned int off = (unsigned int)(s - base) * 2;
 		const uint8_t *raw = (const uint8_t *)cp->raw;
-		uint16_t lo = (uint16_t)(raw[off] | raw[off + 1] << 8);
+		uint32_t bits = (uint32_t)(raw[off] | raw[off + 1] << 8);
 
-		if ((lo & 3) != 3)
-			decode16(lo, s);
-		else if (off == PAGE_SIZE - 2)
-			s->handler = ops[OP_STRADDLE], s->len = 4;
-		else
-			decode32(lo | (uint32_t)raw[off + 2] << 16 | (uint32_t)raw[off + 3] << 24, s);
+		if ((bits & 3) != 3) {
+			decode(bits, s, (int)off);
+		} else if (off == PAGE_SIZE - 2) {
+			s->handler = ops[OP_STRADDLE];
+			s->len = 4;
+		} else {
+			bits |= (uint32_t)raw[off + 2] << 16 | (uint32_t)raw[off + 3] << 24;
+			decode(bits, s, (int)off);
+		}
 		DISPATCH();
 	}
 op_PAGE_END:
-	goto check;     /* pc is already the next page's first byte */
+	pc = PC();      /* the next page's first instruction */
+	goto check;
 op_STRADDLE: {
-		uint16_t hi;
+		/* Run a copy in h->tmp, with base placed so that PC() still
+		 * works, and no page a jump could stay in. */
 		const uint8_t *raw = (const uint8_t *)cp->raw;
+		uint16_t hi;
 
+		pc = PC();
 		SLOW(rv_fetch16_slow(h, pc + 2, &hi));
 		if (h->gen != g)
 			goto check;     /* flushed: look the page up again */
-		decode32((uint32_t)(raw[PAGE_SIZE - 2] | raw[PAGE_SIZE - 1] << 8) |
-			 (uint32_t)hi << 16, &h->tmp[0]);
+		decode((uint32_t)(raw[PAGE_SIZE - 2] | raw[PAGE_SIZE - 1] << 8) |
+		       (uint32_t)hi << 16, &h->tmp[0], -1);
 		h->tmp[2].handler = ops[OP_PAGE_END];
 		h->tmp[2].len = 0;
+		base = &h->tmp[0] - (RV_SLOTS - 1);
+		page_pc = 1;
 		s = &h->tmp[0];
 		DISPATCH();
 	}
@@ -494,25 +543,32 @@ op_ILLEGAL:
 	goto slow_fail;
 
 op_LUI: X(s->rd) = (uint64_t)(int64_t)s->imm; NEXT();
-op_AUIPC: X(s->rd) = pc + (int64_t)s->imm; NEXT();
+op_AUIPC: X(s->rd) = PC() + (int64_t)s->imm; NEXT();
 op_JAL: {
-		uint64_t t = pc + (int64_t)s->imm;
+		uint64_t p = PC();
 
-		X(s->rd) = pc + s->len;
-		JUMP(t);
+		X(s->rd) = p + s->len;
+		JUMP(p + (int64_t)s->imm);
 	}
 op_JALR: {
 		uint64_t t = (X(s->rs1) + (int64_t)s->imm) & ~1ULL;
 
-		X(s->rd) = pc + s->len;
+		X(s->rd) = PC() + s->len;
 		JUMP(t);
 	}
-op_BEQ: if (X(s->rs1) == X(s->rs2)) JUMP(pc + (int64_t)s->imm); NEXT();
-op_BNE: if (X(s->rs1) != X(s->rs2)) JUMP(pc + (int64_t)s->imm); NEXT();
-op_BLT: if ((int64_t)X(s->rs1) < (int64_t)X(s->rs2)) JUMP(pc + (int64_t)s->imm); NEXT();
-op_BGE: if ((int64_t)X(s->rs1) >= (int64_t)X(s->rs2)) JUMP(pc + (int64_t)s->imm); NEXT();
-op_BLTU: if (X(s->rs1) < X(s->rs2)) JUMP(pc + (int64_t)s->imm); NEXT();
-op_BGEU: if (X(s->rs1) >= X(s->rs2)) JUMP(pc + (int64_t)s->imm); NEXT();
+op_BEQ: if (X(s->rs1) == X(s->rs2)) JUMP(PC() + (int64_t)s->imm); NEXT();
+op_BNE: if (X(s->rs1) != X(s->rs2)) JUMP(PC() + (int64_t)s->imm); NEXT();
+op_BLT: if ((int64_t)X(s->rs1) < (int64_t)X(s->rs2)) JUMP(PC() + (int64_t)s->imm); NEXT();
+op_BGE: if ((int64_t)X(s->rs1) >= (int64_t)X(s->rs2)) JUMP(PC() + (int64_t)s->imm); NEXT();
+op_BLTU: if (X(s->rs1) < X(s->rs2)) JUMP(PC() + (int64_t)s->imm); NEXT();
+op_BGEU: if (X(s->rs1) >= X(s->rs2)) JUMP(PC() + (int64_t)s->imm); NEXT();
+op_JAL_L: X(s->rd) = PC() + s->len; JUMP_LOCAL();
+op_BEQ_L: if (X(s->rs1) == X(s->rs2)) JUMP_LOCAL(); NEXT();
+op_BNE_L: if (X(s->rs1) != X(s->rs2)) JUMP_LOCAL(); NEXT();
+op_BLT_L: if ((int64_t)X(s->rs1) < (int64_t)X(s->rs2)) JUMP_LOCAL(); NEXT();
+op_BGE_L: if ((int64_t)X(s->rs1) >= (int64_t)X(s->rs2)) JUMP_LOCAL(); NEXT();
+op_BLTU_L: if (X(s->rs1) < X(s->rs2)) JUMP_LOCAL(); NEXT();
+op_BGEU_L: if (X(s->rs1) >= X(s->rs2)) JUMP_LOCAL(); NEXT();
 
 op_LB: LOAD(uint8_t, int8_t, 1);
 op_LH: LOAD(uint16_t, int16_t, 2);
@@ -746,7 +802,7 @@ op_FENCE_I:
 	 * against memory on its next fetch. */
 	h->stat.fence_i++;
 	rv_flush_tlb(h);
-	pc += s->len;
+	pc = PC() + s->len;
 	icount++;
 	goto check;
 op_ECALL:
@@ -754,6 +810,7 @@ op_ECALL:
 		struct kvm_vcpu *kv = &h->v->kvm_vcpu;
 		bool handled;
 
+		pc = PC();
 		h->pc = pc;
 		h->instret += icount;
 		icount = 0;
@@ -764,7 +821,7 @@ op_ECALL:
 			goto out_err;
 		if (handled) {
 			h->stat.ecalls_to_vmm++;
-			pc += s->len;
+			pc += s->len;   /* s still names the ecall: base and cp are kept */
 			icount++;
 			goto check;
 		}
@@ -776,7 +833,7 @@ op_ECALL:
 	goto slow_fail;
 op_EBREAK:
 	h->exc_cause = EXC_BREAKPOINT;
-	h->exc_tval = pc;
+	h->exc_tval = PC();
 	r = RV_EXC;
 	goto slow_fail;
 op_MRET:
@@ -794,7 +851,7 @@ op_SRET:
 op_WFI:
 	if (h->priv == RV_PRV_U || (h->priv == RV_PRV_S && (h->mstatus & MSTATUS_TW)))
 		goto op_ILLEGAL_sys;
-	pc += s->len;
+	pc = PC() + s->len;
 	icount++;
 	h->wfi = true;
 	goto out;
@@ -802,13 +859,13 @@ op_SFENCE_VMA:
 	if (h->priv == RV_PRV_U || (h->priv == RV_PRV_S && (h->mstatus & MSTATUS_TVM)))
 		goto op_ILLEGAL_sys;
 	rv_sfence_vma(h, s->rs1 == 0, X(s->rs1));
-	pc += s->len;
+	pc = PC() + s->len;
 	icount++;
 	goto check;
 
 #define CSR_DONE(old_) do { \
 	X(s->rd) = (old_); \
-	if (resync) { pc += s->len; icount++; goto out; } \
+	if (resync) { pc = PC() + s->len; icount++; goto out; } \
 	NEXT(); } while (0)
 op_CSRRW:
 op_CSRRWI: {
@@ -842,7 +899,7 @@ op_ILLEGAL_sys: {
 		 * instruction bits in tval (re-read from the decoded page). */
 		h->exc_cause = EXC_ILLEGAL;
 		h->exc_tval = 0;
-		if (s >= base && s < base + RV_SLOTS) {
+		if (base == cp->slot && s >= base && s < base + RV_SLOTS) {
 			const uint8_t *raw = (const uint8_t *)cp->raw;
 			unsigned int off = (unsigned int)(s - base) * 2;
 

@@ -47,8 +47,12 @@ uint64_t rv_clock_to_ns(const struct rv_clock *clk, uint64_t ticks)
 	return clk->origin_ns + (uint64_t)ns;
 }
 
+/* Something may have made an interrupt pending: the request makes a
+ * running hart leave the interpreter at its next check; the hint under
+ * wfi_lock wakes one sleeping in WFI. Any thread. */
 static void rv_wake(struct rv_hart *h)
 {
+	kvm_make_request_and_kick(KVM_REQ_EVENT, &h->v->kvm_vcpu);
 	pthread_mutex_lock(&h->wfi_lock);
 	atomic_store_explicit(&h->irq_hint, 1, memory_order_relaxed);
 	pthread_cond_signal(&h->wfi_cond);
@@ -133,6 +137,8 @@ int rv_handle_requests(struct rv_hart *h)
 	       ~((1UL << KVM_NR_REQUESTS) - 1));
 	if (kvm_check_request(KVM_REQ_TLB_FLUSH, kv))
 		rv_flush_tlb(h);
+	/* Interrupts are looked at by the run loop after every chunk. */
+	kvm_check_request(KVM_REQ_EVENT, kv);
 	if (vcpu_should_stop(h->v))
 		return -EINTR;
 	return 0;
