@@ -171,16 +171,19 @@ static void rv_wfi_sleep(struct rv_hart *h)
 	now_ns = clock_now_ns();
 	if (deadline_ns <= now_ns)
 		return;
-	/* Bounded: a deadline far away still wakes once a second (a timer
-	 * written by a path that did not wake us is then noticed). */
-	if (deadline_ns - now_ns > NSEC_PER_SEC)
-		deadline_ns = now_ns + NSEC_PER_SEC;
-	clock_deadline(CLOCK_REALTIME, &ts, deadline_ns - now_ns);
 	h->stat.wfi_sleeps++;
 	pthread_mutex_lock(&h->wfi_lock);
-	while (!atomic_load_explicit(&h->irq_hint, memory_order_relaxed))
-		if (pthread_cond_timedwait(&h->wfi_cond, &h->wfi_lock, &ts) == ETIMEDOUT)
-			break;
+	if (cmp == UINT64_MAX) {
+		/* No timer armed: only a line, mtimecmp or a stop ends this
+		 * (each sets irq_hint under wfi_lock: rv_wake). */
+		while (!atomic_load_explicit(&h->irq_hint, memory_order_relaxed))
+			pthread_cond_wait(&h->wfi_cond, &h->wfi_lock);
+	} else {
+		clock_deadline(CLOCK_REALTIME, &ts, deadline_ns - now_ns);
+		while (!atomic_load_explicit(&h->irq_hint, memory_order_relaxed))
+			if (pthread_cond_timedwait(&h->wfi_cond, &h->wfi_lock, &ts) == ETIMEDOUT)
+				break;
+	}
 	pthread_mutex_unlock(&h->wfi_lock);
 }
 

@@ -143,6 +143,8 @@ struct rv_hart {
 	uint64_t hartid;
 	uint64_t instret;
 
+	uint64_t fence_word;            /* the target of fence's locked RMW */
+
 	/* LR/SC reservation. */
 	bool lr_valid;
 	uint64_t lr_addr, lr_val;

@@ -1,0 +1,540 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test_riscv.c - the RISC-V hart's part of the coherence protocol, with
+ * tiny programs assembled here (no cross toolchain needed):
+ *
+ *   - decoded code is checked against guest memory after a host
+ *     invalidation: a code page the host drops (DONTNEED) is not run from
+ *     its old decoded copy;
+ *   - a TLB flush request empties the hart's soft TLB: a data page the host
+ *     drops is read as the new (zero) page, not through the old frame;
+ *   - an invalidation completes while a hart spins in a tight loop (the
+ *     interpreter answers requests at taken branches) and while it sleeps
+ *     in WFI (outside guest mode);
+ *   - an interrupt line wakes WFI and the interrupt is taken; a stop wakes
+ *     WFI too (no hang);
+ *   - AMOs and LR/SC on two harts are atomic on host memory;
+ *   - fence.i makes a hart run code it wrote itself.
+ *
+ * The ISA itself is tested by the guest programs under guests/rv-tests.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+#include <sys/mman.h>
+#include "harness/util.h"
+#include "tandem/vmm.h"
+#include "tandem/riscv.h"
+#include "base/compiler.h"
+
+#define RAM_BASE 0x80000000ULL
+#define RAM_SIZE (64 * 1024)
+#define WAIT_MS  10000
+
+/* ---- a tiny assembler ---- */
+enum { ZERO, RA, SP, GP, TP, T0, T1, T2, S0, S1, A0, A1, A2, A3, A4, A5,
+       A6, A7, S2, S3, S4, S5 };
+static uint32_t i_type(uint32_t op, uint32_t f3, int rd, int rs1, int32_t imm)
+{
+	return ((uint32_t)imm & 0xfff) << 20 | (uint32_t)rs1 << 15 | f3 << 12 |
+	       (uint32_t)rd << 7 | op;
+}
+static uint32_t addi(int rd, int rs1, int32_t imm) { return i_type(0x13, 0, rd, rs1, imm); }
+static uint32_t slli(int rd, int rs1, int sh) { return i_type(0x13, 1, rd, rs1, sh); }
+static uint32_t ld(int rd, int rs1, int32_t imm) { return i_type(0x03, 3, rd, rs1, imm); }
+static uint32_t jalr(int rd, int rs1, int32_t imm) { return i_type(0x67, 0, rd, rs1, imm); }
+static uint32_t add(int rd, int rs1, int rs2)
+{
+	return (uint32_t)rs2 << 20 | (uint32_t)rs1 << 15 | (uint32_t)rd << 7 | 0x33;
+}
+static uint32_t sd(int rs2, int rs1, int32_t imm)
+{
+	return ((uint32_t)imm >> 5 & 0x7f) << 25 | (uint32_t)rs2 << 20 | (uint32_t)rs1 << 15 |
+	       3u << 12 | ((uint32_t)imm & 0x1f) << 7 | 0x23;
+}
+static uint32_t sw(int rs2, int rs1, int32_t imm)
+{
+	return ((uint32_t)imm >> 5 & 0x7f) << 25 | (uint32_t)rs2 << 20 | (uint32_t)rs1 << 15 |
+	       2u << 12 | ((uint32_t)imm & 0x1f) << 7 | 0x23;
+}
+static uint32_t jal(int rd, int32_t off)
+{
+	uint32_t o = (uint32_t)off;
+
+	return (o >> 20 & 1) << 31 | (o >> 1 & 0x3ff) << 21 | (o >> 11 & 1) << 20 |
+	       (o >> 12 & 0xff) << 12 | (uint32_t)rd << 7 | 0x6f;
+}
+static uint32_t bne(int rs1, int rs2, int32_t off)
+{
+	uint32_t o = (uint32_t)off;
+
+	return (o >> 12 & 1) << 31 | (o >> 5 & 0x3f) << 25 | (uint32_t)rs2 << 20 |
+	       (uint32_t)rs1 << 15 | 1u << 12 | (o >> 1 & 0xf) << 8 | (o >> 11 & 1) << 7 | 0x63;
+}
+static uint32_t csrrw(int rd, unsigned int csr, int rs1)
+{
+	return csr << 20 | (uint32_t)rs1 << 15 | 1u << 12 | (uint32_t)rd << 7 | 0x73;
+}
+static uint32_t csrrs(int rd, unsigned int csr, int rs1)
+{
+	return csr << 20 | (uint32_t)rs1 << 15 | 2u << 12 | (uint32_t)rd << 7 | 0x73;
+}
+static uint32_t amoadd_d(int rd, int rs1, int rs2)
+{
+	return 0u << 27 | (uint32_t)rs2 << 20 | (uint32_t)rs1 << 15 | 3u << 12 |
+	       (uint32_t)rd << 7 | 0x2f;
+}
+static uint32_t lr_d(int rd, int rs1)
+{
+	return 2u << 27 | (uint32_t)rs1 << 15 | 3u << 12 | (uint32_t)rd << 7 | 0x2f;
+}
+static uint32_t sc_d(int rd, int rs1, int rs2)
+{
+	return 3u << 27 | (uint32_t)rs2 << 20 | (uint32_t)rs1 << 15 | 3u << 12 |
+	       (uint32_t)rd << 7 | 0x2f;
+}
+#define T6_SCRATCH 31
+#define T3_REG 28
+#define T4_REG 29
+#define WFI      0x10500073u
+#define FENCE_I  0x0000100fu
+#define CSR_MTVEC   0x305
+#define CSR_MCAUSE  0x342
+#define CSR_MIE     0x304
+#define CSR_MSTATUS 0x300
+#define CSR_MHARTID 0xf14
+
+/* reg = RAM_BASE + off (off < 2^31, a multiple of 4096 or small). */
+static unsigned int emit_base(uint32_t *p, int reg, uint32_t off)
+{
+	unsigned int n = 0;
+
+	p[n++] = addi(reg, ZERO, 1);
+	p[n++] = slli(reg, reg, 31);
+	if (off >= 2048) {
+		p[n++] = addi(T6_SCRATCH, ZERO, (int32_t)(off >> 12));
+		p[n++] = slli(T6_SCRATCH, T6_SCRATCH, 12);
+		p[n++] = add(reg, reg, T6_SCRATCH);
+	} else if (off) {
+		p[n++] = addi(reg, reg, (int32_t)off);
+	}
+	return n;
+}
+
+/* ---- the fixture: a host, a VMM with 64 KiB of RAM, harts ---- */
+struct rt {
+	struct host *host;
+	struct vmm *vmm;
+	struct rv_clock clk;
+	struct rv_hart *harts[2];
+	bool stopped[2];                /* stopped by the test already */
+	int nr_harts;
+	hva_t ram;
+	atomic_int test_dev;            /* last write to the test device */
+};
+
+static void rt_mmio(void *opaque, struct vcpu *v, gpa_t gpa, unsigned int size, bool write,
+		    uint64_t *val)
+{
+	struct rt *t = opaque;
+
+	if (gpa == 0x100000 && write)
+		atomic_store(&t->test_dev, (int)*val);
+	else if (!write)
+		*val = 0;
+}
+
+static struct rt *rt_create(void)
+{
+	struct host_config hc = { .ram_bytes = 32ULL << 20 };
+	struct kvm_config kc = { .kick = KVM_KICK_WAIT };
+	struct rt *t = calloc(1, sizeof(*t));
+
+	assert_non_null(t);
+	assert_int_equal(host_create(&hc, &t->host), 0);
+	assert_int_equal(vmm_create(t->host, &kc, &t->vmm), 0);
+	assert_int_equal(vmm_add_ram(t->vmm, 0, RAM_BASE, RAM_SIZE, 0), 0);
+	vmm_set_mmio_default(t->vmm, rt_mmio, t);
+	t->ram = vmm_ram_hva(t->vmm, 0);
+	rv_clock_init(&t->clk, 10000000);
+	return t;
+}
+
+static void rt_load(struct rt *t, uint64_t off, const uint32_t *code, unsigned int n)
+{
+	assert_int_equal(vmm_write_guest(t->vmm, RAM_BASE + off, code, n * 4), 0);
+}
+
+static void rt_start(struct rt *t, int nr)
+{
+	for (int i = 0; i < nr; i++) {
+		struct rv_hart_config c = { .hartid = (uint64_t)i, .reset_pc = RAM_BASE,
+					    .a0 = (uint64_t)i, .priv = RV_PRV_M, .clock = &t->clk };
+		struct vcpu *v;
+
+		assert_int_equal(vmm_create_vcpu(t->vmm, i, &v), 0);
+		assert_int_equal(rv_hart_create(v, &c, &t->harts[i]), 0);
+	}
+	t->nr_harts = nr;
+	for (int i = 0; i < nr; i++)
+		assert_int_equal(vcpu_run(rv_hart_vcpu(t->harts[i]), rv_hart_main, t->harts[i]), 0);
+}
+
+static uint64_t rt_read(struct rt *t, uint64_t off)
+{
+	uint64_t v = 0;
+
+	assert_int_equal(vmm_read_guest(t->vmm, RAM_BASE + off, &v, 8), 0);
+	return v;
+}
+
+/* Wait until the guest word at off satisfies cond (a hang is a failure). */
+#define rt_wait(t, off, cond) do { \
+	uint64_t end_ = ms_now() + WAIT_MS, v; \
+	while (v = rt_read(t, off), !(cond)) { \
+		if (ms_now() > end_) \
+			fail_msg("guest word %#llx = %#llx: timed out waiting for %s", \
+				 (unsigned long long)(off), (unsigned long long)v, #cond); \
+		sleep_ms(1); \
+	} } while (0)
+
+static void rt_destroy(struct rt *t)
+{
+	for (int i = 0; i < t->nr_harts; i++) {
+		if (!t->stopped[i])
+			assert_int_equal(vcpu_stop(rv_hart_vcpu(t->harts[i])), 0);
+		rv_hart_destroy(t->harts[i]);
+	}
+	vmm_destroy(t->vmm);
+	assert_int_equal(host_frames_in_use(t->host), 0);
+	assert_int_equal(host_destroy(t->host), 0);
+	free(t);
+}
+
+/* An invalidation on another thread, with a bound on how long it may take
+ * to come back (it waits for the harts to leave guest mode). */
+struct inval { struct rt *t; hva_t addr; atomic_bool done; int ret; };
+static void *inval_thread(void *arg)
+{
+	struct inval *iv = arg;
+
+	iv->ret = mm_madvise(vmm_mm(iv->t->vmm), iv->addr, PAGE_SIZE, MADV_DONTNEED);
+	atomic_store(&iv->done, true);
+	return NULL;
+}
+static void rt_dontneed(struct rt *t, uint64_t off)
+{
+	struct inval iv = { .t = t, .addr = t->ram + off };
+	uint64_t end = ms_now() + WAIT_MS;
+	pthread_t th;
+
+	assert_int_equal(pthread_create(&th, NULL, inval_thread, &iv), 0);
+	while (!atomic_load(&iv.done)) {
+		if (ms_now() > end)
+			fail_msg("DONTNEED of guest page %#llx did not return: a hart never "
+				 "left guest mode", (unsigned long long)off);
+		sleep_ms(1);
+	}
+	pthread_join(th, NULL);
+	assert_int_equal(iv.ret, 0);
+}
+
+/* Data at 0x2000 (s1), a function at 0x1000, the trap handler at 0x100. */
+#define DATA 0x2000
+#define FUNC 0x1000
+#define TRAP 0x100
+
+/* Every program starts: s0 = RAM, s1 = DATA, mtvec = TRAP handler that
+ * stores 0x7ad and mcause at DATA+16/+24 and spins. Returns its length. */
+static unsigned int prologue(uint32_t *p)
+{
+	unsigned int n = 0;
+
+	n += emit_base(p + n, S0, 0);
+	n += emit_base(p + n, S1, DATA);
+	p[n++] = addi(T0, S0, TRAP);
+	p[n++] = csrrw(ZERO, CSR_MTVEC, T0);
+	return n;
+}
+
+static void load_trap_handler(struct rt *t)
+{
+	uint32_t h[] = {
+		addi(T3_REG, ZERO, 0x7ad),
+		sd(T3_REG, S1, 16),
+		csrrs(T4_REG, CSR_MCAUSE, ZERO),
+		sd(T4_REG, S1, 24),
+		jal(ZERO, 0),
+	};
+
+	rt_load(t, TRAP, h, ARRAY_SIZE(h));
+}
+
+/* A function at FUNC returning 1 in a0; the host drops its page; the hart
+ * must not go on running the decoded copy (the new page is zeroes: an
+ * illegal instruction). */
+static void test_code_dropped_by_host_is_not_run(void **state)
+{
+	struct rt *t = rt_create();
+	uint32_t p[64], f[] = { addi(A0, ZERO, 1), jalr(ZERO, RA, 0) };
+	unsigned int n = prologue(p);
+
+	n += emit_base(p + n, S2, FUNC);
+	p[n++] = jalr(RA, S2, 0);
+	p[n++] = sd(A0, S1, 0);
+	p[n++] = addi(T2, T2, 1);
+	p[n++] = sd(T2, S1, 8);
+	p[n++] = jal(ZERO, -16);
+	rt_load(t, 0, p, n);
+	rt_load(t, FUNC, f, ARRAY_SIZE(f));
+	load_trap_handler(t);
+	rt_start(t, 1);
+	rt_wait(t, DATA + 8, v > 1000);
+	assert_int_equal(rt_read(t, DATA), 1);
+	rt_dontneed(t, FUNC);
+	rt_wait(t, DATA + 16, v == 0x7ad);
+	assert_int_equal(rt_read(t, DATA + 24), 2);    /* illegal instruction */
+	rt_destroy(t);
+}
+
+/* The hart copies a word of a data page in a loop; the host drops the
+ * page: the copy must become the new page's zero, not the old frame's. */
+static void test_data_dropped_by_host_reads_new_page(void **state)
+{
+	struct rt *t = rt_create();
+	uint32_t p[64];
+	uint64_t v42 = 42;
+	unsigned int n = prologue(p);
+
+	n += emit_base(p + n, S2, 0x3000);
+	p[n++] = ld(T0, S2, 0);
+	p[n++] = sd(T0, S1, 0);
+	p[n++] = addi(T2, T2, 1);
+	p[n++] = sd(T2, S1, 8);
+	p[n++] = jal(ZERO, -16);
+	rt_load(t, 0, p, n);
+	load_trap_handler(t);
+	assert_int_equal(vmm_write_guest(t->vmm, RAM_BASE + 0x3000, &v42, 8), 0);
+	rt_start(t, 1);
+	rt_wait(t, DATA + 8, v > 1000);
+	assert_int_equal(rt_read(t, DATA), 42);
+	rt_dontneed(t, 0x3000);
+	rt_wait(t, DATA, v == 0);
+	assert_int_equal(rt_read(t, DATA + 16), 0);    /* no trap */
+	rt_destroy(t);
+}
+
+/* A hart spinning on one instruction (no memory access) in the page the
+ * host drops: the invalidation waits for it to leave guest mode, which it
+ * does at its next taken branch; then it runs the new page (zeroes). */
+static void test_invalidation_ends_while_hart_spins(void **state)
+{
+	struct rt *t = rt_create();
+	uint32_t p[64], spin[] = { addi(T2, ZERO, 1), sd(T2, S1, 8), jal(ZERO, 0) };
+	unsigned int n = prologue(p);
+
+	n += emit_base(p + n, S2, FUNC);
+	p[n++] = jalr(ZERO, S2, 0);
+	rt_load(t, 0, p, n);
+	rt_load(t, FUNC, spin, ARRAY_SIZE(spin));
+	load_trap_handler(t);
+	rt_start(t, 1);
+	rt_wait(t, DATA + 8, v == 1);
+	rt_dontneed(t, FUNC);
+	rt_wait(t, DATA + 16, v == 0x7ad);
+	rt_destroy(t);
+}
+
+/* WFI with nothing enabled sleeps (few instructions retired) until an
+ * interrupt line is raised; the interrupt is then taken. */
+static void test_wfi_sleeps_until_interrupt(void **state)
+{
+	struct rt *t = rt_create();
+	struct rv_hart_stats st;
+	uint32_t p[64];
+	unsigned int n = prologue(p);
+
+	p[n++] = addi(T0, ZERO, 8);
+	p[n++] = csrrw(ZERO, CSR_MIE, T0);              /* MSIE */
+	p[n++] = csrrs(ZERO, CSR_MSTATUS, T0);          /* MIE */
+	p[n++] = addi(T2, ZERO, 1);
+	p[n++] = sd(T2, S1, 8);
+	p[n++] = WFI;
+	p[n++] = jal(ZERO, -4);
+	rt_load(t, 0, p, n);
+	load_trap_handler(t);
+	rt_start(t, 1);
+	rt_wait(t, DATA + 8, v == 1);
+	sleep_ms(50);
+	/* Still asleep: no interrupt taken. */
+	assert_int_equal(rt_read(t, DATA + 16), 0);
+	rv_hart_set_irq(t->harts[0], RV_IRQ_MSI, true);
+	rt_wait(t, DATA + 16, v == 0x7ad);
+	assert_int_equal(rt_read(t, DATA + 24), (1ULL << 63) | RV_IRQ_MSI);
+	rv_hart_set_irq(t->harts[0], RV_IRQ_MSI, false);
+	assert_int_equal(vcpu_stop(rv_hart_vcpu(t->harts[0])), 0);
+	rv_hart_get_stats(t->harts[0], &st);
+	assert_true(st.wfi_sleeps >= 1);
+	assert_true(st.interrupts == 1);
+	t->stopped[0] = true;
+	rt_destroy(t);
+}
+
+/* A stop request wakes a hart in WFI with no timer armed (it would sleep
+ * for ever otherwise). */
+struct stopper { struct vcpu *v; atomic_bool done; int ret; };
+static void *stop_thread(void *arg)
+{
+	struct stopper *s = arg;
+
+	s->ret = vcpu_stop(s->v);
+	atomic_store(&s->done, true);
+	return NULL;
+}
+static void test_stop_wakes_wfi(void **state)
+{
+	struct rt *t = rt_create();
+	struct stopper st = { 0 };
+	uint32_t p[64];
+	unsigned int n = prologue(p);
+	uint64_t end;
+	pthread_t th;
+
+	p[n++] = addi(T2, ZERO, 1);
+	p[n++] = sd(T2, S1, 8);
+	p[n++] = WFI;
+	p[n++] = jal(ZERO, -4);
+	rt_load(t, 0, p, n);
+	load_trap_handler(t);
+	rt_start(t, 1);
+	rt_wait(t, DATA + 8, v == 1);
+	sleep_ms(20);
+	st.v = rv_hart_vcpu(t->harts[0]);
+	assert_int_equal(pthread_create(&th, NULL, stop_thread, &st), 0);
+	end = ms_now() + WAIT_MS;
+	while (!atomic_load(&st.done)) {
+		if (ms_now() > end)
+			fail_msg("vcpu_stop did not wake the hart sleeping in WFI");
+		sleep_ms(1);
+	}
+	pthread_join(th, NULL);
+	assert_int_equal(st.ret, 0);
+	t->stopped[0] = true;
+	rt_destroy(t);
+}
+
+/* Two harts: amoadd on one word, LR/SC increments on another; both
+ * totals exact. */
+static void test_amo_and_lrsc_between_harts(void **state)
+{
+	struct rt *t = rt_create();
+	uint32_t p[64];
+	unsigned int n = prologue(p);
+
+	p[n++] = addi(T1, ZERO, 1);
+	p[n++] = addi(T2, ZERO, 2000);
+	p[n++] = slli(T2, T2, 3);                       /* 16000 iterations */
+	p[n++] = addi(S3, S1, 8);
+	/* loop: */
+	p[n++] = amoadd_d(ZERO, S1, T1);
+	p[n++] = lr_d(T3_REG, S3);                      /* retry: */
+	p[n++] = addi(T3_REG, T3_REG, 1);
+	p[n++] = sc_d(T4_REG, S3, T3_REG);
+	p[n++] = bne(T4_REG, ZERO, -12);
+	p[n++] = addi(T2, T2, -1);
+	p[n++] = bne(T2, ZERO, -24);
+	p[n++] = addi(S4, S1, 32);
+	p[n++] = amoadd_d(ZERO, S4, T1);
+	p[n++] = jal(ZERO, 0);
+	rt_load(t, 0, p, n);
+	load_trap_handler(t);
+	rt_start(t, 2);
+	rt_wait(t, DATA + 32, v == 2);
+	assert_int_equal(rt_read(t, DATA), 32000);
+	assert_int_equal(rt_read(t, DATA + 8), 32000);
+	assert_int_equal(rt_read(t, DATA + 16), 0);
+	rt_destroy(t);
+}
+
+/* A hart rewrites an instruction of a function it has run, executes
+ * fence.i, and runs the new instruction. */
+static void test_fence_i_runs_rewritten_code(void **state)
+{
+	struct rt *t = rt_create();
+	uint32_t p[64], f[] = { addi(A0, ZERO, 1), jalr(ZERO, RA, 0) };
+	uint64_t patch = addi(A0, ZERO, 2);
+	unsigned int n = prologue(p);
+
+	n += emit_base(p + n, S2, FUNC);
+	p[n++] = jalr(RA, S2, 0);
+	p[n++] = sd(A0, S1, 0);
+	p[n++] = ld(T0, S1, 40);
+	p[n++] = sw(T0, S2, 0);
+	p[n++] = FENCE_I;
+	p[n++] = jalr(RA, S2, 0);
+	p[n++] = sd(A0, S1, 8);
+	p[n++] = jal(ZERO, 0);
+	rt_load(t, 0, p, n);
+	rt_load(t, FUNC, f, ARRAY_SIZE(f));
+	load_trap_handler(t);
+	assert_int_equal(vmm_write_guest(t->vmm, RAM_BASE + DATA + 40, &patch, 8), 0);
+	rt_start(t, 1);
+	rt_wait(t, DATA + 8, v != 0);
+	assert_int_equal(rt_read(t, DATA), 1);
+	assert_int_equal(rt_read(t, DATA + 8), 2);
+	rt_destroy(t);
+}
+
+/* Bad configurations are refused. */
+static void test_create_refuses_bad_config(void **state)
+{
+	struct host_config hc = { .ram_bytes = 16ULL << 20 };
+	struct kvm_config rseq = { .kick = KVM_KICK_RSEQ };
+	struct rv_clock clk;
+	struct rv_hart_config c = { .priv = RV_PRV_M, .clock = &clk };
+	struct rv_hart *h;
+	struct host *host;
+	struct vmm *vmm;
+	struct vcpu *v;
+
+	rv_clock_init(&clk, 10000000);
+	assert_int_equal(host_create(&hc, &host), 0);
+	if (kvm_rseq_available() && vmm_create(host, &rseq, &vmm) == 0) {
+		assert_int_equal(vmm_create_vcpu(vmm, 0, &v), 0);
+		assert_int_equal(rv_hart_create(v, &c, &h), -EOPNOTSUPP);
+		vmm_destroy(vmm);
+	}
+	struct kvm_config wait = { .kick = KVM_KICK_WAIT };
+
+	assert_int_equal(vmm_create(host, &wait, &vmm), 0);
+	assert_int_equal(vmm_create_vcpu(vmm, 0, &v), 0);
+	assert_int_equal(rv_hart_create(v, NULL, &h), -EINVAL);
+	c.clock = NULL;
+	assert_int_equal(rv_hart_create(v, &c, &h), -EINVAL);
+	c.clock = &clk;
+	c.priv = 2;
+	assert_int_equal(rv_hart_create(v, &c, &h), -EINVAL);
+	c.priv = RV_PRV_M;
+	assert_int_equal(rv_hart_create(v, &c, &h), 0);
+	assert_int_equal(rv_hart_create(v, &c, &h), -EINVAL);   /* already a hart */
+	rv_hart_destroy(h);
+	vmm_destroy(vmm);
+	assert_int_equal(host_destroy(host), 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_code_dropped_by_host_is_not_run),
+		cmocka_unit_test(test_data_dropped_by_host_reads_new_page),
+		cmocka_unit_test(test_invalidation_ends_while_hart_spins),
+		cmocka_unit_test(test_wfi_sleeps_until_interrupt),
+		cmocka_unit_test(test_stop_wakes_wfi),
+		cmocka_unit_test(test_amo_and_lrsc_between_harts),
+		cmocka_unit_test(test_fence_i_runs_rewritten_code),
+		cmocka_unit_test(test_create_refuses_bad_config),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
