@@ -184,10 +184,6 @@ static void access_faults(void)
 		CHECK_EQ(trap_last()->epc, a);
 		(void)r;
 	}
-	/* beyond the end of RAM (128 MiB) */
-	uint64_t end = 0x80000000UL + (128UL << 20) + 0x1000, r;
-	CHECK_TRAP(CAUSE_LOAD_ACCESS, r = LOAD("ld", end));
-	(void)r;
 }
 
 static void counters(void)
