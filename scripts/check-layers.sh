@@ -49,8 +49,8 @@ header_layer() {
 	types.h|config.h) echo base ;;
 	host.h|mmu_notifier.h|pgtable.h) echo host ;;
 	kvm.h) echo kvm ;;
-	cpu.h|cpu_rseq.h) echo cpu ;;
-	vmm.h) echo vmm ;;
+	cpu.h|cpu_rseq.h|riscv.h) echo cpu ;;
+	vmm.h|virt.h) echo vmm ;;
 	workload.h) echo workload ;;
 	*) echo unknown ;;
 	esac
