@@ -46,6 +46,13 @@ struct virt_config {
 	int console_in;                 /* UART input fd; -1: none */
 	int console_out;                /* UART output fd; -1: discard */
 	bool console_escape;            /* Ctrl-A x on console_in powers off */
+	/* Host churn under the running guest, every churn_interval_ms (0:
+	 * off), alternately: fork the VMM's mm and drop the child a moment
+	 * later (guest writes break COW), or reclaim a batch of pages
+	 * (swap-out when the host has swap). Nothing that may change or
+	 * refuse the guest's accesses (no DONTNEED, no mprotect: a real
+	 * guest would see zeroes or access faults). */
+	unsigned int churn_interval_ms;
 	struct kvm_config kvm;          /* kick is forced to KVM_KICK_WAIT */
 };
 
@@ -101,6 +108,7 @@ struct virt_stats {
 	uint64_t mmio_exits;            /* dispatched to a device */
 	uint64_t uart_tx, uart_rx;      /* bytes */
 	uint64_t blk_reads, blk_writes, blk_flushes;
+	uint64_t churn_ops;
 	uint64_t run_ns;                /* since virt_start (to the exit, if any) */
 };
 void virt_get_stats(struct virt *vm, struct virt_stats *st);

@@ -71,6 +71,11 @@ struct virt {
 	pthread_t htif_thread;
 	bool htif_started;
 
+	/* host churn */
+	pthread_t churn_thread;
+	bool churn_started;
+	_Atomic uint64_t churn_ops;
+
 	/* the end of a run */
 	pthread_mutex_t exit_lock;
 	pthread_cond_t exit_cond;
@@ -169,7 +174,8 @@ void virt_request_exit(struct virt *vm, enum virt_exit why, int status)
 		vm->exit_status = status;
 		vm->end_ns = clock_now_ns();
 		for (unsigned int i = 0; i < vm->nr_harts; i++)
-			vcpu_request_stop(vm->harts[i].vcpu);
+			if (vm->harts[i].vcpu)
+				vcpu_request_stop(vm->harts[i].vcpu);
 		pthread_cond_broadcast(&vm->exit_cond);
 	}
 	pthread_mutex_unlock(&vm->exit_lock);
@@ -270,6 +276,50 @@ static void *htif_poller(void *arg)
 		 * device: nothing here can serve it. */
 		virt_request_exit(vm, VIRT_EXIT_HTIF_ERROR, 1);
 		break;
+	}
+	return NULL;
+}
+
+/* ---- host churn ---------------------------------------------------------- */
+
+#define CHURN_RECLAIM_PAGES 256
+#define CHURN_CHILD_NS      (2 * NSEC_PER_MSEC)
+
+/* Sleep ns unless the run ends first; returns whether it still runs. */
+static bool virt_sleep_running(struct virt *vm, uint64_t ns)
+{
+	struct timespec ts;
+	bool running;
+
+	clock_deadline(CLOCK_MONOTONIC, &ts, ns);
+	pthread_mutex_lock(&vm->exit_lock);
+	while (vm->exit_reason == VIRT_RUNNING &&
+	       pthread_cond_timedwait(&vm->exit_cond, &vm->exit_lock, &ts) != ETIMEDOUT)
+		;
+	running = vm->exit_reason == VIRT_RUNNING;
+	pthread_mutex_unlock(&vm->exit_lock);
+	return running;
+}
+
+static void *churn_thread(void *arg)
+{
+	struct virt *vm = arg;
+	uint64_t n = 0;
+
+	while (virt_sleep_running(vm, vm->cfg.churn_interval_ms * NSEC_PER_MSEC)) {
+		if (n++ % 2 == 0) {
+			struct mm *child;
+
+			/* The fork write-protects every guest page in the parent:
+			 * the harts' next writes fault and break COW. */
+			if (!mm_fork(vmm_mm(vm->vmm), &child)) {
+				virt_sleep_running(vm, CHURN_CHILD_NS);
+				mmput(child);
+			}
+		} else {
+			host_reclaim(vm->host, CHURN_RECLAIM_PAGES);
+		}
+		atomic_fetch_add(&vm->churn_ops, 1);
 	}
 	return NULL;
 }
@@ -555,6 +605,12 @@ int virt_start(struct virt *vm)
 			return ret;
 		vm->htif_started = true;
 	}
+	if (vm->cfg.churn_interval_ms) {
+		ret = -pthread_create(&vm->churn_thread, NULL, churn_thread, vm);
+		if (ret)
+			return ret;
+		vm->churn_started = true;
+	}
 	for (unsigned int i = 0; i < vm->nr_harts; i++) {
 		ret = vcpu_run(vm->harts[i].vcpu, virt_hart_fn, &vm->harts[i]);
 		if (ret) {
@@ -594,6 +650,10 @@ void virt_stop(struct virt *vm)
 	if (vm->htif_started) {
 		pthread_join(vm->htif_thread, NULL);
 		vm->htif_started = false;
+	}
+	if (vm->churn_started) {
+		pthread_join(vm->churn_thread, NULL);
+		vm->churn_started = false;
 	}
 }
 
@@ -658,6 +718,7 @@ void virt_get_stats(struct virt *vm, struct virt_stats *st)
 	st->blk_reads = bs.reads;
 	st->blk_writes = bs.writes;
 	st->blk_flushes = bs.flushes;
+	st->churn_ops = atomic_load(&vm->churn_ops);
 	pthread_mutex_lock(&vm->exit_lock);
 	end = vm->exit_reason == VIRT_RUNNING ? clock_now_ns() : vm->end_ns;
 	pthread_mutex_unlock(&vm->exit_lock);
