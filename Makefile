@@ -22,7 +22,7 @@ CFLAGS_debug   := -O1 -g -DTANDEM_DEBUG -fno-omit-frame-pointer
 CFLAGS_asan    := -O1 -g -DTANDEM_DEBUG -fno-omit-frame-pointer \
 	-fsanitize=address,undefined -fno-sanitize-recover=undefined
 CFLAGS_tsan    := -O1 -g -DTANDEM_DEBUG -fno-omit-frame-pointer -fsanitize=thread
-LDLIBS  := -lurcu-memb -lurcu-common -lpthread -lm
+LDLIBS  := -lurcu-memb -lurcu-common -lfdt -lpthread -lm
 TEST_LDLIBS := -lcmocka
 
 # The library's layers, bottom to top (DESIGN.md; scripts/check-layers.sh).

@@ -57,9 +57,11 @@ void cli_getopt_error(const char *cmd, int c, char **argv);
 int cmd_host_demo(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_run(int argc, char **argv);
+int cmd_boot(int argc, char **argv);
 void host_demo_usage(FILE *f);
 void bench_usage(FILE *f);
 void run_usage(FILE *f);
+void boot_usage(FILE *f);
 
 /* --- benchmarks (bench.c runs them, bench/ holds them) ------------------ */
 

@@ -25,6 +25,8 @@ static const struct command commands[] = {
 	  cmd_run, run_usage },
 	{ "host-demo", "exercise the primary MMU from several threads and verify it",
 	  cmd_host_demo, host_demo_usage },
+	{ "boot", "boot a RISC-V VM on a QEMU-virt-like machine (OpenSBI, U-Boot)",
+	  cmd_boot, boot_usage },
 	{ "bench", "micro-benchmarks beside native baselines (tandem bench host)",
 	  cmd_bench, bench_usage },
 	{ "help", "this text, or a command's options (tandem help <command>)",

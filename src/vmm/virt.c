@@ -1,0 +1,726 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * virt.c - the virt machine (virt.h): RAM and ROM as memslots, the
+ * devices of virt_dev.h on the MMIO bus, images and the device tree in
+ * RAM, one RISC-V hart per vCPU thread, and how a run ends.
+ *
+ * Lifecycle: virt_create builds everything with the harts not running;
+ * virt_start starts the UART's reader, the HTIF poller and the harts;
+ * virt_wait sleeps until the run ends; virt_stop joins every thread;
+ * virt_destroy frees in reverse order (harts, then the devices whose
+ * lines reach them, then the VMM).
+ *
+ * Ending a run (virt_request_exit) may happen on a hart's thread (the
+ * test device), the HTIF poller, the UART reader (Ctrl-A x) or a thread
+ * outside: it records the first reason and status under exit_lock, asks
+ * every hart to stop (vcpu_request_stop: no join, safe on a hart's own
+ * thread, wakes a hart in WFI) and wakes virt_wait. Later requests keep
+ * the first reason.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "tandem/virt.h"
+#include "tandem/riscv.h"
+#include "vmm/virt_dev.h"
+#include "base/clock.h"
+#include "base/compiler.h"
+
+#define VIRT_ROM_SLOT        1
+#define VIRT_RAM_SLOT        0
+#define VIRT_FDT_MAX         (64u << 10)
+#define VIRT_FDT_ALIGN       (2ULL << 20)
+#define VIRT_DYNINFO_ADDR    (VIRT_ROM_BASE + 0x40)
+#define FW_DYNAMIC_MAGIC     0x4942534fULL      /* "OSBI" */
+#define FW_DYNAMIC_VERSION   2
+#define FW_DYNAMIC_NEXT_S    1
+#define HTIF_POLL_NS         (200 * NSEC_PER_USEC)
+
+struct virt;
+
+struct virt_hart {
+	struct virt *vm;
+	struct vcpu *vcpu;
+	struct rv_hart *hart;
+	int ret;
+};
+
+struct virt {
+	struct host *host;
+	struct vmm *vmm;
+	struct virt_config cfg;
+	struct rv_clock clock;
+	struct virt_irq_sink sink;
+	struct plic *plic;
+	struct clint clint;
+	struct uart *uart;
+	struct virtio_mmio *virtio[VIRT_VIRTIO_COUNT];
+	struct virt_hart harts[KVM_MAX_VCPUS];
+	unsigned int nr_harts;
+	struct virt_image bios, kernel;
+	bool has_bios, has_kernel;
+	uint64_t dtb_addr;
+
+	/* HTIF */
+	bool htif;
+	uint64_t tohost, fromhost;
+	pthread_t htif_thread;
+	bool htif_started;
+
+	/* host churn */
+	pthread_t churn_thread;
+	bool churn_started;
+	_Atomic uint64_t churn_ops;
+
+	/* the end of a run */
+	pthread_mutex_t exit_lock;
+	pthread_cond_t exit_cond;
+	enum virt_exit exit_reason;     /* VIRT_RUNNING until the first request */
+	int exit_status;
+	bool started, stopped;
+	uint64_t start_ns, end_ns;
+};
+
+static int virt_err(char *err, size_t errlen, int ret, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+static int virt_err(char *err, size_t errlen, int ret, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err && errlen) {
+		va_start(ap, fmt);
+		vsnprintf(err, errlen, fmt, ap);
+		va_end(ap);
+	}
+	return ret;
+}
+
+void virt_config_default(struct virt_config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->ram_size = VIRT_RAM_DEFAULT;
+	cfg->smp = 1;
+	cfg->console_in = -1;
+	cfg->console_out = -1;
+	cfg->kvm.kick = KVM_KICK_WAIT;
+}
+
+const char *virt_exit_name(enum virt_exit why)
+{
+	static const char *const names[] = {
+		[VIRT_RUNNING] = "running",
+		[VIRT_EXIT_POWEROFF] = "power-off",
+		[VIRT_EXIT_FAIL] = "test device failure",
+		[VIRT_EXIT_RESET] = "reset (not supported: the machine stopped)",
+		[VIRT_EXIT_HTIF] = "HTIF exit",
+		[VIRT_EXIT_HART_ERROR] = "a hart failed",
+		[VIRT_EXIT_HTIF_ERROR] = "unsupported HTIF request",
+		[VIRT_EXIT_USER] = "stopped by the user",
+	};
+
+	return (unsigned int)why < ARRAY_SIZE(names) ? names[why] : "?";
+}
+
+/* ---- the harts' interrupt lines ------------------------------------------ */
+
+static void sink_set_irq(void *opaque, unsigned int h, unsigned int irq, bool level)
+{
+	struct virt *vm = opaque;
+
+	if (h < vm->nr_harts && vm->harts[h].hart)
+		rv_hart_set_irq(vm->harts[h].hart, irq, level);
+}
+
+static void sink_set_mtimecmp(void *opaque, unsigned int h, uint64_t ticks)
+{
+	struct virt *vm = opaque;
+
+	if (h < vm->nr_harts && vm->harts[h].hart)
+		rv_hart_set_mtimecmp(vm->harts[h].hart, ticks);
+}
+
+static uint64_t sink_get_mtimecmp(void *opaque, unsigned int h)
+{
+	struct virt *vm = opaque;
+
+	return h < vm->nr_harts && vm->harts[h].hart ? rv_hart_get_mtimecmp(vm->harts[h].hart)
+						     : 0;
+}
+
+static uint64_t sink_read_time(void *opaque)
+{
+	struct virt *vm = opaque;
+
+	return rv_clock_read(&vm->clock);
+}
+
+static void plic_line(void *arg, unsigned int src, bool level)
+{
+	plic_set_level(arg, src, level);
+}
+
+/* ---- ending a run -------------------------------------------------------- */
+
+void virt_request_exit(struct virt *vm, enum virt_exit why, int status)
+{
+	pthread_mutex_lock(&vm->exit_lock);
+	if (vm->exit_reason == VIRT_RUNNING) {
+		vm->exit_reason = why;
+		vm->exit_status = status;
+		vm->end_ns = clock_now_ns();
+		for (unsigned int i = 0; i < vm->nr_harts; i++)
+			if (vm->harts[i].vcpu)
+				vcpu_request_stop(vm->harts[i].vcpu);
+		pthread_cond_broadcast(&vm->exit_cond);
+	}
+	pthread_mutex_unlock(&vm->exit_lock);
+}
+
+enum virt_exit virt_exit_reason(struct virt *vm)
+{
+	enum virt_exit r;
+
+	pthread_mutex_lock(&vm->exit_lock);
+	r = vm->exit_reason;
+	pthread_mutex_unlock(&vm->exit_lock);
+	return r;
+}
+
+static void uart_quit(void *arg)
+{
+	virt_request_exit(arg, VIRT_EXIT_USER, 0);
+}
+
+/* The SiFive test device ("sifive,test0"): a 32-bit write at offset 0. */
+#define TEST_FAIL    0x3333
+#define TEST_PASS    0x5555
+#define TEST_RESET   0x7777
+
+static void test_mmio(void *opaque, struct vcpu *vcpu, gpa_t gpa, unsigned int size,
+		      bool write, uint64_t *val)
+{
+	struct virt *vm = opaque;
+	uint32_t v;
+
+	if (!write) {
+		*val = 0;
+		return;
+	}
+	if (gpa != VIRT_TEST_BASE)
+		return;
+	v = (uint32_t)*val;
+	switch (v & 0xffff) {
+	case TEST_PASS:
+		virt_request_exit(vm, VIRT_EXIT_POWEROFF, 0);
+		break;
+	case TEST_FAIL:
+		virt_request_exit(vm, VIRT_EXIT_FAIL, (int)(v >> 16));
+		break;
+	case TEST_RESET:
+		virt_request_exit(vm, VIRT_EXIT_RESET, 0);
+		break;
+	default:
+		break;
+	}
+}
+
+/* ---- HTIF ------------------------------------------------------------------ */
+
+/*
+ * tohost: device (63:56), command (55:48), payload (47:0). Device 0 with
+ * payload bit 0 set: exit with payload >> 1 (0: pass). Device 1 command
+ * 1: putchar. Answered as Spike does: tohost cleared, then fromhost set.
+ */
+static void *htif_poller(void *arg)
+{
+	struct virt *vm = arg;
+
+	while (virt_exit_reason(vm) == VIRT_RUNNING) {
+		uint64_t tohost, resp, zero = 0;
+		unsigned int dev, cmd;
+		uint64_t payload;
+
+		if (vmm_read_guest(vm->vmm, vm->tohost, &tohost, 8) || !tohost) {
+			clock_sleep_ns(HTIF_POLL_NS);
+			continue;
+		}
+		dev = (unsigned int)(tohost >> 56);
+		cmd = (unsigned int)(tohost >> 48) & 0xff;
+		payload = tohost & ((1ULL << 48) - 1);
+		if (dev == 0 && cmd == 0 && (payload & 1)) {
+			virt_request_exit(vm, VIRT_EXIT_HTIF, (int)(payload >> 1));
+			break;
+		}
+		if (dev == 1 && cmd == 1) {
+			uint8_t c = (uint8_t)payload;
+
+			if (vm->cfg.console_out >= 0)
+				while (write(vm->cfg.console_out, &c, 1) < 0 && errno == EINTR)
+					;
+			resp = 1ULL << 56 | 1ULL << 48 | 1;
+			vmm_write_guest(vm->vmm, vm->tohost, &zero, 8);
+			vmm_write_guest(vm->vmm, vm->fromhost, &resp, 8);
+			continue;
+		}
+		if (dev == 1 && cmd == 0) {
+			/* getchar: no input through HTIF; just consume it. */
+			vmm_write_guest(vm->vmm, vm->tohost, &zero, 8);
+			continue;
+		}
+		/* A proxied syscall (dev 0, even payload: a pointer) or an unknown
+		 * device: nothing here can serve it. */
+		virt_request_exit(vm, VIRT_EXIT_HTIF_ERROR, 1);
+		break;
+	}
+	return NULL;
+}
+
+/* ---- host churn ---------------------------------------------------------- */
+
+#define CHURN_RECLAIM_PAGES 256
+#define CHURN_CHILD_NS      (2 * NSEC_PER_MSEC)
+
+/* Sleep ns unless the run ends first; returns whether it still runs. */
+static bool virt_sleep_running(struct virt *vm, uint64_t ns)
+{
+	struct timespec ts;
+	bool running;
+
+	clock_deadline(CLOCK_MONOTONIC, &ts, ns);
+	pthread_mutex_lock(&vm->exit_lock);
+	while (vm->exit_reason == VIRT_RUNNING &&
+	       pthread_cond_timedwait(&vm->exit_cond, &vm->exit_lock, &ts) != ETIMEDOUT)
+		;
+	running = vm->exit_reason == VIRT_RUNNING;
+	pthread_mutex_unlock(&vm->exit_lock);
+	return running;
+}
+
+static void *churn_thread(void *arg)
+{
+	struct virt *vm = arg;
+	uint64_t n = 0;
+
+	while (virt_sleep_running(vm, vm->cfg.churn_interval_ms * NSEC_PER_MSEC)) {
+		if (n++ % 2 == 0) {
+			struct mm *child;
+
+			/* The fork write-protects every guest page in the parent:
+			 * the harts' next writes fault and break COW. */
+			if (!mm_fork(vmm_mm(vm->vmm), &child)) {
+				virt_sleep_running(vm, CHURN_CHILD_NS);
+				mmput(child);
+			}
+		} else {
+			host_reclaim(vm->host, CHURN_RECLAIM_PAGES);
+		}
+		atomic_fetch_add(&vm->churn_ops, 1);
+	}
+	return NULL;
+}
+
+/* ---- harts ----------------------------------------------------------------- */
+
+static int virt_hart_fn(struct vcpu *v, void *arg)
+{
+	struct virt_hart *h = arg;
+
+	h->ret = rv_hart_main(v, h->hart);
+	if (h->ret < 0)
+		virt_request_exit(h->vm, VIRT_EXIT_HART_ERROR, 1);
+	return h->ret;
+}
+
+/* ---- building the machine ---------------------------------------------- */
+
+static int virt_add_devices(struct virt *vm, char *err, size_t errlen)
+{
+	struct uart_config uc = {
+		.in_fd = vm->cfg.console_in,
+		.out_fd = vm->cfg.console_out,
+		.irq_line = plic_line,
+		.irq = VIRT_UART_IRQ,
+		.escape = vm->cfg.console_escape,
+		.quit = uart_quit,
+		.quit_arg = vm,
+	};
+	int ret;
+
+	ret = plic_create(vm->nr_harts, &vm->sink, &vm->plic);
+	if (ret)
+		return virt_err(err, errlen, ret, "PLIC: %s", strerror(-ret));
+	uc.irq_arg = vm->plic;
+	clint_init(&vm->clint, vm->nr_harts, &vm->sink);
+	ret = uart_create(&uc, &vm->uart);
+	if (ret)
+		return virt_err(err, errlen, ret, "UART: %s", strerror(-ret));
+
+	for (unsigned int i = 0; i < VIRT_VIRTIO_COUNT; i++) {
+		int fd = -1;
+
+		if (i == 0 && vm->cfg.drive) {
+			fd = open(vm->cfg.drive, O_RDWR | O_CLOEXEC);
+			if (fd < 0) {
+				ret = -errno;
+				return virt_err(err, errlen, ret,
+						"--drive %s: cannot open it read-write: %s",
+						vm->cfg.drive, strerror(-ret));
+			}
+		}
+		ret = virtio_mmio_create(vm->vmm, fd, false, plic_line, vm->plic,
+					 VIRT_VIRTIO_IRQ + i, &vm->virtio[i]);
+		if (ret) {
+			if (fd >= 0)
+				close(fd);
+			return virt_err(err, errlen, ret, "virtio-mmio %u: %s", i, strerror(-ret));
+		}
+	}
+
+	ret = vmm_add_mmio(vm->vmm, VIRT_TEST_BASE, VIRT_TEST_SIZE, test_mmio, vm);
+	if (!ret)
+		ret = vmm_add_mmio(vm->vmm, VIRT_CLINT_BASE, VIRT_CLINT_SIZE, clint_mmio,
+				   &vm->clint);
+	if (!ret)
+		ret = vmm_add_mmio(vm->vmm, VIRT_PLIC_BASE, VIRT_PLIC_SIZE, plic_mmio, vm->plic);
+	if (!ret)
+		ret = vmm_add_mmio(vm->vmm, VIRT_UART_BASE, VIRT_UART_SIZE, uart_mmio, vm->uart);
+	for (unsigned int i = 0; i < VIRT_VIRTIO_COUNT && !ret; i++)
+		ret = vmm_add_mmio(vm->vmm, VIRT_VIRTIO_BASE + i * VIRT_VIRTIO_SIZE,
+				   VIRT_VIRTIO_SIZE, virtio_mmio, vm->virtio[i]);
+	if (ret)
+		return virt_err(err, errlen, ret, "MMIO map: %s", strerror(-ret));
+	return 0;
+}
+
+/* The device tree near the top of RAM (below 3 GiB), 2 MiB aligned, as
+ * QEMU places it; the rest of RAM after it is OpenSBI's to grow it into. */
+static int virt_add_fdt(struct virt *vm, char *err, size_t errlen)
+{
+	struct virt_fdt_config fc = {
+		.nr_harts = vm->nr_harts,
+		.ram_base = VIRT_RAM_BASE,
+		.ram_size = vm->cfg.ram_size,
+		.bootargs = vm->cfg.bootargs,
+		.bootdelay = vm->cfg.bootdelay,
+		.nr_virtio = VIRT_VIRTIO_COUNT,
+	};
+	uint64_t top = MIN(VIRT_RAM_BASE + vm->cfg.ram_size, 3ULL << 30);
+	void *buf = malloc(VIRT_FDT_MAX);
+	int size, ret;
+
+	if (!buf)
+		return virt_err(err, errlen, -ENOMEM, "device tree: out of memory");
+	size = virt_fdt_build(&fc, buf, VIRT_FDT_MAX);
+	if (size < 0) {
+		free(buf);
+		return virt_err(err, errlen, size, "device tree: %s", strerror(-size));
+	}
+	vm->dtb_addr = (top - (uint64_t)size) & ~(VIRT_FDT_ALIGN - 1);
+	ret = vmm_write_guest(vm->vmm, vm->dtb_addr, buf, (uint64_t)size);
+	free(buf);
+	if (ret)
+		return virt_err(err, errlen, ret, "device tree: writing guest RAM: %s",
+				strerror(-ret));
+	return 0;
+}
+
+static int virt_load(struct virt *vm, char *err, size_t errlen)
+{
+	struct virt_region taken[3];
+	unsigned int nr = 0;
+	uint64_t ram_end = VIRT_RAM_BASE + vm->cfg.ram_size;
+	int ret;
+
+	taken[nr++] = (struct virt_region){ vm->dtb_addr, ram_end, "the device tree" };
+	if (vm->cfg.bios) {
+		ret = virt_load_image(vm->vmm, vm->cfg.bios, VIRT_RAM_BASE, VIRT_RAM_BASE,
+				      vm->cfg.ram_size, taken, nr, &vm->bios, err, errlen);
+		if (ret)
+			return ret;
+		vm->has_bios = true;
+		taken[nr++] = (struct virt_region){ vm->bios.lo, vm->bios.hi, vm->cfg.bios };
+	}
+	if (vm->cfg.kernel) {
+		uint64_t raw = VIRT_RAM_BASE + (vm->cfg.bios ? VIRT_KERNEL_OFFSET : 0);
+
+		ret = virt_load_image(vm->vmm, vm->cfg.kernel, raw, VIRT_RAM_BASE,
+				      vm->cfg.ram_size, taken, nr, &vm->kernel, err, errlen);
+		if (ret)
+			return ret;
+		vm->has_kernel = true;
+	}
+	if (vm->has_kernel && vm->kernel.has_htif) {
+		vm->htif = true;
+		vm->tohost = vm->kernel.tohost;
+		vm->fromhost = vm->kernel.fromhost;
+	} else if (vm->has_bios && vm->bios.has_htif) {
+		vm->htif = true;
+		vm->tohost = vm->bios.tohost;
+		vm->fromhost = vm->bios.fromhost;
+	}
+	return 0;
+}
+
+/* OpenSBI's struct fw_dynamic_info (include/sbi/fw_dynamic.h), in ROM. */
+static int virt_add_rom(struct virt *vm, char *err, size_t errlen)
+{
+	uint64_t next = vm->has_kernel ? vm->kernel.entry : VIRT_RAM_BASE + VIRT_KERNEL_OFFSET;
+	uint64_t info[6] = { FW_DYNAMIC_MAGIC, FW_DYNAMIC_VERSION, next, FW_DYNAMIC_NEXT_S,
+			     0, 0 };
+	int ret;
+
+	ret = vmm_add_ram(vm->vmm, VIRT_ROM_SLOT, VIRT_ROM_BASE, VIRT_ROM_SIZE,
+			  KVM_MEM_READONLY);
+	if (!ret)
+		ret = vmm_write_guest(vm->vmm, VIRT_DYNINFO_ADDR, info, sizeof(info));
+	if (ret)
+		return virt_err(err, errlen, ret, "ROM: %s", strerror(-ret));
+	return 0;
+}
+
+static int virt_add_harts(struct virt *vm, char *err, size_t errlen)
+{
+	uint64_t pc = vm->has_bios ? vm->bios.entry : vm->kernel.entry;
+
+	for (unsigned int i = 0; i < vm->nr_harts; i++) {
+		struct virt_hart *h = &vm->harts[i];
+		struct rv_hart_config hc = {
+			.hartid = i,
+			.reset_pc = pc,
+			.a0 = i,
+			.a1 = vm->dtb_addr,
+			.a2 = VIRT_DYNINFO_ADDR,
+			.priv = RV_PRV_M,
+			.clock = &vm->clock,
+		};
+		int ret;
+
+		h->vm = vm;
+		ret = vmm_create_vcpu(vm->vmm, (int)i, &h->vcpu);
+		if (ret)
+			return virt_err(err, errlen, ret, "vCPU %u: %s", i, strerror(-ret));
+		ret = rv_hart_create(h->vcpu, &hc, &h->hart);
+		if (ret)
+			return virt_err(err, errlen, ret, "hart %u: %s", i, strerror(-ret));
+	}
+	return 0;
+}
+
+int virt_create(struct host *host, const struct virt_config *cfg, struct virt **out,
+		char *err, size_t errlen)
+{
+	struct kvm_config kc;
+	pthread_condattr_t ca;
+	struct virt *vm;
+	int ret;
+
+	if (err && errlen)
+		err[0] = '\0';
+	if (!host || !cfg || !out)
+		return virt_err(err, errlen, -EINVAL, "bad arguments");
+	if (cfg->ram_size < VIRT_RAM_MIN || cfg->ram_size > VIRT_RAM_MAX ||
+	    cfg->ram_size % VIRT_FDT_ALIGN)
+		return virt_err(err, errlen, -EINVAL,
+				"guest RAM of %llu bytes: must be a multiple of 2 MiB from "
+				"%llu MiB to %llu MiB",
+				(unsigned long long)cfg->ram_size,
+				(unsigned long long)(VIRT_RAM_MIN >> 20),
+				(unsigned long long)(VIRT_RAM_MAX >> 20));
+	if (!cfg->smp || cfg->smp > KVM_MAX_VCPUS)
+		return virt_err(err, errlen, -EINVAL, "%u harts: must be 1 to %u", cfg->smp,
+				KVM_MAX_VCPUS);
+	if (!cfg->bios && !cfg->kernel)
+		return virt_err(err, errlen, -EINVAL,
+				"nothing to run: without a bios (--bios none) a kernel is needed");
+
+	vm = calloc(1, sizeof(*vm));
+	if (!vm)
+		return virt_err(err, errlen, -ENOMEM, "out of memory");
+	vm->host = host;
+	vm->cfg = *cfg;
+	vm->nr_harts = cfg->smp;
+	pthread_mutex_init(&vm->exit_lock, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&vm->exit_cond, &ca);
+	pthread_condattr_destroy(&ca);
+	rv_clock_init(&vm->clock, VIRT_TIMEBASE_HZ);
+	vm->sink = (struct virt_irq_sink){
+		.set_irq = sink_set_irq,
+		.set_mtimecmp = sink_set_mtimecmp,
+		.get_mtimecmp = sink_get_mtimecmp,
+		.read_time = sink_read_time,
+		.opaque = vm,
+	};
+
+	kc = cfg->kvm;
+	kc.kick = KVM_KICK_WAIT;        /* harts refuse RSEQ (riscv.h) */
+	ret = vmm_create(host, &kc, &vm->vmm);
+	if (ret) {
+		virt_err(err, errlen, ret, "VM: %s", strerror(-ret));
+		goto fail;
+	}
+	ret = vmm_add_ram(vm->vmm, VIRT_RAM_SLOT, VIRT_RAM_BASE, cfg->ram_size, 0);
+	if (ret) {
+		virt_err(err, errlen, ret, "guest RAM: %s", strerror(-ret));
+		goto fail;
+	}
+	ret = virt_add_devices(vm, err, errlen);
+	if (!ret)
+		ret = virt_add_fdt(vm, err, errlen);
+	if (!ret)
+		ret = virt_load(vm, err, errlen);
+	if (!ret)
+		ret = virt_add_rom(vm, err, errlen);
+	if (!ret)
+		ret = virt_add_harts(vm, err, errlen);
+	if (ret)
+		goto fail;
+	*out = vm;
+	return 0;
+fail:
+	virt_destroy(vm);
+	return ret;
+}
+
+int virt_start(struct virt *vm)
+{
+	int ret;
+
+	if (vm->started)
+		return -EINVAL;
+	vm->started = true;
+	vm->start_ns = clock_now_ns();
+	ret = uart_start(vm->uart);
+	if (ret)
+		return ret;
+	if (vm->htif) {
+		ret = -pthread_create(&vm->htif_thread, NULL, htif_poller, vm);
+		if (ret)
+			return ret;
+		vm->htif_started = true;
+	}
+	if (vm->cfg.churn_interval_ms) {
+		ret = -pthread_create(&vm->churn_thread, NULL, churn_thread, vm);
+		if (ret)
+			return ret;
+		vm->churn_started = true;
+	}
+	for (unsigned int i = 0; i < vm->nr_harts; i++) {
+		ret = vcpu_run(vm->harts[i].vcpu, virt_hart_fn, &vm->harts[i]);
+		if (ret) {
+			virt_request_exit(vm, VIRT_EXIT_HART_ERROR, 1);
+			return ret;
+		}
+	}
+	return 0;
+}
+
+int virt_wait(struct virt *vm, uint64_t timeout_ns)
+{
+	struct timespec ts;
+	int ret = 0;
+
+	if (timeout_ns)
+		clock_deadline(CLOCK_MONOTONIC, &ts, timeout_ns);
+	pthread_mutex_lock(&vm->exit_lock);
+	while (vm->exit_reason == VIRT_RUNNING && ret != ETIMEDOUT)
+		ret = timeout_ns ? pthread_cond_timedwait(&vm->exit_cond, &vm->exit_lock, &ts)
+				 : pthread_cond_wait(&vm->exit_cond, &vm->exit_lock);
+	ret = vm->exit_reason == VIRT_RUNNING ? -ETIMEDOUT : vm->exit_status;
+	pthread_mutex_unlock(&vm->exit_lock);
+	return ret;
+}
+
+void virt_stop(struct virt *vm)
+{
+	if (!vm || vm->stopped)
+		return;
+	vm->stopped = true;
+	if (vm->started)
+		virt_request_exit(vm, VIRT_EXIT_USER, 0);       /* no-op if it ended */
+	for (unsigned int i = 0; i < vm->nr_harts; i++)
+		if (vm->harts[i].vcpu && vm->harts[i].vcpu->running)
+			vcpu_stop(vm->harts[i].vcpu);
+	if (vm->htif_started) {
+		pthread_join(vm->htif_thread, NULL);
+		vm->htif_started = false;
+	}
+	if (vm->churn_started) {
+		pthread_join(vm->churn_thread, NULL);
+		vm->churn_started = false;
+	}
+}
+
+void virt_destroy(struct virt *vm)
+{
+	if (!vm)
+		return;
+	virt_stop(vm);
+	/* The UART's reader drives the PLIC, which reaches the harts: stop it
+	 * before the harts go. */
+	if (vm->uart)
+		uart_destroy(vm->uart);
+	vm->uart = NULL;
+	for (unsigned int i = 0; i < vm->nr_harts; i++) {
+		if (vm->harts[i].hart)
+			rv_hart_destroy(vm->harts[i].hart);
+		vm->harts[i].hart = NULL;
+	}
+	for (unsigned int i = 0; i < VIRT_VIRTIO_COUNT; i++)
+		virtio_mmio_destroy(vm->virtio[i]);
+	plic_destroy(vm->plic);
+	if (vm->vmm)
+		vmm_destroy(vm->vmm);
+	pthread_cond_destroy(&vm->exit_cond);
+	pthread_mutex_destroy(&vm->exit_lock);
+	free(vm);
+}
+
+struct vmm *virt_vmm(struct virt *vm)
+{
+	return vm->vmm;
+}
+
+uint64_t virt_dtb_addr(struct virt *vm)
+{
+	return vm->dtb_addr;
+}
+
+void virt_get_stats(struct virt *vm, struct virt_stats *st)
+{
+	struct vmm_stats vs;
+	struct virtio_blk_stats bs;
+	uint64_t end;
+
+	memset(st, 0, sizeof(*st));
+	for (unsigned int i = 0; i < vm->nr_harts; i++) {
+		struct rv_hart_stats hs;
+
+		if (!vm->harts[i].hart)
+			continue;
+		rv_hart_get_stats(vm->harts[i].hart, &hs);
+		st->instret += hs.instret;
+		st->exceptions += hs.exceptions;
+		st->interrupts += hs.interrupts;
+		st->wfi_sleeps += hs.wfi_sleeps;
+	}
+	vmm_get_stats(vm->vmm, &vs);
+	st->mmio_exits = vs.mmio_exits;
+	st->uart_tx = uart_tx_bytes(vm->uart);
+	st->uart_rx = uart_rx_bytes(vm->uart);
+	virtio_blk_get_stats(vm->virtio[0], &bs);
+	st->blk_reads = bs.reads;
+	st->blk_writes = bs.writes;
+	st->blk_flushes = bs.flushes;
+	st->churn_ops = atomic_load(&vm->churn_ops);
+	pthread_mutex_lock(&vm->exit_lock);
+	end = vm->exit_reason == VIRT_RUNNING ? clock_now_ns() : vm->end_ns;
+	pthread_mutex_unlock(&vm->exit_lock);
+	st->run_ns = vm->started ? end - vm->start_ns : 0;
+}
