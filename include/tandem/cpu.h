@@ -58,9 +58,11 @@ struct vcpu;
 
 /* Exit to the VMM for an access of size bytes (1, 2, 4 or 8; naturally
  * aligned) no slot backs (MMIO), or a write to a read-only slot. Reads
- * return *val (the low size bytes count). Called outside guest mode. */
-typedef void (*vcpu_mmio_fn)(struct vcpu *vcpu, gpa_t gpa, unsigned int size, bool write,
-			     uint64_t *val, void *arg);
+ * return *val (the low size bytes count). Called outside guest mode.
+ * Returns 0, or -EFAULT if nothing is there (an engine with access
+ * faults raises one; the C engine reads all-ones). */
+typedef int (*vcpu_mmio_fn)(struct vcpu *vcpu, gpa_t gpa, unsigned int size, bool write,
+			    uint64_t *val, void *arg);
 typedef int (*vcpu_guest_fn)(struct vcpu *vcpu, void *arg);
 
 struct vcpu_stats {

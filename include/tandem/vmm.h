@@ -73,8 +73,9 @@ int vmm_read_guest(struct vmm *vmm, gpa_t gpa, void *buf, uint64_t len);
  * (the range backs no RAM, or is read-only RAM and the access a write).
  * -EINVAL, -EEXIST for an overlapping device, -ENOSPC. */
 int vmm_add_mmio(struct vmm *vmm, gpa_t gpa, uint64_t len, vmm_mmio_fn fn, void *opaque);
-/* The handler for exits no device claims (default: reads all-ones,
- * writes are dropped). */
+/* The handler for exits no device claims (default: none: reads all-ones,
+ * writes are dropped, and the vCPU is told nothing is there, which a
+ * RISC-V hart raises as an access fault). */
 void vmm_set_mmio_default(struct vmm *vmm, vmm_mmio_fn fn, void *opaque);
 
 /* A vCPU whose exits go to this VMM's dispatch; destroyed by vmm_destroy.

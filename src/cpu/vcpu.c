@@ -155,7 +155,7 @@ int vcpu_access_slow(struct vcpu *v, gva_t gva, bool write, uint64_t *val)
 		if (r == RET_PF_MMIO) {
 			v->stat.mmio_exits++;
 			if (v->mmio_fn)
-				v->mmio_fn(v, gva, 8, write, val, v->mmio_arg);
+				(void)v->mmio_fn(v, gva, 8, write, val, v->mmio_arg);
 			else if (!write)
 				*val = ~0ULL;
 			return vcpu_enter_guest(v);

@@ -262,8 +262,8 @@ void vmm_set_mmio_default(struct vmm *vmm, vmm_mmio_fn fn, void *opaque)
 }
 
 /* Every vCPU's exit handler: to the device covering gpa, or the default. */
-static void vmm_mmio_dispatch(struct vcpu *vcpu, gpa_t gpa, unsigned int size, bool write,
-			      uint64_t *val, void *arg)
+static int vmm_mmio_dispatch(struct vcpu *vcpu, gpa_t gpa, unsigned int size, bool write,
+			     uint64_t *val, void *arg)
 {
 	struct vmm *vmm = arg;
 
@@ -273,14 +273,17 @@ static void vmm_mmio_dispatch(struct vcpu *vcpu, gpa_t gpa, unsigned int size, b
 		if (gpa >= m->gpa && gpa - m->gpa < m->len) {
 			atomic_fetch_add_explicit(&vmm->mmio_exits, 1, memory_order_relaxed);
 			m->fn(m->opaque, vcpu, gpa, size, write, val);
-			return;
+			return 0;
 		}
 	}
 	atomic_fetch_add_explicit(&vmm->mmio_defaults, 1, memory_order_relaxed);
-	if (vmm->mmio_default)
+	if (vmm->mmio_default) {
 		vmm->mmio_default(vmm->mmio_default_opaque, vcpu, gpa, size, write, val);
-	else if (!write)
+		return 0;
+	}
+	if (!write)
 		*val = size == 8 ? ~(uint64_t)0 : (1ULL << (size * 8)) - 1;
+	return -EFAULT;         /* nothing there: a bus error */
 }
 
 int vmm_create_vcpu(struct vmm *vmm, int id, struct vcpu **out)

@@ -28,7 +28,7 @@
 
 /* ---- the guest: a mailbox loop on the vCPU thread ---------------------- */
 
-static void guest_mmio(struct vcpu *v, gpa_t gpa, unsigned int size, bool write, uint64_t *val,
+static int guest_mmio(struct vcpu *v, gpa_t gpa, unsigned int size, bool write, uint64_t *val,
 		       void *arg)
 {
 	struct kt_guest *g = arg;
@@ -42,6 +42,7 @@ static void guest_mmio(struct vcpu *v, gpa_t gpa, unsigned int size, bool write,
 	else
 		*val = MMIO_VAL;
 	pthread_mutex_unlock(&g->lock);
+	return 0;
 }
 
 /* ---- the pause hook ---------------------------------------------------- */

@@ -108,20 +108,26 @@ static int gpa_to_host(struct rv_hart *h, gpa_t gpa, bool write, void **host)
 }
 
 /* An access to a device: leave guest mode for the VMM's handler. */
-static int rv_mmio(struct rv_hart *h, gpa_t gpa, unsigned int size, bool write, uint64_t *val)
+static int rv_mmio(struct rv_hart *h, uint64_t va, gpa_t gpa, unsigned int size, bool write,
+		   uint64_t *val)
 {
 	struct vcpu *v = h->v;
+
+	int r = -EFAULT, e;
 
 	kvm_vcpu_exit_guest_mode(&v->kvm_vcpu);
 	v->stat.mmio_exits++;
 	h->stat.mmio++;
 	if (v->mmio_fn)
-		v->mmio_fn(v, gpa, size, write, val, v->mmio_arg);
-	else if (!write)
-		*val = ~0ULL;
+		r = v->mmio_fn(v, gpa, size, write, val, v->mmio_arg);
 	if (!write && size < 8)
 		*val &= (1ULL << (size * 8)) - 1;
-	return rv_enter(h);
+	e = rv_enter(h);
+	if (e)
+		return e;
+	if (r)  /* no device: a bus error, raised as an access fault */
+		return exc(h, write ? EXC_STORE_ACCESS : EXC_LOAD_ACCESS, va);
+	return RV_OK;
 }
 
 /* Privilege the access is checked at. */
@@ -335,7 +341,7 @@ int rv_load_slow(struct rv_hart *h, uint64_t addr, unsigned int size, uint64_t *
 	if (r)
 		return r;
 	if (!host)
-		return rv_mmio(h, gpa, size, false, val);
+		return rv_mmio(h, addr, gpa, size, false, val);
 	*val = host_load(host, size);
 	return RV_OK;
 }
@@ -372,7 +378,7 @@ int rv_store_slow(struct rv_hart *h, uint64_t addr, unsigned int size, uint64_t 
 	if (r)
 		return r;
 	if (!host)
-		return rv_mmio(h, gpa, size, true, &val);
+		return rv_mmio(h, addr, gpa, size, true, &val);
 	host_store(host, size, val);
 	return RV_OK;
 }
