@@ -115,7 +115,14 @@ run: all
 bench: all
 	./build/release/tandem bench
 
-tests-build: deps $(TESTS_debug) $(TESTS_asan) $(TESTS_tsan) build/release/tandem $(EXAMPLES)
+tests-build: deps $(TESTS_debug) $(TESTS_asan) $(TESTS_tsan) build/release/tandem $(EXAMPLES) \
+	build/debug/tandem build/asan/tandem build/tsan/tandem rv-tests
+
+# The project's own RISC-V test programs (guests/rv-tests), built with
+# Debian's riscv64-unknown-elf-gcc; scripts/rv-tests.sh runs them.
+.PHONY: rv-tests
+rv-tests: deps
+	@$(MAKE) --no-print-directory -C guests/rv-tests O=$(CURDIR)/build/rv-tests >/dev/null
 
 test: tests-build
 	@scripts/run-tests.sh debug asan tsan

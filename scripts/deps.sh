@@ -13,6 +13,13 @@ have_pc cmocka || need+=(libcmocka-dev)
 [ -f /usr/include/libfdt.h ] || need+=(libfdt-dev)
 # dtc: the tests decompile the device tree.
 command -v dtc >/dev/null 2>&1 || need+=(device-tree-compiler)
+# The RISC-V guests: the project's own test programs are built with
+# Debian's bare-metal cross compiler; the real guests are Debian's OpenSBI
+# and U-Boot; the boot test makes its disk image with mkfs.ext4 -d.
+command -v riscv64-unknown-elf-gcc >/dev/null 2>&1 || need+=(gcc-riscv64-unknown-elf)
+[ -f /usr/lib/riscv64-linux-gnu/opensbi/generic/fw_jump.elf ] || need+=(opensbi)
+[ -f /usr/lib/u-boot/qemu-riscv64_smode/u-boot.bin ] || need+=(u-boot-qemu)
+command -v mkfs.ext4 >/dev/null 2>&1 || need+=(e2fsprogs)
 if [ ${#need[@]} -gt 0 ]; then
 	echo "deps: installing ${need[*]}"
 	export DEBIAN_FRONTEND=noninteractive

@@ -39,6 +39,13 @@ fi
 for e in build/examples/*; do
 	[ -x "$e" ] && check "example ${e##*/}" "$e"
 done
+# The project's own RISC-V programs on each variant's tandem boot: every
+# instruction class, traps, paging, AMOs on 2 and 4 harts, interrupts.
+for v in "$@"; do
+	[ -x "build/$v/tandem" ] && [ -d build/rv-tests ] &&
+		check "rv-tests ($v)" scripts/rv-tests.sh --dir build/rv-tests --timeout 120 \
+			--emu "build/$v/tandem boot --bios none" --smp-flag --smp --kernel-flag --kernel
+done
 for v in "$@"; do
 	for t in build/$v/tests/test_* build/$v/tests/*/test_* build/$v/tests/stress/stress_*; do
 		[ -x "$t" ] || continue
