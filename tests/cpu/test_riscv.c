@@ -48,6 +48,12 @@ static uint32_t add(int rd, int rs1, int rs2)
 {
 	return (uint32_t)rs2 << 20 | (uint32_t)rs1 << 15 | (uint32_t)rd << 7 | 0x33;
 }
+static uint32_t srli(int rd, int rs1, int sh) { return i_type(0x13, 5, rd, rs1, sh); }
+static uint32_t or_(int rd, int rs1, int rs2)
+{
+	return (uint32_t)rs2 << 20 | (uint32_t)rs1 << 15 | 6u << 12 | (uint32_t)rd << 7 | 0x33;
+}
+static uint32_t beq(int rs1, int rs2, int32_t off);
 static uint32_t sd(int rs2, int rs1, int32_t imm)
 {
 	return ((uint32_t)imm >> 5 & 0x7f) << 25 | (uint32_t)rs2 << 20 | (uint32_t)rs1 << 15 |
@@ -71,6 +77,14 @@ static uint32_t bne(int rs1, int rs2, int32_t off)
 
 	return (o >> 12 & 1) << 31 | (o >> 5 & 0x3f) << 25 | (uint32_t)rs2 << 20 |
 	       (uint32_t)rs1 << 15 | 1u << 12 | (o >> 1 & 0xf) << 8 | (o >> 11 & 1) << 7 | 0x63;
+}
+static uint32_t beq(int rs1, int rs2, int32_t off)
+{
+	return bne(rs1, rs2, off) & ~(7u << 12);
+}
+static uint32_t csrrc(int rd, unsigned int csr, int rs1)
+{
+	return csr << 20 | (uint32_t)rs1 << 15 | 3u << 12 | (uint32_t)rd << 7 | 0x73;
 }
 static uint32_t csrrw(int rd, unsigned int csr, int rs1)
 {
@@ -104,6 +118,7 @@ static uint32_t sc_d(int rd, int rs1, int rs2)
 #define CSR_MIE     0x304
 #define CSR_MSTATUS 0x300
 #define CSR_MHARTID 0xf14
+#define CSR_SATP    0x180
 
 /* reg = RAM_BASE + off (off < 2^31, a multiple of 4096 or small). */
 static unsigned int emit_base(uint32_t *p, int reg, uint32_t off)
@@ -486,6 +501,131 @@ static void test_fence_i_runs_rewritten_code(void **state)
 	rt_destroy(t);
 }
 
+/*
+ * A walk that crosses a host invalidation is done again. The hart loads
+ * through Sv39 (M mode with MPRV, MPP = S); the load's data page faults
+ * in the host, and while the fault is paused the host drops the guest's
+ * last-level page-table page. The translation the hart walked before the
+ * fault came from a frame the host has taken back: the hart must walk
+ * again (and find the new, empty table: a load page fault), not use it.
+ */
+struct pause { pthread_mutex_t m; pthread_cond_t c; bool armed, paused, release; };
+static void pause_hook(struct kvm_vcpu *v, enum vcpu_hook_point at, void *arg)
+{
+	struct pause *p = arg;
+
+	if (at != VCPU_HOOK_AFTER_GUP)
+		return;
+	pthread_mutex_lock(&p->m);
+	if (p->armed) {
+		p->armed = false;
+		p->paused = true;
+		pthread_cond_broadcast(&p->c);
+		while (!p->release)
+			pthread_cond_wait(&p->c, &p->m);
+	}
+	pthread_mutex_unlock(&p->m);
+}
+
+#define PT_ROOT 0x4000
+#define PT_L1   0x5000
+#define PT_L0   0x6000
+#define VA_BASE 0x40000000ULL   /* VPN2 1, VPN1 0: L0 maps VA_BASE + n * 4K */
+
+static void test_walk_redone_after_invalidation_during_fault(void **state)
+{
+	struct rt *t = rt_create();
+	struct pause pz = { .armed = false };
+	uint64_t pte, end;
+	uint32_t p[96];
+	unsigned int n = prologue(p);
+	int spin;
+
+	pthread_mutex_init(&pz.m, NULL);
+	pthread_cond_init(&pz.c, NULL);
+	/* Page tables: root[1] -> L1, L1[0] -> L0, L0[2] -> DATA, L0[7] -> 0x7000. */
+	pte = ((RAM_BASE + PT_L1) >> 12) << 10 | 1;
+	assert_int_equal(vmm_write_guest(t->vmm, RAM_BASE + PT_ROOT + 8, &pte, 8), 0);
+	pte = ((RAM_BASE + PT_L0) >> 12) << 10 | 1;
+	assert_int_equal(vmm_write_guest(t->vmm, RAM_BASE + PT_L1, &pte, 8), 0);
+	pte = ((RAM_BASE + DATA) >> 12) << 10 | 0xc7;  /* V R W A D */
+	assert_int_equal(vmm_write_guest(t->vmm, RAM_BASE + PT_L0 + 2 * 8, &pte, 8), 0);
+	pte = ((RAM_BASE + 0x7000) >> 12) << 10 | 0xc7;
+	assert_int_equal(vmm_write_guest(t->vmm, RAM_BASE + PT_L0 + 7 * 8, &pte, 8), 0);
+
+	/* satp = Sv39 | root ppn */
+	p[n++] = addi(T0, ZERO, 1);
+	p[n++] = slli(T0, T0, 63);
+	n += emit_base(p + n, T1, PT_ROOT);
+	p[n++] = srli(T1, T1, 12);
+	p[n++] = or_(T0, T0, T1);
+	p[n++] = csrrw(ZERO, CSR_SATP, T0);
+	/* s2 = VA of DATA (0x4000_2000), s3 = VA of page 7; t0 = MPRV | MPP=S */
+	p[n++] = addi(S2, ZERO, 1);
+	p[n++] = slli(S2, S2, 18);
+	p[n++] = addi(S3, S2, 7);
+	p[n++] = addi(S2, S2, 2);
+	p[n++] = slli(S2, S2, 12);
+	p[n++] = slli(S3, S3, 12);
+	p[n++] = addi(T0, ZERO, 1);
+	p[n++] = slli(T0, T0, 17);
+	p[n++] = addi(T1, ZERO, 1);
+	p[n++] = slli(T1, T1, 11);
+	p[n++] = or_(T0, T0, T1);
+	/* A first load through the tables (of DATA): faults them all in. */
+	p[n++] = csrrs(ZERO, CSR_MSTATUS, T0);
+	p[n++] = ld(T2, S2, 0);
+	p[n++] = csrrc(ZERO, CSR_MSTATUS, T0);
+	/* marker 1, then wait for go (DATA + 32) */
+	p[n++] = addi(T2, ZERO, 1);
+	p[n++] = sd(T2, S1, 8);
+	spin = (int)n;
+	p[n++] = ld(T3_REG, S1, 32);
+	p[n] = beq(T3_REG, ZERO, (spin - (int)n) * 4);
+	n++;
+	/* The load whose data page faults (and is paused). */
+	p[n++] = csrrs(ZERO, CSR_MSTATUS, T0);
+	p[n++] = ld(T2, S3, 0);
+	p[n++] = csrrc(ZERO, CSR_MSTATUS, T0);
+	p[n++] = addi(T2, ZERO, 2);                     /* no fault: marker 2 */
+	p[n++] = sd(T2, S1, 8);
+	p[n++] = jal(ZERO, 0);
+	assert_true(n * 4 < TRAP);
+	rt_load(t, 0, p, n);
+	load_trap_handler(t);
+	rt_start(t, 1);
+	kvm_vcpu_set_hook(&rv_hart_vcpu(t->harts[0])->kvm_vcpu, pause_hook, &pz);
+	rt_wait(t, DATA + 8, v == 1);
+	pthread_mutex_lock(&pz.m);
+	pz.armed = true;
+	pthread_mutex_unlock(&pz.m);
+	pte = 1;
+	assert_int_equal(vmm_write_guest(t->vmm, RAM_BASE + DATA + 32, &pte, 8), 0);
+	end = ms_now() + WAIT_MS;
+	pthread_mutex_lock(&pz.m);
+	while (!pz.paused) {
+		pthread_mutex_unlock(&pz.m);
+		if (ms_now() > end)
+			fail_msg("the hart never faulted on the data page");
+		sleep_ms(1);
+		pthread_mutex_lock(&pz.m);
+	}
+	pthread_mutex_unlock(&pz.m);
+	/* The hart is in the fault, outside guest mode: this does not wait. */
+	rt_dontneed(t, PT_L0);
+	pthread_mutex_lock(&pz.m);
+	pz.release = true;
+	pthread_cond_broadcast(&pz.c);
+	pthread_mutex_unlock(&pz.m);
+	rt_wait(t, DATA + 16, v == 0x7ad);
+	assert_int_equal(rt_read(t, DATA + 24), 13);   /* load page fault */
+	assert_int_equal(rt_read(t, DATA + 8), 1);     /* the load never completed */
+	kvm_vcpu_set_hook(&rv_hart_vcpu(t->harts[0])->kvm_vcpu, NULL, NULL);
+	rt_destroy(t);
+	pthread_cond_destroy(&pz.c);
+	pthread_mutex_destroy(&pz.m);
+}
+
 /* Bad configurations are refused. */
 static void test_create_refuses_bad_config(void **state)
 {
@@ -533,6 +673,7 @@ int main(void)
 		cmocka_unit_test(test_stop_wakes_wfi),
 		cmocka_unit_test(test_amo_and_lrsc_between_harts),
 		cmocka_unit_test(test_fence_i_runs_rewritten_code),
+		cmocka_unit_test(test_walk_redone_after_invalidation_during_fault),
 		cmocka_unit_test(test_create_refuses_bad_config),
 	};
 
