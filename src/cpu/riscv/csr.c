@@ -235,8 +235,10 @@ int rv_csr_op(struct rv_hart *h, unsigned int csr, uint64_t *old, bool write,
 	case CSR_SCAUSE: r = h->scause; if (write) h->scause = val; break;
 	case CSR_STVAL: r = h->stval; if (write) h->stval = val; break;
 	case CSR_STIMECMP:
-		if (!(h->menvcfg & MENVCFG_STCE) ||
-		    (h->priv == RV_PRV_S && !(h->mcounteren & 2)))
+		/* M may always reach it (OpenSBI probes it to detect Sstc);
+		 * S only with menvcfg.STCE and mcounteren.TM. */
+		if (h->priv < RV_PRV_M &&
+		    (!(h->menvcfg & MENVCFG_STCE) || !(h->mcounteren & 2)))
 			return RV_EXC;
 		r = h->stimecmp;
 		if (write) {
