@@ -27,8 +27,9 @@
 #include "rv_int.h"
 #include "kvm/kvm_host.h"
 
-#define RV_OPS(X) \
-	X(DECODE) X(PAGE_END) X(STRADDLE) X(ILLEGAL) \
+/* The ops whose handler ends by stepping to the next instruction (two
+ * copies: exec_ops.h), and the others. */
+#define RV_OPS_TWIN(X) \
 	X(LUI) X(AUIPC) X(JAL) X(JALR) \
 	X(BEQ) X(BNE) X(BLT) X(BGE) X(BLTU) X(BGEU) \
 	X(JAL_L) X(BEQ_L) X(BNE_L) X(BLT_L) X(BGE_L) X(BLTU_L) X(BGEU_L) \
@@ -39,15 +40,19 @@
 	X(ADDIW) X(SLLIW) X(SRLIW) X(SRAIW) X(ADDW) X(SUBW) X(SLLW) X(SRLW) X(SRAW) \
 	X(MUL) X(MULH) X(MULHSU) X(MULHU) X(DIV) X(DIVU) X(REM) X(REMU) \
 	X(MULW) X(DIVW) X(DIVUW) X(REMW) X(REMUW) \
-	X(LR) X(SC) X(AMO) \
-	X(FENCE) X(FENCE_I) X(ECALL) X(EBREAK) X(MRET) X(SRET) X(WFI) X(SFENCE_VMA) \
+	X(LR) X(SC) X(AMO) X(FENCE)
+#define RV_OPS_ONCE(X) \
+	X(DECODE) X(PAGE_END) X(STRADDLE) X(ILLEGAL) \
+	X(FENCE_I) X(ECALL) X(EBREAK) X(MRET) X(SRET) X(WFI) X(SFENCE_VMA) \
 	X(CSRRW) X(CSRRS) X(CSRRC) X(CSRRWI) X(CSRRSI) X(CSRRCI)
+#define RV_OPS(X) RV_OPS_ONCE(X) RV_OPS_TWIN(X)
 
 #define OP_ENUM(n) OP_##n,
 enum rv_op { RV_OPS(OP_ENUM) OP_COUNT };
 
-/* The interpreter's label addresses, exported once (rv_exec(NULL)). */
-static const void *const *ops;
+/* The interpreter's label addresses, exported once (rv_exec(NULL)): for
+ * 32-bit and for compressed instructions. */
+static const void *const *ops4, *const *ops2;
 static pthread_once_t ops_once = PTHREAD_ONCE_INIT;
 
 /* Chunk budget: taken branches / page crossings before the run loop
@@ -62,7 +67,7 @@ static inline int32_t sext(uint32_t v, unsigned int bits)
 static void set(struct rv_insn *d, enum rv_op op, unsigned int rd, unsigned int rs1,
 		unsigned int rs2, int32_t imm)
 {
-	d->handler = ops[op];
+	d->handler = (const void *)(uintptr_t)op;   /* decode() turns it into a label */
 	d->rd = rd ? rd : 32;   /* writes to x0 land in the sink */
 	d->rs1 = rs1;
 	d->rs2 = rs2;
@@ -371,21 +376,23 @@ static void decode(uint32_t bits, struct rv_insn *d, int off)
 	static const enum rv_op local[] = { OP_JAL_L, OP_BEQ_L, OP_BNE_L, OP_BLT_L,
 					    OP_BGE_L, OP_BLTU_L, OP_BGEU_L };
 
+	enum rv_op op;
+
 	if ((bits & 3) != 3)
 		decode16((uint16_t)bits, d);
 	else
 		decode32(bits, d);
-	if (off < 0)
-		return;
-	for (unsigned int i = 0; i < ARRAY_SIZE(branch); i++) {
+	op = (enum rv_op)(uintptr_t)d->handler;
+	for (unsigned int i = 0; off >= 0 && i < ARRAY_SIZE(branch); i++) {
 		int64_t t = (int64_t)off + d->imm;
 
-		if (d->handler == ops[branch[i]] && t >= 0 && t < (int64_t)PAGE_SIZE) {
-			d->handler = ops[local[i]];
+		if (op == branch[i] && t >= 0 && t < (int64_t)PAGE_SIZE) {
+			op = local[i];
 			d->imm /= 2;
-			return;
+			break;
 		}
 	}
+	d->handler = (d->len == 2 ? ops2 : ops4)[op];
 }
 
 static void ops_init(void)
@@ -398,8 +405,8 @@ void rv_code_page_reset(struct rv_hart *h, struct rv_code_page *p)
 	(void)h;
 	pthread_once(&ops_once, ops_init);
 	for (unsigned int i = 0; i < RV_SLOTS; i++)
-		p->slot[i].handler = ops[OP_DECODE];
-	p->slot[RV_SLOTS].handler = ops[OP_PAGE_END];
+		p->slot[i].handler = ops4[OP_DECODE];
+	p->slot[RV_SLOTS].handler = ops4[OP_PAGE_END];
 	p->slot[RV_SLOTS].len = 0;
 }
 
@@ -409,8 +416,15 @@ void rv_code_page_reset(struct rv_hart *h, struct rv_code_page *p)
 
 int rv_exec(struct rv_hart *h)
 {
-#define OP_LABEL(n) &&op_##n,
-	static const void *const labels[OP_COUNT] = { RV_OPS(OP_LABEL) };
+	/* One label per op and length: the handlers of exec_ops.h exist
+	 * twice (op_X_4, op_X_2), the others once (both entries). */
+#define OP_LABEL(n) [OP_##n] = &&op_##n,
+#define OP_LABEL4(n) [OP_##n] = &&op_##n##_4,
+#define OP_LABEL2(n) [OP_##n] = &&op_##n##_2,
+	static const void *const labels[2][OP_COUNT] = {
+		{ RV_OPS_ONCE(OP_LABEL) RV_OPS_TWIN(OP_LABEL4) },
+		{ RV_OPS_ONCE(OP_LABEL) RV_OPS_TWIN(OP_LABEL2) },
+	};
 	uint64_t *x, pc, icount = 0, g = 0;
 	struct rv_code_page *cp = NULL;
 	struct rv_insn *s = NULL, *base = NULL;
@@ -422,7 +436,8 @@ int rv_exec(struct rv_hart *h)
 	int budget = RV_BUDGET, r = 0;
 
 	if (!h) {
-		ops = labels;
+		ops4 = labels[0];
+		ops2 = labels[1];
 		return 0;
 	}
 	x = h->x;
@@ -431,12 +446,16 @@ int rv_exec(struct rv_hart *h)
 
 #define PC() (pc_base + (uint64_t)(((char *)s - (char *)base) >> 3))
 #define DISPATCH() goto *s->handler
-#define NEXT() do { icount++; s = (struct rv_insn *)((char *)s + s->len * 8u); \
-		    DISPATCH(); } while (0)
+/* Step to the next slot: by STEP in the handlers of exec_ops.h (two
+ * copies, one per instruction length), by the slot's length elsewhere. */
+#define NEXT_BY(step) do { icount++; s += (step) / 2; DISPATCH(); } while (0)
+#define NEXT() NEXT_BY(STEP)
+#define NEXT_DYN() do { icount++; s = (struct rv_insn *)((char *)s + s->len * 8u); \
+			DISPATCH(); } while (0)
 #define EXIT_CHECK() (atomic_load_explicit(req, memory_order_relaxed) | (--budget < 0))
 /* After a slow path: if the soft TLB was flushed meanwhile, the decoded
  * page must be checked again before the next instruction. */
-#define NEXT_SLOW() do { if (unlikely(h->gen != g)) { pc = PC() + s->len; icount++; \
+#define NEXT_SLOW() do { if (unlikely(h->gen != g)) { pc = PC() + STEP; icount++; \
 							goto check; } \
 			 NEXT(); } while (0)
 #define JUMP(t) do { pc = (t); icount++; \
@@ -506,7 +525,7 @@ op_DECODE: {
 		if ((bits & 3) != 3) {
 			decode(bits, s, (int)off);
 		} else if (off == PAGE_SIZE - 2) {
-			s->handler = ops[OP_STRADDLE];
+			s->handler = ops4[OP_STRADDLE];
 			s->len = 4;
 		} else {
 			bits |= (uint32_t)raw[off + 2] << 16 | (uint32_t)raw[off + 3] << 24;
@@ -529,7 +548,7 @@ op_STRADDLE: {
 			goto check;     /* flushed: look the page up again */
 		decode((uint32_t)(raw[PAGE_SIZE - 2] | raw[PAGE_SIZE - 1] << 8) |
 		       (uint32_t)hi << 16, &h->tmp[0], -1);
-		h->tmp[2].handler = ops[OP_PAGE_END];
+		h->tmp[2].handler = ops4[OP_PAGE_END];
 		h->tmp[2].len = 0;
 		base = &h->tmp[0] - (RV_SLOTS - 1);
 		page_pc = 1;
@@ -542,263 +561,16 @@ op_ILLEGAL:
 	r = RV_EXC;
 	goto slow_fail;
 
-op_LUI: X(s->rd) = (uint64_t)(int64_t)s->imm; NEXT();
-op_AUIPC: X(s->rd) = PC() + (int64_t)s->imm; NEXT();
-op_JAL: {
-		uint64_t p = PC();
+#define L(n) LBL(n, STEP)
+#define LBL(n, st) LBL_(n, st)
+#define LBL_(n, st) op_##n##_##st
+#define STEP 4
+#include "exec_ops.h"
+#undef STEP
+#define STEP 2
+#include "exec_ops.h"
+#undef STEP
 
-		X(s->rd) = p + s->len;
-		JUMP(p + (int64_t)s->imm);
-	}
-op_JALR: {
-		uint64_t t = (X(s->rs1) + (int64_t)s->imm) & ~1ULL;
-
-		X(s->rd) = PC() + s->len;
-		JUMP(t);
-	}
-op_BEQ: if (X(s->rs1) == X(s->rs2)) JUMP(PC() + (int64_t)s->imm); NEXT();
-op_BNE: if (X(s->rs1) != X(s->rs2)) JUMP(PC() + (int64_t)s->imm); NEXT();
-op_BLT: if ((int64_t)X(s->rs1) < (int64_t)X(s->rs2)) JUMP(PC() + (int64_t)s->imm); NEXT();
-op_BGE: if ((int64_t)X(s->rs1) >= (int64_t)X(s->rs2)) JUMP(PC() + (int64_t)s->imm); NEXT();
-op_BLTU: if (X(s->rs1) < X(s->rs2)) JUMP(PC() + (int64_t)s->imm); NEXT();
-op_BGEU: if (X(s->rs1) >= X(s->rs2)) JUMP(PC() + (int64_t)s->imm); NEXT();
-op_JAL_L: X(s->rd) = PC() + s->len; JUMP_LOCAL();
-op_BEQ_L: if (X(s->rs1) == X(s->rs2)) JUMP_LOCAL(); NEXT();
-op_BNE_L: if (X(s->rs1) != X(s->rs2)) JUMP_LOCAL(); NEXT();
-op_BLT_L: if ((int64_t)X(s->rs1) < (int64_t)X(s->rs2)) JUMP_LOCAL(); NEXT();
-op_BGE_L: if ((int64_t)X(s->rs1) >= (int64_t)X(s->rs2)) JUMP_LOCAL(); NEXT();
-op_BLTU_L: if (X(s->rs1) < X(s->rs2)) JUMP_LOCAL(); NEXT();
-op_BGEU_L: if (X(s->rs1) >= X(s->rs2)) JUMP_LOCAL(); NEXT();
-
-op_LB: LOAD(uint8_t, int8_t, 1);
-op_LH: LOAD(uint16_t, int16_t, 2);
-op_LW: LOAD(uint32_t, int32_t, 4);
-op_LD: LOAD(uint64_t, int64_t, 8);
-op_LBU: LOAD(uint8_t, uint8_t, 1);
-op_LHU: LOAD(uint16_t, uint16_t, 2);
-op_LWU: LOAD(uint32_t, uint32_t, 4);
-op_SB: STORE(uint8_t, 1);
-op_SH: STORE(uint16_t, 2);
-op_SW: STORE(uint32_t, 4);
-op_SD: STORE(uint64_t, 8);
-
-op_ADDI: X(s->rd) = X(s->rs1) + (int64_t)s->imm; NEXT();
-op_SLTI: X(s->rd) = (int64_t)X(s->rs1) < (int64_t)s->imm; NEXT();
-op_SLTIU: X(s->rd) = X(s->rs1) < (uint64_t)(int64_t)s->imm; NEXT();
-op_XORI: X(s->rd) = X(s->rs1) ^ (uint64_t)(int64_t)s->imm; NEXT();
-op_ORI: X(s->rd) = X(s->rs1) | (uint64_t)(int64_t)s->imm; NEXT();
-op_ANDI: X(s->rd) = X(s->rs1) & (uint64_t)(int64_t)s->imm; NEXT();
-op_SLLI: X(s->rd) = X(s->rs1) << s->imm; NEXT();
-op_SRLI: X(s->rd) = X(s->rs1) >> s->imm; NEXT();
-op_SRAI: X(s->rd) = (uint64_t)((int64_t)X(s->rs1) >> s->imm); NEXT();
-op_ADD: X(s->rd) = X(s->rs1) + X(s->rs2); NEXT();
-op_SUB: X(s->rd) = X(s->rs1) - X(s->rs2); NEXT();
-op_SLL: X(s->rd) = X(s->rs1) << (X(s->rs2) & 63); NEXT();
-op_SLT: X(s->rd) = (int64_t)X(s->rs1) < (int64_t)X(s->rs2); NEXT();
-op_SLTU: X(s->rd) = X(s->rs1) < X(s->rs2); NEXT();
-op_XOR: X(s->rd) = X(s->rs1) ^ X(s->rs2); NEXT();
-op_SRL: X(s->rd) = X(s->rs1) >> (X(s->rs2) & 63); NEXT();
-op_SRA: X(s->rd) = (uint64_t)((int64_t)X(s->rs1) >> (X(s->rs2) & 63)); NEXT();
-op_OR: X(s->rd) = X(s->rs1) | X(s->rs2); NEXT();
-op_AND: X(s->rd) = X(s->rs1) & X(s->rs2); NEXT();
-
-op_ADDIW: X(s->rd) = (uint64_t)(int64_t)(int32_t)(X(s->rs1) + (int64_t)s->imm); NEXT();
-op_SLLIW: X(s->rd) = (uint64_t)(int64_t)(int32_t)((uint32_t)X(s->rs1) << s->imm); NEXT();
-op_SRLIW: X(s->rd) = (uint64_t)(int64_t)(int32_t)((uint32_t)X(s->rs1) >> s->imm); NEXT();
-op_SRAIW: X(s->rd) = (uint64_t)(int64_t)((int32_t)X(s->rs1) >> s->imm); NEXT();
-op_ADDW: X(s->rd) = (uint64_t)(int64_t)(int32_t)(X(s->rs1) + X(s->rs2)); NEXT();
-op_SUBW: X(s->rd) = (uint64_t)(int64_t)(int32_t)(X(s->rs1) - X(s->rs2)); NEXT();
-op_SLLW: X(s->rd) = (uint64_t)(int64_t)(int32_t)((uint32_t)X(s->rs1) << (X(s->rs2) & 31)); NEXT();
-op_SRLW: X(s->rd) = (uint64_t)(int64_t)(int32_t)((uint32_t)X(s->rs1) >> (X(s->rs2) & 31)); NEXT();
-op_SRAW: X(s->rd) = (uint64_t)(int64_t)((int32_t)X(s->rs1) >> (X(s->rs2) & 31)); NEXT();
-
-op_MUL: X(s->rd) = X(s->rs1) * X(s->rs2); NEXT();
-op_MULH:
-	X(s->rd) = (uint64_t)(((__int128)(int64_t)X(s->rs1) * (__int128)(int64_t)X(s->rs2)) >> 64);
-	NEXT();
-op_MULHSU:
-	X(s->rd) = (uint64_t)(((__int128)(int64_t)X(s->rs1) * (__int128)X(s->rs2)) >> 64);
-	NEXT();
-op_MULHU:
-	X(s->rd) = (uint64_t)(((unsigned __int128)X(s->rs1) * X(s->rs2)) >> 64);
-	NEXT();
-op_DIV: {
-		int64_t a = (int64_t)X(s->rs1), b = (int64_t)X(s->rs2);
-
-		X(s->rd) = b == 0 ? ~0ULL : (a == INT64_MIN && b == -1) ? (uint64_t)a :
-			   (uint64_t)(a / b);
-		NEXT();
-	}
-op_DIVU: {
-		uint64_t a = X(s->rs1), b = X(s->rs2);
-
-		X(s->rd) = b == 0 ? ~0ULL : a / b;
-		NEXT();
-	}
-op_REM: {
-		int64_t a = (int64_t)X(s->rs1), b = (int64_t)X(s->rs2);
-
-		X(s->rd) = b == 0 ? (uint64_t)a : (a == INT64_MIN && b == -1) ? 0 :
-			   (uint64_t)(a % b);
-		NEXT();
-	}
-op_REMU: {
-		uint64_t a = X(s->rs1), b = X(s->rs2);
-
-		X(s->rd) = b == 0 ? a : a % b;
-		NEXT();
-	}
-op_MULW: X(s->rd) = (uint64_t)(int64_t)(int32_t)((uint32_t)X(s->rs1) * (uint32_t)X(s->rs2)); NEXT();
-op_DIVW: {
-		int32_t a = (int32_t)X(s->rs1), b = (int32_t)X(s->rs2);
-
-		X(s->rd) = (uint64_t)(int64_t)(b == 0 ? -1 : (a == INT32_MIN && b == -1) ? a : a / b);
-		NEXT();
-	}
-op_DIVUW: {
-		uint32_t a = (uint32_t)X(s->rs1), b = (uint32_t)X(s->rs2);
-
-		X(s->rd) = (uint64_t)(int64_t)(int32_t)(b == 0 ? ~0u : a / b);
-		NEXT();
-	}
-op_REMW: {
-		int32_t a = (int32_t)X(s->rs1), b = (int32_t)X(s->rs2);
-
-		X(s->rd) = (uint64_t)(int64_t)(b == 0 ? a : (a == INT32_MIN && b == -1) ? 0 : a % b);
-		NEXT();
-	}
-op_REMUW: {
-		uint32_t a = (uint32_t)X(s->rs1), b = (uint32_t)X(s->rs2);
-
-		X(s->rd) = (uint64_t)(int64_t)(int32_t)(b == 0 ? a : a % b);
-		NEXT();
-	}
-
-op_LR: {
-		unsigned int size = (s->imm & 0x100) ? 8 : 4;
-		uint64_t a = X(s->rs1), v;
-		void *p;
-
-		SLOW(rv_amo_host(h, a, size, false, &p));
-		if (size == 8)
-			v = __atomic_load_n((uint64_t *)p, __ATOMIC_SEQ_CST);
-		else
-			v = __atomic_load_n((uint32_t *)p, __ATOMIC_SEQ_CST);
-		h->lr_valid = true;
-		h->lr_addr = a;
-		h->lr_val = v;
-		X(s->rd) = size == 8 ? v : (uint64_t)(int64_t)(int32_t)v;
-		NEXT_SLOW();
-	}
-op_SC: {
-		unsigned int size = (s->imm & 0x100) ? 8 : 4;
-		uint64_t a = X(s->rs1), val = X(s->rs2);
-		bool ok = false;
-		void *p;
-
-		if (a & (size - 1)) {
-			h->exc_cause = EXC_STORE_MISALIGNED;
-			h->exc_tval = a;
-			r = RV_EXC;
-			goto slow_fail;
-		}
-		g = h->gen;
-		if (h->lr_valid && h->lr_addr == a) {
-			SLOW(rv_amo_host(h, a, size, true, &p));
-			/* Succeeds only if the word still holds what LR read:
-			 * the reservation as a compare-and-swap. */
-			if (size == 8) {
-				uint64_t exp = h->lr_val;
-
-				ok = __atomic_compare_exchange_n((uint64_t *)p, &exp, val, false,
-								 __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
-			} else {
-				uint32_t exp = (uint32_t)h->lr_val;
-
-				ok = __atomic_compare_exchange_n((uint32_t *)p, &exp, (uint32_t)val,
-								 false, __ATOMIC_SEQ_CST,
-								 __ATOMIC_SEQ_CST);
-			}
-		}
-		h->lr_valid = false;
-		X(s->rd) = !ok;
-		NEXT_SLOW();
-	}
-op_AMO: {
-		unsigned int size = (s->imm & 0x100) ? 8 : 4, f5 = s->imm & 31;
-		uint64_t a = X(s->rs1), val = X(s->rs2), old = 0;
-		struct stlb_entry *e = DTLB(a);
-		void *p;
-
-		g = h->gen;
-		if (likely(e->addr_write == (a & (PG_MASK | (size - 1)))))
-			p = (void *)(e->addend + a);
-		else
-			SLOW(rv_amo_host(h, a, size, true, &p));
-		if (size == 8) {
-			uint64_t *q = p, cur;
-
-			switch (f5) {
-			case 0: old = __atomic_fetch_add(q, val, __ATOMIC_SEQ_CST); break;
-			case 1: old = __atomic_exchange_n(q, val, __ATOMIC_SEQ_CST); break;
-			case 4: old = __atomic_fetch_xor(q, val, __ATOMIC_SEQ_CST); break;
-			case 8: old = __atomic_fetch_or(q, val, __ATOMIC_SEQ_CST); break;
-			case 12: old = __atomic_fetch_and(q, val, __ATOMIC_SEQ_CST); break;
-			default:
-				cur = __atomic_load_n(q, __ATOMIC_SEQ_CST);
-				for (;;) {
-					uint64_t n;
-
-					switch (f5) {
-					case 16: n = (int64_t)cur < (int64_t)val ? cur : val; break;
-					case 20: n = (int64_t)cur > (int64_t)val ? cur : val; break;
-					case 24: n = cur < val ? cur : val; break;
-					default: n = cur > val ? cur : val; break;
-					}
-					if (__atomic_compare_exchange_n(q, &cur, n, false, __ATOMIC_SEQ_CST,
-									__ATOMIC_SEQ_CST))
-						break;
-				}
-				old = cur;
-			}
-		} else {
-			uint32_t *q = p, v32 = (uint32_t)val, cur, o;
-
-			switch (f5) {
-			case 0: o = __atomic_fetch_add(q, v32, __ATOMIC_SEQ_CST); break;
-			case 1: o = __atomic_exchange_n(q, v32, __ATOMIC_SEQ_CST); break;
-			case 4: o = __atomic_fetch_xor(q, v32, __ATOMIC_SEQ_CST); break;
-			case 8: o = __atomic_fetch_or(q, v32, __ATOMIC_SEQ_CST); break;
-			case 12: o = __atomic_fetch_and(q, v32, __ATOMIC_SEQ_CST); break;
-			default:
-				cur = __atomic_load_n(q, __ATOMIC_SEQ_CST);
-				for (;;) {
-					uint32_t n;
-
-					switch (f5) {
-					case 16: n = (int32_t)cur < (int32_t)v32 ? cur : v32; break;
-					case 20: n = (int32_t)cur > (int32_t)v32 ? cur : v32; break;
-					case 24: n = cur < v32 ? cur : v32; break;
-					default: n = cur > v32 ? cur : v32; break;
-					}
-					if (__atomic_compare_exchange_n(q, &cur, n, false, __ATOMIC_SEQ_CST,
-									__ATOMIC_SEQ_CST))
-						break;
-				}
-				o = cur;
-			}
-			old = (uint64_t)(int64_t)(int32_t)o;
-		}
-		X(s->rd) = old;
-		NEXT_SLOW();
-	}
-
-op_FENCE:
-	/* A full barrier as a locked RMW (a fence on x86-64); ThreadSanitizer
-	 * does not take atomic_thread_fence. Guest accesses are relaxed
-	 * atomics on host memory, so on x86-64's TSO this orders them. */
-	__atomic_fetch_add(&h->fence_word, 0, __ATOMIC_SEQ_CST);
-	NEXT();
 op_FENCE_I:
 	/* Decoded code must see this hart's earlier stores (and, by the
 	 * guest's own protocol, other harts' and DMA): check every page
@@ -899,7 +671,7 @@ csr: {
 			icount++;
 			goto out;
 		}
-		NEXT();
+		NEXT_DYN();
 	}
 	}
 op_ILLEGAL_sys: {
