@@ -14,6 +14,7 @@
 #   --timeout S        seconds per run (default 60)
 #   --only 'a b'       run only these test names
 #   --skip 'a b'       skip these test names
+#   --no-htif          skip htif (QEMU's virt machine has no HTIF)
 #   --no-require       skip the variants that require optional behaviour
 #                      (hardware A/D update, misaligned emulation)
 #   --verbose          print every run's console output
@@ -21,7 +22,7 @@
 # Prints one line per run and a summary; exits 1 if any run failed.
 set -u
 
-EMU= SMPF=-smp KF=-kernel DIR=build/rv-tests TMO=60 ONLY= SKIP= NOREQ=0 VERBOSE=0
+EMU= SMPF=-smp KF=-kernel DIR=build/rv-tests TMO=60 ONLY= SKIP= NOREQ=0 NOHTIF=0 VERBOSE=0
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--emu) EMU=$2; shift 2 ;;
@@ -32,6 +33,7 @@ while [ $# -gt 0 ]; do
 	--only) ONLY=$2; shift 2 ;;
 	--skip) SKIP=$2; shift 2 ;;
 	--no-require) NOREQ=1; shift ;;
+	--no-htif) NOHTIF=1; shift ;;
 	--verbose) VERBOSE=1; shift ;;
 	-h|--help) sed -n '2,24p' "$0"; exit 0 ;;
 	*) echo "rv-tests.sh: unknown option $1" >&2; exit 2 ;;
@@ -57,6 +59,7 @@ misaligned_ok 1 require
 amo_smp 2
 amo_smp 4
 irq 2
+htif 1 htif
 "
 
 in_list() { local x; for x in $2; do [ "$x" = "$1" ] && return 0; done; return 1; }
@@ -69,6 +72,7 @@ while read -r name harts req; do
 	[ -n "$ONLY" ] && ! in_list "$name" "$ONLY" && continue
 	in_list "$name" "$SKIP" && continue
 	[ "$NOREQ" = 1 ] && [ "${req:-}" = require ] && continue
+	[ "$NOHTIF" = 1 ] && [ "${req:-}" = htif ] && continue
 	elf=$DIR/$name.elf
 	label="$name (smp $harts)"
 	if [ ! -f "$elf" ]; then
