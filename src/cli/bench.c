@@ -33,7 +33,7 @@ static const struct bench benches[] = {
 	{ "swap", "swap-out (MADV_PAGEOUT) and swap-in MiB/s beside pwrite/pread of "
 	  "the same file", bench_swap },
 	{ "riscv", "RISC-V guest MIPS (integer loop; random walk, Sv39) and OpenSBI +\n"
-	  "         U-Boot time to prompt, beside QEMU TCG; needs make bench-guests",
+	  "         U-Boot time to prompt, beside QEMU TCG (~40 s; needs make bench-guests)",
 	  bench_riscv },
 };
 #define NR_BENCHES (sizeof(benches) / sizeof(benches[0]))
