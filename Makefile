@@ -4,7 +4,7 @@
 #   make run        the default scenario (tandem run: 2 VMs x 2 vCPUs under churn)
 #   make test       installs missing Debian packages, then builds and runs the
 #                   suites in three variants: debug, ASan+UBSan, TSan
-#   make bench      tandem bench
+#   make bench      tandem bench (builds the RISC-V guests it runs: make bench-guests)
 #
 # Every variant is built from the same sources into build/<variant>/.
 
@@ -112,8 +112,16 @@ deps:
 run: all
 	./build/release/tandem run
 
-bench: all
+bench: all bench-guests
 	./build/release/tandem bench
+
+# The guest programs of `tandem bench riscv` (guests/bench), built with
+# Debian's riscv64-unknown-elf-gcc into build/bench-guests.
+.PHONY: bench-guests
+bench-guests: deps
+	@$(MAKE) --no-print-directory -C guests/bench O=$(CURDIR)/build/bench-guests >/dev/null
+# bench_riscv.c divides by the instruction counts the guests' header holds.
+$(foreach v,$(VARIANTS),build/$(v)/bench/bench_riscv.o): guests/bench/bench_guests.h
 
 tests-build: deps $(TESTS_debug) $(TESTS_asan) $(TESTS_tsan) build/release/tandem $(EXAMPLES) \
 	build/debug/tandem build/asan/tandem build/tsan/tandem rv-tests

@@ -105,6 +105,8 @@ uint64_t virt_dtb_addr(struct virt *vm);
 struct virt_stats {
 	uint64_t instret;               /* summed over harts */
 	uint64_t exceptions, interrupts, wfi_sleeps;
+	uint64_t ptw_walks;             /* guest page-table walks (soft-TLB misses, paging on) */
+	uint64_t code_pages_decoded;    /* decoded-code pages built or rebuilt */
 	uint64_t mmio_exits;            /* dispatched to a device */
 	uint64_t uart_tx, uart_rx;      /* bytes */
 	uint64_t blk_reads, blk_writes, blk_flushes;

@@ -32,6 +32,9 @@ static const struct bench benches[] = {
 	  bench_idle },
 	{ "swap", "swap-out (MADV_PAGEOUT) and swap-in MiB/s beside pwrite/pread of "
 	  "the same file", bench_swap },
+	{ "riscv", "RISC-V guest MIPS (integer loop; random walk, Sv39) and OpenSBI +\n"
+	  "         U-Boot time to prompt, beside QEMU TCG (~40 s; needs make bench-guests)",
+	  bench_riscv },
 };
 #define NR_BENCHES (sizeof(benches) / sizeof(benches[0]))
 
@@ -51,7 +54,8 @@ static const struct opt bench_options[] = {
 		  "kvm warm_access makes 16 x N accesses per run)" },
 	{ "only", 0, OPT_PATH, OPT_FIELD(struct bench_opts, only), .arg = "NAME",
 	  .help = "run only the measure NAME (kvm: warm_access,\n"
-		  "first_touch, dontneed_refault, invalidate_2m)" },
+		  "first_touch, dontneed_refault, invalidate_2m;\n"
+		  "riscv: startup, cpu, mem, boot)" },
 	{ "json", 0, OPT_FLAG, OPT_FIELD(struct bench_opts, json),
 	  .help = "one JSON array of results instead of text lines" },
 	{ "help", 'h', OPT_HELP, .help = "this text" },

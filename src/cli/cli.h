@@ -111,5 +111,6 @@ int bench_host(const struct bench_opts *o);
 int bench_kvm(const struct bench_opts *o);
 int bench_idle(const struct bench_opts *o);
 int bench_swap(const struct bench_opts *o);
+int bench_riscv(const struct bench_opts *o);
 
 #endif

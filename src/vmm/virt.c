@@ -709,6 +709,8 @@ void virt_get_stats(struct virt *vm, struct virt_stats *st)
 		st->exceptions += hs.exceptions;
 		st->interrupts += hs.interrupts;
 		st->wfi_sleeps += hs.wfi_sleeps;
+		st->ptw_walks += hs.ptw_walks;
+		st->code_pages_decoded += hs.code_pages_decoded;
 	}
 	vmm_get_stats(vm->vmm, &vs);
 	st->mmio_exits = vs.mmio_exits;
