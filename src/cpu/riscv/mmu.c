@@ -130,6 +130,35 @@ static int rv_mmio(struct rv_hart *h, uint64_t va, gpa_t gpa, unsigned int size,
 	return RV_OK;
 }
 
+static void rv_fill(struct rv_hart *h, struct stlb_entry *table, uint64_t va, void *host,
+		    unsigned int prot);
+
+/*
+ * The host address of a guest page-table entry. M mode's soft-TLB table
+ * maps guest-physical addresses one to one, so it doubles as a physical
+ * TLB for the walker: a hit skips the GPA-table walk; a miss goes through
+ * gpa_to_host and fills it. Its entries go with every other soft-TLB
+ * entry at a flush (every host invalidation sends one), so a hit never
+ * outlives the frame. Same returns as gpa_to_host.
+ */
+static int pte_host(struct rv_hart *h, gpa_t gpa, bool write, void **host)
+{
+	struct stlb_entry *phys = h->v->stlb[MMU_M];
+	struct stlb_entry *e = (struct stlb_entry *)((char *)phys + stlb_offset(gpa));
+	uint64_t tag = gpa & (~(uint64_t)(PAGE_SIZE - 1) | 7);
+	int r;
+
+	if ((write ? e->addr_write : e->addr_read) == tag) {
+		*host = (void *)(e->addend + gpa);
+		return RV_OK;
+	}
+	r = gpa_to_host(h, gpa, write, host);
+	if (r == RV_OK)
+		rv_fill(h, phys, gpa, *host,
+			STLB_PROT_READ | (write ? STLB_PROT_WRITE : 0));
+	return r;
+}
+
 /* Privilege the access is checked at. */
 static unsigned int acc_priv(const struct rv_hart *h, enum rv_acc acc)
 {
@@ -173,7 +202,7 @@ restart:
 		void *host;
 		int r;
 
-		r = gpa_to_host(h, pte_gpa, false, &host);
+		r = pte_host(h, pte_gpa, false, &host);
 		if (r < 0)
 			return r;
 		if (h->gen != gen) {
@@ -212,7 +241,7 @@ again:
 		if ((pte & need) != need) {
 			/* Set A (and D) in guest memory: a compare-and-swap on
 			 * the frame, writable through the secondary MMU. */
-			r = gpa_to_host(h, pte_gpa, true, &host);
+			r = pte_host(h, pte_gpa, true, &host);
 			if (r < 0)
 				return r;
 			if (h->gen != gen) {
