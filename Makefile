@@ -115,8 +115,17 @@ run: all
 bench: all
 	./build/release/tandem bench
 
+# The U-Boot console dialogue (tests/boot/uboot_dialogue.c): a plain program
+# that drives `tandem boot`; scripts/run-tests.sh runs it on the debug tandem.
+UBOOT_DIALOGUE := build/debug/tests/boot/uboot_dialogue
+$(UBOOT_DIALOGUE): tests/boot/uboot_dialogue.c
+	@mkdir -p $(dir $@)
+	@echo "  LD [debug] $@"
+	$(Q)$(CC) $(CFLAGS_COMMON) $(CFLAGS_debug) -o $@ $<
+
 tests-build: deps $(TESTS_debug) $(TESTS_asan) $(TESTS_tsan) build/release/tandem $(EXAMPLES) \
-	build/debug/tandem build/asan/tandem build/tsan/tandem rv-tests
+	build/debug/tandem build/asan/tandem build/tsan/tandem rv-tests \
+	$(UBOOT_DIALOGUE)
 
 # The project's own RISC-V test programs (guests/rv-tests), built with
 # Debian's riscv64-unknown-elf-gcc; scripts/rv-tests.sh runs them.
