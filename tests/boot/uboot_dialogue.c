@@ -355,7 +355,12 @@ static const char *cmd(const char *fmt, ...)
 	if (write(con.in_fd, line, len + 1) != (ssize_t)(len + 1))
 		fail("writing '%.*s' to the console: %s", (int)len, line, strerror(errno));
 	line[len] = '\0';
-	wait_prompt(line, o.cmd_timeout_s);
+	{
+		char what[300];
+
+		snprintf(what, sizeof(what), "after '%s'", line);
+		wait_prompt(what, o.cmd_timeout_s);
+	}
 	end = con.buf + prompt_seen - 3;
 	/* The answer starts after the echoed command's line. */
 	a = memchr(con.buf + start, '\n', (size_t)(end - (con.buf + start)));
