@@ -122,9 +122,17 @@ bench-guests: deps
 	@$(MAKE) --no-print-directory -C guests/bench O=$(CURDIR)/build/bench-guests >/dev/null
 # bench_riscv.c divides by the instruction counts the guests' header holds.
 $(foreach v,$(VARIANTS),build/$(v)/bench/bench_riscv.o): guests/bench/bench_guests.h
+# The U-Boot console dialogue (tests/boot/uboot_dialogue.c): a plain program
+# that drives `tandem boot`; scripts/run-tests.sh runs it on the debug tandem.
+UBOOT_DIALOGUE := build/debug/tests/boot/uboot_dialogue
+$(UBOOT_DIALOGUE): tests/boot/uboot_dialogue.c
+	@mkdir -p $(dir $@)
+	@echo "  LD [debug] $@"
+	$(Q)$(CC) $(CFLAGS_COMMON) $(CFLAGS_debug) -o $@ $<
 
 tests-build: deps $(TESTS_debug) $(TESTS_asan) $(TESTS_tsan) build/release/tandem $(EXAMPLES) \
-	build/debug/tandem build/asan/tandem build/tsan/tandem rv-tests
+	build/debug/tandem build/asan/tandem build/tsan/tandem rv-tests \
+	$(UBOOT_DIALOGUE)
 
 # The project's own RISC-V test programs (guests/rv-tests), built with
 # Debian's riscv64-unknown-elf-gcc; scripts/rv-tests.sh runs them.

@@ -46,6 +46,19 @@ for v in "$@"; do
 		check "rv-tests ($v)" scripts/rv-tests.sh --dir build/rv-tests --timeout 120 \
 			--emu "build/$v/tandem boot --bios none" --smp-flag --smp --kernel-flag --kernel
 done
+# Debian's OpenSBI + U-Boot on the debug tandem boot, the console driven
+# through a checked dialogue (tests/boot/uboot_dialogue.c): on a roomy host,
+# then with 96M of host RAM under 256M of guest RAM, swap and churn (swap-in
+# and swap-out both required). Both end with tandem's integrity and
+# frame-leak verdicts.
+if [[ " $* " == *" debug "* ]] && [ -x build/debug/tandem ] &&
+	[ -x build/debug/tests/boot/uboot_dialogue ]; then
+	check "uboot dialogue (roomy)" build/debug/tests/boot/uboot_dialogue \
+		--tandem build/debug/tandem --mem 256M
+	check "uboot dialogue (swap+churn)" build/debug/tests/boot/uboot_dialogue \
+		--tandem build/debug/tandem --mem 256M --host-mem 96M --swap 512M \
+		--churn 50 --expect-swap
+fi
 for v in "$@"; do
 	for t in build/$v/tests/test_* build/$v/tests/*/test_* build/$v/tests/stress/stress_*; do
 		[ -x "$t" ] || continue

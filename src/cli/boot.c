@@ -8,7 +8,10 @@
  *
  * Exit status: the guest's (test device, HTIF); 1 when the run failed
  * (a hart, an unsupported HTIF call, --timeout); 2 for bad options or
- * files. Last, one line on stderr with the run's figures.
+ * files; 3 when the host, checked after the machine is gone, is damaged
+ * (host_check_invariants) or did not get every frame and swap slot back.
+ * Last on stderr: one line with the run's figures, then the verdicts
+ * "integrity: OK" and "frames: all returned" (or what failed).
  */
 #include <errno.h>
 #include <signal.h>
@@ -28,6 +31,8 @@
 #define CMD "boot"
 #define DEFAULT_BIOS "/usr/lib/riscv64-linux-gnu/opensbi/generic/fw_jump.elf"
 #define HOST_SLACK (64ULL << 20)
+/* Exit status when the host is found damaged or leaking after the run. */
+#define EXIT_HOST_CHECK 3
 
 struct boot_opts {
 	const char *bios, *kernel, *drive, *append, *bootdelay;
@@ -106,7 +111,8 @@ void boot_usage(FILE *f)
 		"\noptions:\n");
 	opt_usage(f, &boot_table, &d);
 	fprintf(f, "\nExit status: the guest's (test device, HTIF); 1 if the run failed;\n"
-		   "2 for a usage error or an image that cannot be loaded.\n");
+		   "2 for a usage error or an image that cannot be loaded; 3 if the host,\n"
+		   "checked after the run, is damaged or did not get every frame back.\n");
 }
 
 /* ---- the terminal ---------------------------------------------------------- */
@@ -153,6 +159,52 @@ static int parse_bootdelay(const char *s, int *out)
 		return cli_bad_value(CMD, "bootdelay", s, "not a number from -2 to 3600");
 	*out = (int)v;
 	return 0;
+}
+
+/*
+ * After the machine is gone: the host must be whole and hold nothing. The
+ * VM's mm may still be on its way out (kswapd hands a last mmput it made to
+ * the async worker, and may hold a page it isolated), so wait briefly for the
+ * frames to come back before judging. Then the checker, the count of frames
+ * and swap slots still in use, and host_destroy, which refuses while an mm
+ * lives. Prints the verdicts; returns 0 or -EUCLEAN. Frees the host either
+ * way when it can.
+ */
+static int boot_check_host(struct host *host)
+{
+	struct host_stats hs;
+	uint64_t frames, slots;
+	bool bad = false;
+	int ret;
+
+	frames = host_frames_in_use(host);
+	for (int i = 0; i < 200 && frames; i++) {
+		clock_sleep_ns(10 * NSEC_PER_MSEC);
+		frames = host_frames_in_use(host);
+	}
+	ret = host_check_invariants(host);
+	if (ret) {
+		fprintf(stderr, "integrity: FAILED (host_check_invariants: %s)\n", strerror(-ret));
+		bad = true;
+	} else {
+		fprintf(stderr, "integrity: OK\n");
+	}
+	host_get_stats(host, &hs);
+	slots = hs.swap_slots - hs.swap_free_slots;
+	if (frames || slots) {
+		fprintf(stderr, "frames: %llu leaked, swap slots: %llu leaked\n",
+			(unsigned long long)frames, (unsigned long long)slots);
+		bad = true;
+	} else {
+		fprintf(stderr, "frames: all returned\n");
+	}
+	ret = host_destroy(host);
+	if (ret) {
+		fprintf(stderr, "tandem " CMD ": host_destroy: %s (an mm outlived the machine)\n",
+			strerror(-ret));
+		bad = true;
+	}
+	return bad ? -EUCLEAN : 0;
 }
 
 int cmd_boot(int argc, char **argv)
@@ -266,6 +318,7 @@ int cmd_boot(int argc, char **argv)
 		(unsigned long long)hs.events[PSWPOUT], (unsigned long long)vs.mmio_exits,
 		virt_exit_name(virt_exit_reason(vm)), status);
 	virt_destroy(vm);
-	host_destroy(host);
+	if (boot_check_host(host))
+		status = EXIT_HOST_CHECK;
 	return status;
 }
