@@ -220,10 +220,13 @@ struct page *alloc_page_node(struct host *host, int nid, unsigned int gfp)
 		bool ok = false;
 
 		if (!(gfp & (GFP_ATOMIC | GFP_NORECLAIM)) && host->swap) {
-			for (int tries = 0; tries < 4 && !ok; tries++) {
+			/* Keep reclaiming while it makes progress (others may
+			 * take the frames we free before we claim one); give
+			 * up to the OOM killer after rounds that free nothing. */
+			for (int tries = 0, idle = 0; tries < 64 && idle < 4 && !ok; tries++) {
 				count_vm_event(host, ALLOCSTALL);
 				wakeup_kswapd(host);
-				try_to_free_pages(host, 32);
+				idle = try_to_free_pages(host, 32) ? 0 : idle + 1;
 				ok = claim_frame(host, reserve);
 			}
 		}
