@@ -46,6 +46,12 @@ for v in "$@"; do
 		check "rv-tests ($v)" scripts/rv-tests.sh --dir build/rv-tests --timeout 120 \
 			--emu "build/$v/tandem boot --bios none" --smp-flag --smp --kernel-flag --kernel
 done
+# Debian's OpenSBI + U-Boot, reset from U-Boot's prompt (SBI SRST ->
+# the test device), must come up again: the machine reset end to end.
+for v in "$@"; do
+	[ -x "build/$v/tandem" ] && [ -f /usr/lib/u-boot/qemu-riscv64_smode/u-boot.bin ] &&
+		check "u-boot reset ($v)" scripts/uboot-reset.sh "build/$v/tandem"
+done
 for v in "$@"; do
 	for t in build/$v/tests/test_* build/$v/tests/*/test_* build/$v/tests/stress/stress_*; do
 		[ -x "$t" ] || continue
