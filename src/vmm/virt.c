@@ -39,6 +39,19 @@
  *      of a stop request cannot race with one).
  *   3. Nobody waiting (virt_stop): the pending reset is dropped; the
  *      machine stops with the user's exit.
+ *   4. reset_pending is cleared in the exit_lock section that restarts the
+ *      harts, never after it: a restarted hart may ask for the next reset
+ *      at once.
+ *
+ *      virt_wait                           hart 0 (restarted)
+ *      lock; reset_pending = false
+ *      vcpu_run(hart 0); unlock
+ *                                          test 0x7777: lock;
+ *                                          reset_pending = true; unlock
+ *      lock; sees reset_pending: resets again
+ *
+ *      (Clearing it after a second lock would drop that request and leave
+ *      the hart spinning after its write.)
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -705,23 +718,22 @@ static bool virt_image_same(const struct virt_image *a, const struct virt_image 
 
 /*
  * Reset the machine (the state machine at the top). On virt_wait's
- * thread, without exit_lock. 0, or a negative errno if the images or the
- * device tree could not be loaded again (the harts then stay stopped and
- * the caller ends the run).
+ * thread, called and returning with exit_lock held, which it drops while
+ * it works. It ends the pending reset under exit_lock in the same section
+ * that restarts the harts: a reset the restarted harts ask for at once
+ * finds reset_pending clear and is recorded, not lost (invariant 4). If
+ * the images or the device tree cannot be loaded again, the run ends with
+ * VIRT_EXIT_RESET_ERROR, the harts stopped.
  */
-static int virt_reset(struct virt *vm)
+static void virt_reset_locked(struct virt *vm)
 {
 	struct virt_image bios = { 0 }, kernel = { 0 };
 	int ret = 0;
 
+	pthread_mutex_unlock(&vm->exit_lock);
 	for (unsigned int i = 0; i < vm->nr_harts; i++)
 		if (vm->harts[i].vcpu->running)
 			vcpu_stop(vm->harts[i].vcpu);
-	pthread_mutex_lock(&vm->exit_lock);
-	ret = vm->exit_reason != VIRT_RUNNING;
-	pthread_mutex_unlock(&vm->exit_lock);
-	if (ret)
-		return 0;       /* an exit came meanwhile: it wins (invariant 2) */
 
 	/* The devices lower their lines; the sources first, then the
 	 * controllers. */
@@ -745,22 +757,22 @@ static int virt_reset(struct virt *vm)
 		virt_hart_config(vm, i, &hc);
 		ret = rv_hart_reset(vm->harts[i].hart, &hc);
 	}
-	if (ret)
-		return ret;
 
 	pthread_mutex_lock(&vm->exit_lock);
-	if (vm->exit_reason == VIRT_RUNNING) {
-		vm->resets++;
-		for (unsigned int i = 0; i < vm->nr_harts; i++) {
-			ret = vcpu_run(vm->harts[i].vcpu, virt_hart_fn, &vm->harts[i]);
-			if (ret) {
-				virt_request_exit_locked(vm, VIRT_EXIT_HART_ERROR, 1);
-				break;
-			}
+	vm->reset_pending = false;
+	if (ret) {
+		virt_request_exit_locked(vm, VIRT_EXIT_RESET_ERROR, 1);
+		return;
+	}
+	if (vm->exit_reason != VIRT_RUNNING)
+		return;         /* an exit came meanwhile: it wins (invariant 2) */
+	vm->resets++;
+	for (unsigned int i = 0; i < vm->nr_harts; i++) {
+		if (vcpu_run(vm->harts[i].vcpu, virt_hart_fn, &vm->harts[i])) {
+			virt_request_exit_locked(vm, VIRT_EXIT_HART_ERROR, 1);
+			break;
 		}
 	}
-	pthread_mutex_unlock(&vm->exit_lock);
-	return 0;
 }
 
 int virt_wait(struct virt *vm, uint64_t timeout_ns)
@@ -779,12 +791,7 @@ int virt_wait(struct virt *vm, uint64_t timeout_ns)
 		if (vm->exit_reason != VIRT_RUNNING || !vm->reset_pending)
 			break;
 		/* A reset that arrives with the timeout is still done. */
-		pthread_mutex_unlock(&vm->exit_lock);
-		ret = virt_reset(vm);
-		pthread_mutex_lock(&vm->exit_lock);
-		vm->reset_pending = false;
-		if (ret)
-			virt_request_exit_locked(vm, VIRT_EXIT_RESET_ERROR, 1);
+		virt_reset_locked(vm);
 		ret = 0;
 	}
 	ret = vm->exit_reason == VIRT_RUNNING ? -ETIMEDOUT : vm->exit_status;
