@@ -101,7 +101,9 @@ int virt_wait(struct virt *vm, uint64_t timeout_ns);
 enum virt_exit virt_exit_reason(struct virt *vm);
 /* End the run from outside the guest with status (any thread). */
 void virt_request_exit(struct virt *vm, enum virt_exit why, int status);
-/* Stop and join the harts and the machine's threads. Idempotent. */
+/* Stop and join the harts and the machine's threads. Idempotent. On the
+ * thread that calls virt_wait, or with no virt_wait running (a reset in
+ * virt_wait stops and starts the harts). */
 void virt_stop(struct virt *vm);
 void virt_destroy(struct virt *vm);
 

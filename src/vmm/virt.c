@@ -777,6 +777,7 @@ static void virt_reset_locked(struct virt *vm)
 
 int virt_wait(struct virt *vm, uint64_t timeout_ns)
 {
+	uint64_t deadline_ns = clock_now_ns() + timeout_ns;
 	struct timespec ts;
 	int ret = 0;
 
@@ -793,6 +794,10 @@ int virt_wait(struct virt *vm, uint64_t timeout_ns)
 		/* A reset that arrives with the timeout is still done. */
 		virt_reset_locked(vm);
 		ret = 0;
+		/* A guest that resets at once, for ever, would keep the wait
+		 * from ever sleeping: look at the clock here too. */
+		if (timeout_ns && clock_now_ns() >= deadline_ns)
+			break;
 	}
 	ret = vm->exit_reason == VIRT_RUNNING ? -ETIMEDOUT : vm->exit_status;
 	pthread_mutex_unlock(&vm->exit_lock);
