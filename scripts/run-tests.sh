@@ -59,6 +59,12 @@ if [[ " $* " == *" debug "* ]] && [ -x build/debug/tandem ] &&
 		--tandem build/debug/tandem --mem 256M --host-mem 96M --swap 512M \
 		--churn 50 --expect-swap
 fi
+# Debian's OpenSBI + U-Boot, reset from U-Boot's prompt (SBI SRST ->
+# the test device), must come up again: the machine reset end to end.
+for v in "$@"; do
+	[ -x "build/$v/tandem" ] && [ -f /usr/lib/u-boot/qemu-riscv64_smode/u-boot.bin ] &&
+		check "u-boot reset ($v)" scripts/uboot-reset.sh "build/$v/tandem"
+done
 for v in "$@"; do
 	for t in build/$v/tests/test_* build/$v/tests/*/test_* build/$v/tests/stress/stress_*; do
 		[ -x "$t" ] || continue

@@ -59,6 +59,8 @@ misaligned_ok 1 require
 amo_smp 2
 amo_smp 4
 irq 2
+reset 1
+reset 2
 htif 1 htif
 "
 

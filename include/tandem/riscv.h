@@ -79,6 +79,16 @@ struct rv_hart_config {
  */
 int rv_hart_create(struct vcpu *v, const struct rv_hart_config *cfg, struct rv_hart **out);
 void rv_hart_destroy(struct rv_hart *hart);
+/*
+ * Reset the hart, its vCPU not running (-EBUSY otherwise; -EINVAL for a
+ * bad cfg): every register and CSR back to rv_hart_create's values, pc,
+ * a0..a2 and the privilege from cfg, mtimecmp to UINT64_MAX, no LR
+ * reservation, no WFI, no pending exception; the soft TLB and the decoded
+ * code emptied. The device lines (set_irq) are the devices' and stay as
+ * they are: a machine reset resets its devices, which lower them. The
+ * statistics keep counting across resets (per run, cumulative).
+ */
+int rv_hart_reset(struct rv_hart *hart, const struct rv_hart_config *cfg);
 struct vcpu *rv_hart_vcpu(struct rv_hart *hart);
 /* The vCPU thread's function: vcpu_run(v, rv_hart_main, hart). Returns 0
  * when stopped (vcpu_request_stop / vcpu_stop), or a negative errno if
@@ -118,7 +128,8 @@ struct rv_hart_stats {
 	uint64_t fence_i;
 	uint64_t mmio;
 };
-/* Approximate while the hart runs (its thread writes them). */
+/* Approximate while the hart runs (its thread writes them). Cumulative
+ * over the run: rv_hart_reset does not clear them. */
 void rv_hart_get_stats(struct rv_hart *hart, struct rv_hart_stats *st);
 
 #endif

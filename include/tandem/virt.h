@@ -77,25 +77,33 @@ enum virt_exit {
 	VIRT_RUNNING = 0,
 	VIRT_EXIT_POWEROFF,             /* test device 0x5555 */
 	VIRT_EXIT_FAIL,                 /* test device 0x3333 | code << 16 */
-	VIRT_EXIT_RESET,                /* test device 0x7777: not supported, stops */
 	VIRT_EXIT_HTIF,                 /* tohost exit */
 	VIRT_EXIT_HART_ERROR,           /* a hart's thread failed (host error) */
 	VIRT_EXIT_HTIF_ERROR,           /* a syscall HTIF does not know */
 	VIRT_EXIT_USER,                 /* virt_request_exit (Ctrl-A x) */
+	VIRT_EXIT_RESET_ERROR,          /* a reset could not load the images again */
 };
 const char *virt_exit_name(enum virt_exit why);
 
 /*
- * Wait for the guest to end the run (or timeout_ns; 0 waits for ever).
- * Returns the guest's exit status (>= 0: 0 for a power-off or a passing
- * HTIF test, the code of a failure) or -ETIMEDOUT. The harts are asked to
- * stop; virt_stop joins them.
+ * Wait for the guest to end the run (or timeout_ns from the call; 0 waits
+ * for ever). Returns the guest's exit status (>= 0: 0 for a power-off or
+ * a passing HTIF test, the code of a failure) or -ETIMEDOUT. The harts are
+ * asked to stop; virt_stop joins them.
+ *
+ * The guest's resets (test device 0x7777) are done here, on the caller's
+ * thread, and the wait goes on: the harts are joined, the devices reset,
+ * the images, the device tree and fw_dynamic_info loaded again (the rest
+ * of RAM keeps its contents, as on QEMU), the harts restarted with their
+ * boot registers. A reset with nobody waiting is dropped by virt_stop.
  */
 int virt_wait(struct virt *vm, uint64_t timeout_ns);
 enum virt_exit virt_exit_reason(struct virt *vm);
 /* End the run from outside the guest with status (any thread). */
 void virt_request_exit(struct virt *vm, enum virt_exit why, int status);
-/* Stop and join the harts and the machine's threads. Idempotent. */
+/* Stop and join the harts and the machine's threads. Idempotent. On the
+ * thread that calls virt_wait, or with no virt_wait running (a reset in
+ * virt_wait stops and starts the harts). */
 void virt_stop(struct virt *vm);
 void virt_destroy(struct virt *vm);
 
@@ -111,6 +119,7 @@ struct virt_stats {
 	uint64_t uart_tx, uart_rx;      /* bytes */
 	uint64_t blk_reads, blk_writes, blk_flushes;
 	uint64_t churn_ops;
+	uint64_t resets;                /* machine resets done by virt_wait */
 	uint64_t run_ns;                /* since virt_start (to the exit, if any) */
 };
 void virt_get_stats(struct virt *vm, struct virt_stats *st);

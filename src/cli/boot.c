@@ -297,26 +297,25 @@ int cmd_boot(int argc, char **argv)
 	} else {
 		enum virt_exit why = virt_exit_reason(vm);
 
-		if (why == VIRT_EXIT_RESET)
-			fprintf(stderr, "\ntandem " CMD ": the guest asked for a reset, which is "
-					"not supported: the machine stopped\n");
-		else if (why == VIRT_EXIT_HART_ERROR || why == VIRT_EXIT_HTIF_ERROR)
+		if (why == VIRT_EXIT_HART_ERROR || why == VIRT_EXIT_HTIF_ERROR ||
+		    why == VIRT_EXIT_RESET_ERROR) {
 			fprintf(stderr, "\ntandem " CMD ": %s\n", virt_exit_name(why));
-		if (why == VIRT_EXIT_HART_ERROR || why == VIRT_EXIT_HTIF_ERROR)
 			status = 1;
+		}
 	}
 	virt_get_stats(vm, &vs);
 	kvm_get_stats(vmm_kvm(virt_vmm(vm)), &ks);
 	host_get_stats(host, &hs);
 	fprintf(stderr,
 		"tandem boot: %llu instructions in %.2f s (%.1f MIPS), faults %llu, "
-		"invalidations %llu, swap in %llu out %llu, mmio %llu, exit %s, status %d\n",
+		"invalidations %llu, swap in %llu out %llu, mmio %llu, resets %llu, exit %s, "
+		"status %d\n",
 		(unsigned long long)vs.instret, (double)vs.run_ns / NSEC_PER_SEC,
 		vs.run_ns ? (double)vs.instret * 1e3 / (double)vs.run_ns : 0.0,
 		(unsigned long long)(ks.faults + ks.fast_faults),
 		(unsigned long long)ks.invalidations, (unsigned long long)hs.events[PSWPIN],
 		(unsigned long long)hs.events[PSWPOUT], (unsigned long long)vs.mmio_exits,
-		virt_exit_name(virt_exit_reason(vm)), status);
+		(unsigned long long)vs.resets, virt_exit_name(virt_exit_reason(vm)), status);
 	virt_destroy(vm);
 	if (boot_check_host(host))
 		status = EXIT_HOST_CHECK;

@@ -21,6 +21,17 @@ void clint_init(struct clint *c, unsigned int nr_harts, const struct virt_irq_si
 	c->sink = sink;
 }
 
+void clint_reset(struct clint *c)
+{
+	const struct virt_irq_sink *sink = c->sink;
+
+	for (unsigned int h = 0; h < c->nr_harts; h++) {
+		if (atomic_exchange(&c->msip[h], 0))
+			sink->set_irq(sink->opaque, h, VIRT_IRQ_MSI, false);
+		sink->set_mtimecmp(sink->opaque, h, UINT64_MAX);
+	}
+}
+
 /* Merge a size-byte write at byte offset sub of an 8-byte register. */
 static uint64_t merge64(uint64_t old, unsigned int sub, unsigned int size, uint64_t v)
 {

@@ -135,6 +135,20 @@ void plic_set_level(struct plic *p, unsigned int src, bool level)
 	pthread_mutex_unlock(&p->lock);
 }
 
+void plic_reset(struct plic *p)
+{
+	pthread_mutex_lock(&p->lock);
+	memset(p->priority, 0, sizeof(p->priority));
+	memset(p->in_service, 0, sizeof(p->in_service));
+	memset(p->enable, 0, p->nr_ctx * sizeof(*p->enable));
+	memset(p->threshold, 0, p->nr_ctx * sizeof(*p->threshold));
+	/* The lines are still what the devices drive (invariant 2); with every
+	 * priority 0 no context's output stays up (invariant 3). */
+	memcpy(p->pending, p->level, sizeof(p->pending));
+	plic_update_locked(p);
+	pthread_mutex_unlock(&p->lock);
+}
+
 static uint32_t plic_claim_locked(struct plic *p, unsigned int ctx)
 {
 	unsigned int s = plic_best_locked(p, ctx);

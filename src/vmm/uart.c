@@ -66,6 +66,16 @@ struct uart {
 	_Atomic uint64_t tx, rx;
 };
 
+/* The 16550's reset values. Called with u->lock held, or before anyone
+ * else sees u. */
+static void uart_reset_regs(struct uart *u)
+{
+	u->ier = u->lcr = u->mcr = u->scr = u->dlm = u->fcr = 0;
+	u->dll = 0x0c;          /* 9600 baud at 1.8432 MHz */
+	u->thr_ipending = false;
+	u->head = u->count = 0;
+}
+
 int uart_create(const struct uart_config *cfg, struct uart **out)
 {
 	struct uart *u = calloc(1, sizeof(*u));
@@ -76,7 +86,7 @@ int uart_create(const struct uart_config *cfg, struct uart **out)
 	u->stop_pipe[0] = u->stop_pipe[1] = -1;
 	pthread_mutex_init(&u->lock, NULL);
 	pthread_cond_init(&u->room, NULL);
-	u->dll = 0x0c;          /* 9600 baud at 1.8432 MHz, the 16550's reset */
+	uart_reset_regs(u);
 	*out = u;
 	return 0;
 }
@@ -128,6 +138,15 @@ size_t uart_receive(struct uart *u, const void *buf, size_t len)
 	n = uart_push_locked(u, buf, len);
 	pthread_mutex_unlock(&u->lock);
 	return n;
+}
+
+void uart_reset(struct uart *u)
+{
+	pthread_mutex_lock(&u->lock);
+	uart_reset_regs(u);
+	pthread_cond_broadcast(&u->room);       /* the FIFO is empty */
+	uart_update_locked(u);
+	pthread_mutex_unlock(&u->lock);
 }
 
 static void uart_transmit(struct uart *u, uint8_t c)

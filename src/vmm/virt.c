@@ -16,6 +16,42 @@
  * every hart to stop (vcpu_request_stop: no join, safe on a hart's own
  * thread, wakes a hart in WFI) and wakes virt_wait. Later requests keep
  * the first reason.
+ *
+ * A reset (the test device's 0x7777, on a hart's thread) is asked for the
+ * same way but recorded as reset_pending, with exit_reason left
+ * VIRT_RUNNING: the HTIF poller and the churn thread, which run while it
+ * is, carry on through it. virt_wait, on a thread that is no hart's, does
+ * the reset (virt_reset): join the harts, reset the devices, load the
+ * images, the device tree and fw_dynamic_info again (as QEMU re-loads its
+ * ROM blobs; the rest of RAM keeps its contents), reset the harts to their
+ * boot registers and start them. States, under exit_lock:
+ *
+ *   running --test 0x7777--> reset pending --virt_wait: virt_reset--> running
+ *      |                        |
+ *      +--virt_request_exit-----+--> ended (exit_reason != VIRT_RUNNING)
+ *
+ *   1. A reset asked for while an exit is recorded, or while one is
+ *      pending, is ignored.
+ *   2. An exit asked for during a reset wins: virt_reset looks under
+ *      exit_lock before restarting the harts and starts them only if the
+ *      run still goes on; an exit recorded after that finds them running
+ *      and stops them (the restart holds exit_lock, so vcpu_run's clearing
+ *      of a stop request cannot race with one).
+ *   3. Nobody waiting (virt_stop): the pending reset is dropped; the
+ *      machine stops with the user's exit.
+ *   4. reset_pending is cleared in the exit_lock section that restarts the
+ *      harts, never after it: a restarted hart may ask for the next reset
+ *      at once.
+ *
+ *      virt_wait                           hart 0 (restarted)
+ *      lock; reset_pending = false
+ *      vcpu_run(hart 0); unlock
+ *                                          test 0x7777: lock;
+ *                                          reset_pending = true; unlock
+ *      lock; sees reset_pending: resets again
+ *
+ *      (Clearing it after a second lock would drop that request and leave
+ *      the hart spinning after its write.)
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -81,6 +117,8 @@ struct virt {
 	pthread_cond_t exit_cond;
 	enum virt_exit exit_reason;     /* VIRT_RUNNING until the first request */
 	int exit_status;
+	bool reset_pending;             /* asked for, virt_wait has not done it */
+	uint64_t resets;                /* done */
 	bool started, stopped;
 	uint64_t start_ns, end_ns;
 };
@@ -116,11 +154,11 @@ const char *virt_exit_name(enum virt_exit why)
 		[VIRT_RUNNING] = "running",
 		[VIRT_EXIT_POWEROFF] = "power-off",
 		[VIRT_EXIT_FAIL] = "test device failure",
-		[VIRT_EXIT_RESET] = "reset (not supported: the machine stopped)",
 		[VIRT_EXIT_HTIF] = "HTIF exit",
 		[VIRT_EXIT_HART_ERROR] = "a hart failed",
 		[VIRT_EXIT_HTIF_ERROR] = "unsupported HTIF request",
 		[VIRT_EXIT_USER] = "stopped by the user",
+		[VIRT_EXIT_RESET_ERROR] = "the reset failed (an image could not be loaded again)",
 	};
 
 	return (unsigned int)why < ARRAY_SIZE(names) ? names[why] : "?";
@@ -166,17 +204,41 @@ static void plic_line(void *arg, unsigned int src, bool level)
 
 /* ---- ending a run -------------------------------------------------------- */
 
+/* Ask every hart to stop, without joining (any thread, a hart's own
+ * included), and wake virt_wait. Called with exit_lock held. */
+static void virt_stop_harts_locked(struct virt *vm)
+{
+	for (unsigned int i = 0; i < vm->nr_harts; i++)
+		if (vm->harts[i].vcpu)
+			vcpu_request_stop(vm->harts[i].vcpu);
+	pthread_cond_broadcast(&vm->exit_cond);
+}
+
+/* Record the first exit. Called with exit_lock held. */
+static void virt_request_exit_locked(struct virt *vm, enum virt_exit why, int status)
+{
+	if (vm->exit_reason != VIRT_RUNNING)
+		return;
+	vm->exit_reason = why;
+	vm->exit_status = status;
+	vm->end_ns = clock_now_ns();
+	virt_stop_harts_locked(vm);
+}
+
 void virt_request_exit(struct virt *vm, enum virt_exit why, int status)
 {
 	pthread_mutex_lock(&vm->exit_lock);
-	if (vm->exit_reason == VIRT_RUNNING) {
-		vm->exit_reason = why;
-		vm->exit_status = status;
-		vm->end_ns = clock_now_ns();
-		for (unsigned int i = 0; i < vm->nr_harts; i++)
-			if (vm->harts[i].vcpu)
-				vcpu_request_stop(vm->harts[i].vcpu);
-		pthread_cond_broadcast(&vm->exit_cond);
+	virt_request_exit_locked(vm, why, status);
+	pthread_mutex_unlock(&vm->exit_lock);
+}
+
+/* The guest asks for a reset (a hart's thread): virt_wait does it. */
+static void virt_request_reset(struct virt *vm)
+{
+	pthread_mutex_lock(&vm->exit_lock);
+	if (vm->exit_reason == VIRT_RUNNING && !vm->reset_pending) {
+		vm->reset_pending = true;
+		virt_stop_harts_locked(vm);
 	}
 	pthread_mutex_unlock(&vm->exit_lock);
 }
@@ -222,7 +284,7 @@ static void test_mmio(void *opaque, struct vcpu *vcpu, gpa_t gpa, unsigned int s
 		virt_request_exit(vm, VIRT_EXIT_FAIL, (int)(v >> 16));
 		break;
 	case TEST_RESET:
-		virt_request_exit(vm, VIRT_EXIT_RESET, 0);
+		virt_request_reset(vm);
 		break;
 	default:
 		break;
@@ -429,7 +491,10 @@ static int virt_add_fdt(struct virt *vm, char *err, size_t errlen)
 	return 0;
 }
 
-static int virt_load(struct virt *vm, char *err, size_t errlen)
+/* Load the bios and the kernel of the configuration into guest RAM,
+ * describing them in *bios and *kernel. */
+static int virt_load_images(struct virt *vm, struct virt_image *bios, struct virt_image *kernel,
+			    char *err, size_t errlen)
 {
 	struct virt_region taken[3];
 	unsigned int nr = 0;
@@ -439,21 +504,30 @@ static int virt_load(struct virt *vm, char *err, size_t errlen)
 	taken[nr++] = (struct virt_region){ vm->dtb_addr, ram_end, "the device tree" };
 	if (vm->cfg.bios) {
 		ret = virt_load_image(vm->vmm, vm->cfg.bios, VIRT_RAM_BASE, VIRT_RAM_BASE,
-				      vm->cfg.ram_size, taken, nr, &vm->bios, err, errlen);
+				      vm->cfg.ram_size, taken, nr, bios, err, errlen);
 		if (ret)
 			return ret;
-		vm->has_bios = true;
-		taken[nr++] = (struct virt_region){ vm->bios.lo, vm->bios.hi, vm->cfg.bios };
+		taken[nr++] = (struct virt_region){ bios->lo, bios->hi, vm->cfg.bios };
 	}
 	if (vm->cfg.kernel) {
 		uint64_t raw = VIRT_RAM_BASE + (vm->cfg.bios ? VIRT_KERNEL_OFFSET : 0);
 
 		ret = virt_load_image(vm->vmm, vm->cfg.kernel, raw, VIRT_RAM_BASE,
-				      vm->cfg.ram_size, taken, nr, &vm->kernel, err, errlen);
+				      vm->cfg.ram_size, taken, nr, kernel, err, errlen);
 		if (ret)
 			return ret;
-		vm->has_kernel = true;
 	}
+	return 0;
+}
+
+static int virt_load(struct virt *vm, char *err, size_t errlen)
+{
+	int ret = virt_load_images(vm, &vm->bios, &vm->kernel, err, errlen);
+
+	if (ret)
+		return ret;
+	vm->has_bios = vm->cfg.bios != NULL;
+	vm->has_kernel = vm->cfg.kernel != NULL;
 	if (vm->has_kernel && vm->kernel.has_htif) {
 		vm->htif = true;
 		vm->tohost = vm->kernel.tohost;
@@ -466,40 +540,52 @@ static int virt_load(struct virt *vm, char *err, size_t errlen)
 	return 0;
 }
 
-/* OpenSBI's struct fw_dynamic_info (include/sbi/fw_dynamic.h), in ROM. */
-static int virt_add_rom(struct virt *vm, char *err, size_t errlen)
+/* OpenSBI's struct fw_dynamic_info (include/sbi/fw_dynamic.h), in ROM
+ * (the VMM writes through the read-only slot). */
+static int virt_write_dyninfo(struct virt *vm)
 {
 	uint64_t next = vm->has_kernel ? vm->kernel.entry : VIRT_RAM_BASE + VIRT_KERNEL_OFFSET;
 	uint64_t info[6] = { FW_DYNAMIC_MAGIC, FW_DYNAMIC_VERSION, next, FW_DYNAMIC_NEXT_S,
 			     0, 0 };
+
+	return vmm_write_guest(vm->vmm, VIRT_DYNINFO_ADDR, info, sizeof(info));
+}
+
+static int virt_add_rom(struct virt *vm, char *err, size_t errlen)
+{
 	int ret;
 
 	ret = vmm_add_ram(vm->vmm, VIRT_ROM_SLOT, VIRT_ROM_BASE, VIRT_ROM_SIZE,
 			  KVM_MEM_READONLY);
 	if (!ret)
-		ret = vmm_write_guest(vm->vmm, VIRT_DYNINFO_ADDR, info, sizeof(info));
+		ret = virt_write_dyninfo(vm);
 	if (ret)
 		return virt_err(err, errlen, ret, "ROM: %s", strerror(-ret));
 	return 0;
 }
 
+/* Hart i's boot registers, as QEMU's reset vector sets them. */
+static void virt_hart_config(struct virt *vm, unsigned int i, struct rv_hart_config *hc)
+{
+	*hc = (struct rv_hart_config){
+		.hartid = i,
+		.reset_pc = vm->has_bios ? vm->bios.entry : vm->kernel.entry,
+		.a0 = i,
+		.a1 = vm->dtb_addr,
+		.a2 = VIRT_DYNINFO_ADDR,
+		.priv = RV_PRV_M,
+		.clock = &vm->clock,
+	};
+}
+
 static int virt_add_harts(struct virt *vm, char *err, size_t errlen)
 {
-	uint64_t pc = vm->has_bios ? vm->bios.entry : vm->kernel.entry;
-
 	for (unsigned int i = 0; i < vm->nr_harts; i++) {
 		struct virt_hart *h = &vm->harts[i];
-		struct rv_hart_config hc = {
-			.hartid = i,
-			.reset_pc = pc,
-			.a0 = i,
-			.a1 = vm->dtb_addr,
-			.a2 = VIRT_DYNINFO_ADDR,
-			.priv = RV_PRV_M,
-			.clock = &vm->clock,
-		};
+		struct rv_hart_config hc;
 		int ret;
 
+		virt_hart_config(vm, i, &hc);
 		h->vm = vm;
 		ret = vmm_create_vcpu(vm->vmm, (int)i, &h->vcpu);
 		if (ret)
@@ -621,17 +707,98 @@ int virt_start(struct virt *vm)
 	return 0;
 }
 
+/* The images were loaded again: they must be where they were (the file
+ * changed on disk otherwise; the harts' entry and HTIF would not match). */
+static bool virt_image_same(const struct virt_image *a, const struct virt_image *b)
+{
+	return a->entry == b->entry && a->lo == b->lo && a->hi == b->hi &&
+	       a->has_htif == b->has_htif && a->tohost == b->tohost &&
+	       a->fromhost == b->fromhost;
+}
+
+/*
+ * Reset the machine (the state machine at the top). On virt_wait's
+ * thread, called and returning with exit_lock held, which it drops while
+ * it works. It ends the pending reset under exit_lock in the same section
+ * that restarts the harts: a reset the restarted harts ask for at once
+ * finds reset_pending clear and is recorded, not lost (invariant 4). If
+ * the images or the device tree cannot be loaded again, the run ends with
+ * VIRT_EXIT_RESET_ERROR, the harts stopped.
+ */
+static void virt_reset_locked(struct virt *vm)
+{
+	struct virt_image bios = { 0 }, kernel = { 0 };
+	int ret = 0;
+
+	pthread_mutex_unlock(&vm->exit_lock);
+	for (unsigned int i = 0; i < vm->nr_harts; i++)
+		if (vm->harts[i].vcpu->running)
+			vcpu_stop(vm->harts[i].vcpu);
+
+	/* The devices lower their lines; the sources first, then the
+	 * controllers. */
+	uart_reset(vm->uart);
+	for (unsigned int i = 0; i < VIRT_VIRTIO_COUNT; i++)
+		virtio_mmio_reset(vm->virtio[i]);
+	plic_reset(vm->plic);
+	clint_reset(&vm->clint);
+
+	ret = virt_add_fdt(vm, NULL, 0);
+	if (!ret)
+		ret = virt_load_images(vm, &bios, &kernel, NULL, 0);
+	if (!ret && ((vm->has_bios && !virt_image_same(&bios, &vm->bios)) ||
+		     (vm->has_kernel && !virt_image_same(&kernel, &vm->kernel))))
+		ret = -ESTALE;
+	if (!ret)
+		ret = virt_write_dyninfo(vm);
+	for (unsigned int i = 0; i < vm->nr_harts && !ret; i++) {
+		struct rv_hart_config hc;
+
+		virt_hart_config(vm, i, &hc);
+		ret = rv_hart_reset(vm->harts[i].hart, &hc);
+	}
+
+	pthread_mutex_lock(&vm->exit_lock);
+	vm->reset_pending = false;
+	if (ret) {
+		virt_request_exit_locked(vm, VIRT_EXIT_RESET_ERROR, 1);
+		return;
+	}
+	if (vm->exit_reason != VIRT_RUNNING)
+		return;         /* an exit came meanwhile: it wins (invariant 2) */
+	vm->resets++;
+	for (unsigned int i = 0; i < vm->nr_harts; i++) {
+		if (vcpu_run(vm->harts[i].vcpu, virt_hart_fn, &vm->harts[i])) {
+			virt_request_exit_locked(vm, VIRT_EXIT_HART_ERROR, 1);
+			break;
+		}
+	}
+}
+
 int virt_wait(struct virt *vm, uint64_t timeout_ns)
 {
+	uint64_t deadline_ns = clock_now_ns() + timeout_ns;
 	struct timespec ts;
 	int ret = 0;
 
 	if (timeout_ns)
 		clock_deadline(CLOCK_MONOTONIC, &ts, timeout_ns);
 	pthread_mutex_lock(&vm->exit_lock);
-	while (vm->exit_reason == VIRT_RUNNING && ret != ETIMEDOUT)
-		ret = timeout_ns ? pthread_cond_timedwait(&vm->exit_cond, &vm->exit_lock, &ts)
-				 : pthread_cond_wait(&vm->exit_cond, &vm->exit_lock);
+	for (;;) {
+		while (vm->exit_reason == VIRT_RUNNING && !vm->reset_pending && ret != ETIMEDOUT)
+			ret = timeout_ns ? pthread_cond_timedwait(&vm->exit_cond, &vm->exit_lock,
+								  &ts)
+					 : pthread_cond_wait(&vm->exit_cond, &vm->exit_lock);
+		if (vm->exit_reason != VIRT_RUNNING || !vm->reset_pending)
+			break;
+		/* A reset that arrives with the timeout is still done. */
+		virt_reset_locked(vm);
+		ret = 0;
+		/* A guest that resets at once, for ever, would keep the wait
+		 * from ever sleeping: look at the clock here too. */
+		if (timeout_ns && clock_now_ns() >= deadline_ns)
+			break;
+	}
 	ret = vm->exit_reason == VIRT_RUNNING ? -ETIMEDOUT : vm->exit_status;
 	pthread_mutex_unlock(&vm->exit_lock);
 	return ret;
@@ -644,6 +811,9 @@ void virt_stop(struct virt *vm)
 	vm->stopped = true;
 	if (vm->started)
 		virt_request_exit(vm, VIRT_EXIT_USER, 0);       /* no-op if it ended */
+	pthread_mutex_lock(&vm->exit_lock);
+	vm->reset_pending = false;      /* nobody will do it (invariant 3) */
+	pthread_mutex_unlock(&vm->exit_lock);
 	for (unsigned int i = 0; i < vm->nr_harts; i++)
 		if (vm->harts[i].vcpu && vm->harts[i].vcpu->running)
 			vcpu_stop(vm->harts[i].vcpu);
@@ -723,6 +893,7 @@ void virt_get_stats(struct virt *vm, struct virt_stats *st)
 	st->churn_ops = atomic_load(&vm->churn_ops);
 	pthread_mutex_lock(&vm->exit_lock);
 	end = vm->exit_reason == VIRT_RUNNING ? clock_now_ns() : vm->end_ns;
+	st->resets = vm->resets;
 	pthread_mutex_unlock(&vm->exit_lock);
 	st->run_ns = vm->started ? end - vm->start_ns : 0;
 }

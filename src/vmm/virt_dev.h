@@ -67,6 +67,10 @@ struct plic;
 /* Contexts 2h (M: MEI of hart h) and 2h+1 (S: SEI). */
 int plic_create(unsigned int nr_harts, const struct virt_irq_sink *sink, struct plic **out);
 void plic_destroy(struct plic *plic);
+/* Reset: priorities, enables, thresholds, pending and in-service cleared
+ * (the sources' levels kept: the devices still drive them); outputs that
+ * were up are lowered through the sink. */
+void plic_reset(struct plic *plic);
 /* A device's line (level triggered); any thread. */
 void plic_set_level(struct plic *plic, unsigned int src, bool level);
 void plic_mmio(void *plic, struct vcpu *vcpu, gpa_t gpa, unsigned int size, bool write,
@@ -83,6 +87,8 @@ struct clint {
 	_Atomic uint32_t msip[64];
 };
 void clint_init(struct clint *c, unsigned int nr_harts, const struct virt_irq_sink *sink);
+/* Reset: every msip 0 (a raised MSI lowered), every mtimecmp UINT64_MAX. */
+void clint_reset(struct clint *c);
 void clint_mmio(void *clint, struct vcpu *vcpu, gpa_t gpa, unsigned int size, bool write,
 		uint64_t *val);
 
@@ -109,6 +115,9 @@ int uart_create(const struct uart_config *cfg, struct uart **out);
 /* Start the reader thread (if in_fd >= 0). */
 int uart_start(struct uart *u);
 void uart_destroy(struct uart *u);     /* stops the reader */
+/* Reset: registers to the 16550's reset values, the receive FIFO emptied,
+ * the line lowered. The reader keeps running (later input is received). */
+void uart_reset(struct uart *u);
 void uart_mmio(void *uart, struct vcpu *vcpu, gpa_t gpa, unsigned int size, bool write,
 	       uint64_t *val);
 /* Queue bytes as if read from in_fd (tests; any thread). Returns how many fit. */
@@ -133,6 +142,9 @@ int virtio_mmio_create(struct vmm *vmm, int fd, bool read_only,
 		       void (*irq_line)(void *arg, unsigned int src, bool level), void *irq_arg,
 		       unsigned int irq, struct virtio_mmio **out);
 void virtio_mmio_destroy(struct virtio_mmio *d);
+/* Reset, as the driver's write of 0 to Status: features, queue and
+ * interrupt status cleared, the line lowered. */
+void virtio_mmio_reset(struct virtio_mmio *d);
 void virtio_mmio(void *dev, struct vcpu *vcpu, gpa_t gpa, unsigned int size, bool write,
 		 uint64_t *val);
 struct virtio_blk_stats {

@@ -202,6 +202,13 @@ static void virtio_reset_locked(struct virtio_mmio *d)
 	virtio_update_locked(d);
 }
 
+void virtio_mmio_reset(struct virtio_mmio *d)
+{
+	pthread_mutex_lock(&d->lock);
+	virtio_reset_locked(d);
+	pthread_mutex_unlock(&d->lock);
+}
+
 /* ---- requests ------------------------------------------------------------ */
 
 /* Copy between the file at *pos and the guest buffer [addr, addr + len),

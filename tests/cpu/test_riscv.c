@@ -14,7 +14,9 @@
  *   - an interrupt line wakes WFI and the interrupt is taken; a stop wakes
  *     WFI too (no hang);
  *   - AMOs and LR/SC on two harts are atomic on host memory;
- *   - fence.i makes a hart run code it wrote itself.
+ *   - fence.i makes a hart run code it wrote itself;
+ *   - a reset restarts a stopped hart from its boot registers and CSR reset
+ *     values, running code rewritten meanwhile.
  *
  * The ISA itself is tested by the guest programs under guests/rv-tests.
  */
@@ -626,6 +628,67 @@ static void test_walk_redone_after_invalidation_during_fault(void **state)
 	pthread_mutex_destroy(&pz.m);
 }
 
+/*
+ * rv_hart_reset: refused while the vCPU runs; afterwards the hart starts
+ * again at reset_pc with the new boot registers, its CSRs at their reset
+ * values (mscratch read as 0 again), and runs code the host rewrote while
+ * it was stopped (decoded code and soft TLB emptied). Stats keep counting.
+ */
+#define CSR_MSCRATCH 0x340
+static void test_reset_restarts_hart(void **state)
+{
+	struct rt *t = rt_create();
+	struct rv_hart_config c = { .hartid = 0, .reset_pc = RAM_BASE, .a0 = 0x55,
+				    .priv = RV_PRV_M, .clock = &t->clk };
+	struct rv_hart_stats st;
+	uint32_t p[64];
+	unsigned int n = 0, imm_at;
+	uint64_t zero = 0, before;
+
+	p[n++] = csrrs(S3, CSR_MSCRATCH, ZERO);   /* before the prologue uses t0 */
+	n += prologue(p + n);
+	p[n++] = sd(S3, S1, 40);
+	p[n++] = sd(A0, S1, 32);
+	imm_at = n;
+	p[n++] = addi(T1, ZERO, 1);
+	p[n++] = csrrw(ZERO, CSR_MSCRATCH, S1);
+	p[n++] = sd(T1, S1, 0);
+	p[n++] = jal(ZERO, 0);
+	rt_load(t, 0, p, n);
+	load_trap_handler(t);
+	rt_start(t, 1);
+	rt_wait(t, DATA, v == 1);
+	assert_int_equal(rt_read(t, DATA + 32), 0);
+	assert_int_equal(rt_read(t, DATA + 40), 0);
+	assert_int_equal(rv_hart_reset(t->harts[0], &c), -EBUSY);
+
+	assert_int_equal(vcpu_stop(rv_hart_vcpu(t->harts[0])), 0);
+	rv_hart_get_stats(t->harts[0], &st);
+	before = st.instret;
+	assert_true(before > 0);
+	assert_int_equal(rv_hart_get_reg(t->harts[0], T1), 1);
+	/* Rewritten behind the stopped hart, no fence.i. */
+	p[imm_at] = addi(T1, ZERO, 2);
+	rt_load(t, 0, p, n);
+	assert_int_equal(vmm_write_guest(t->vmm, RAM_BASE + DATA, &zero, 8), 0);
+	c.clock = NULL;
+	assert_int_equal(rv_hart_reset(t->harts[0], &c), -EINVAL);
+	c.clock = &t->clk;
+	assert_int_equal(rv_hart_reset(t->harts[0], &c), 0);
+	assert_int_equal(rv_hart_get_pc(t->harts[0]), RAM_BASE);
+	assert_int_equal(rv_hart_get_reg(t->harts[0], A0), 0x55);
+	assert_int_equal(rv_hart_get_reg(t->harts[0], T1), 0);
+	assert_int_equal(vcpu_run(rv_hart_vcpu(t->harts[0]), rv_hart_main, t->harts[0]), 0);
+	rt_wait(t, DATA, v == 2);
+	assert_int_equal(rt_read(t, DATA + 32), 0x55);
+	assert_int_equal(rt_read(t, DATA + 40), 0);    /* mscratch was reset */
+	assert_int_equal(vcpu_stop(rv_hart_vcpu(t->harts[0])), 0);
+	t->stopped[0] = true;
+	rv_hart_get_stats(t->harts[0], &st);
+	assert_true(st.instret > before);
+	rt_destroy(t);
+}
+
 /* Bad configurations are refused. */
 static void test_create_refuses_bad_config(void **state)
 {
@@ -675,6 +738,7 @@ int main(void)
 		cmocka_unit_test(test_fence_i_runs_rewritten_code),
 		cmocka_unit_test(test_walk_redone_after_invalidation_during_fault),
 		cmocka_unit_test(test_create_refuses_bad_config),
+		cmocka_unit_test(test_reset_restarts_hart),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

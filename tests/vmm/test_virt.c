@@ -7,7 +7,8 @@
  * through its reader thread, and its line through a real PLIC; a
  * virtio-blk device driven by a hand-built split virtqueue in guest RAM
  * over a temp file; the device tree (libfdt and dtc); the loader's
- * refusals; virt_create's.
+ * refusals; virt_create's; the devices' resets (registers back, lines
+ * lowered).
  *
  * The interrupt controllers' outputs go to a fake sink that records the
  * level of each (hart, irq) and the mtimecmp values.
@@ -232,9 +233,134 @@ static void test_clint(void **state)
 	assert_true(fake_level(&f, 0, VIRT_IRQ_MSI));
 }
 
-/* ==== UART ================================================================ */
+/* ==== resets ============================================================== */
 
 #define U(reg) (VIRT_UART_BASE + (reg))
+
+/* A PLIC reset clears what software set and drops the outputs, but keeps
+ * the devices' levels: a line still high pends again once re-enabled. */
+static void test_plic_reset(void **state)
+{
+	struct fake_sink f;
+	struct plic *p;
+
+	fake_init(&f);
+	assert_int_equal(plic_create(2, &f.sink, &p), 0);
+	wr(plic_mmio, p, PLIC_PRIO(3), 4, 5);
+	wr(plic_mmio, p, PLIC_PRIO(40), 4, 2);
+	wr(plic_mmio, p, PLIC_EN(0, 0), 4, 1u << 3);
+	wr(plic_mmio, p, PLIC_EN(3, 1), 4, 1u << (40 - 32));
+	wr(plic_mmio, p, PLIC_THRESH(2), 4, 1);
+	plic_set_level(p, 3, true);
+	plic_set_level(p, 40, true);
+	assert_true(fake_level(&f, 0, VIRT_IRQ_MEI));
+	assert_true(fake_level(&f, 1, VIRT_IRQ_SEI));
+	assert_int_equal(rd(plic_mmio, p, PLIC_CLAIM(0), 4), 3);       /* in service */
+	assert_false(fake_level(&f, 0, VIRT_IRQ_MEI));
+
+	plic_reset(p);
+	assert_false(fake_level(&f, 0, VIRT_IRQ_MEI));
+	assert_false(fake_level(&f, 1, VIRT_IRQ_SEI));
+	assert_int_equal(rd(plic_mmio, p, PLIC_PRIO(3), 4), 0);
+	assert_int_equal(rd(plic_mmio, p, PLIC_PRIO(40), 4), 0);
+	assert_int_equal(rd(plic_mmio, p, PLIC_EN(0, 0), 4), 0);
+	assert_int_equal(rd(plic_mmio, p, PLIC_EN(3, 1), 4), 0);
+	assert_int_equal(rd(plic_mmio, p, PLIC_THRESH(2), 4), 0);
+	/* The levels stayed: both pend (3 no longer in service). */
+	assert_int_equal(rd(plic_mmio, p, PLIC_PEND(0), 4), 1u << 3);
+	assert_int_equal(rd(plic_mmio, p, PLIC_PEND(1), 4), 1u << (40 - 32));
+	assert_int_equal(rd(plic_mmio, p, PLIC_CLAIM(0), 4), 0);
+	wr(plic_mmio, p, PLIC_PRIO(3), 4, 1);
+	wr(plic_mmio, p, PLIC_EN(0, 0), 4, 1u << 3);
+	assert_true(fake_level(&f, 0, VIRT_IRQ_MEI));
+	assert_int_equal(rd(plic_mmio, p, PLIC_CLAIM(0), 4), 3);
+	/* A reset with nothing up tells the sink nothing (it asserts that). */
+	plic_set_level(p, 3, false);
+	plic_set_level(p, 40, false);
+	wr(plic_mmio, p, PLIC_CLAIM(0), 4, 3);
+	plic_reset(p);
+	assert_int_equal(rd(plic_mmio, p, PLIC_PEND(0), 4), 0);
+	assert_int_equal(rd(plic_mmio, p, PLIC_PEND(1), 4), 0);
+	plic_destroy(p);
+}
+
+static void test_clint_reset(void **state)
+{
+	struct fake_sink f;
+	struct clint c;
+	unsigned int changes;
+
+	fake_init(&f);
+	clint_init(&c, 2, &f.sink);
+	wr(clint_mmio, &c, VIRT_CLINT_BASE + 4, 4, 1);
+	wr(clint_mmio, &c, VIRT_CLINT_BASE + CLINT_MTIMECMP, 8, 1234);
+	wr(clint_mmio, &c, VIRT_CLINT_BASE + CLINT_MTIMECMP + 8, 8, 5678);
+	assert_true(fake_level(&f, 1, VIRT_IRQ_MSI));
+	changes = atomic_load(&f.changes);
+
+	clint_reset(&c);
+	assert_false(fake_level(&f, 1, VIRT_IRQ_MSI));
+	assert_false(fake_level(&f, 0, VIRT_IRQ_MSI));
+	assert_int_equal(atomic_load(&f.changes), changes + 1);    /* only hart 1's */
+	assert_int_equal(rd(clint_mmio, &c, VIRT_CLINT_BASE + 4, 4), 0);
+	assert_int_equal(atomic_load(&f.mtimecmp[0]), UINT64_MAX);
+	assert_int_equal(atomic_load(&f.mtimecmp[1]), UINT64_MAX);
+	assert_int_equal(rd(clint_mmio, &c, VIRT_CLINT_BASE + CLINT_MTIMECMP + 8, 8),
+			 UINT64_MAX);
+}
+
+/* A UART reset: registers to the 16550's reset values, the receive FIFO
+ * emptied, its line (through a real PLIC) lowered. */
+static void test_uart_reset(void **state)
+{
+	struct fake_sink f;
+	struct plic *p;
+	struct uart *u;
+	struct uart_config uc = { .in_fd = -1, .out_fd = -1,
+				  .irq_line = (void (*)(void *, unsigned int, bool))plic_set_level,
+				  .irq = VIRT_UART_IRQ };
+
+	fake_init(&f);
+	assert_int_equal(plic_create(1, &f.sink, &p), 0);
+	uc.irq_arg = p;
+	assert_int_equal(uart_create(&uc, &u), 0);
+	wr(plic_mmio, p, PLIC_PRIO(VIRT_UART_IRQ), 4, 1);
+	wr(plic_mmio, p, PLIC_EN(1, 0), 4, 1u << VIRT_UART_IRQ);
+	wr(uart_mmio, u, U(3), 1, 0x83);
+	wr(uart_mmio, u, U(0), 1, 0x01);                /* DLL */
+	wr(uart_mmio, u, U(1), 1, 0x02);                /* DLM */
+	wr(uart_mmio, u, U(3), 1, 0x03);
+	wr(uart_mmio, u, U(1), 1, 0x03);                /* ERBFI | ETBEI */
+	wr(uart_mmio, u, U(2), 1, 0x01);                /* FIFO on */
+	wr(uart_mmio, u, U(4), 1, 0x0b);
+	wr(uart_mmio, u, U(7), 1, 0x5a);
+	assert_int_equal(uart_receive(u, "abc", 3), 3);
+	assert_true(fake_level(&f, 0, VIRT_IRQ_SEI));
+	assert_int_equal(rd(uart_mmio, u, U(5), 1), 0x61);
+
+	uart_reset(u);
+	assert_false(fake_level(&f, 0, VIRT_IRQ_SEI));
+	assert_int_equal(rd(uart_mmio, u, U(5), 1), 0x60);     /* FIFO empty */
+	assert_int_equal(rd(uart_mmio, u, U(1), 1), 0);
+	assert_int_equal(rd(uart_mmio, u, U(2), 1), 0x01);     /* no interrupt, no FIFO */
+	assert_int_equal(rd(uart_mmio, u, U(3), 1), 0);
+	assert_int_equal(rd(uart_mmio, u, U(4), 1), 0);
+	assert_int_equal(rd(uart_mmio, u, U(7), 1), 0);
+	wr(uart_mmio, u, U(3), 1, 0x80);
+	assert_int_equal(rd(uart_mmio, u, U(0), 1), 0x0c);     /* 9600 baud */
+	assert_int_equal(rd(uart_mmio, u, U(1), 1), 0);
+	wr(uart_mmio, u, U(3), 1, 0x00);
+	/* Still works: input after the reset is received. */
+	wr(uart_mmio, u, U(1), 1, 0x01);
+	assert_int_equal(uart_receive(u, "z", 1), 1);
+	assert_true(fake_level(&f, 0, VIRT_IRQ_SEI));
+	assert_int_equal(rd(uart_mmio, u, U(0), 1), 'z');
+	assert_false(fake_level(&f, 0, VIRT_IRQ_SEI));
+	uart_destroy(u);
+	plic_destroy(p);
+}
+
+/* ==== UART ================================================================ */
 
 static bool wait_byte_ready(struct uart *u, unsigned int ms)
 {
@@ -574,7 +700,12 @@ static void test_virtio_blk(void **state)
 	assert_int_equal(st.get_ids, 1);
 	assert_int_equal(st.errors, 2);
 
-	/* Reset drops the queue and the interrupt. */
+	/* Reset (the driver's status write of 0, or the machine's) drops the
+	 * queue and the interrupt. */
+	assert_int_equal(atomic_load(&rec.level), 1);
+	virtio_mmio_reset(d);
+	assert_int_equal(atomic_load(&rec.level), 0);
+	assert_int_equal(rd(virtio_mmio, d, V(0x070), 4), 0);
 	wr(virtio_mmio, d, V(0x070), 4, 0);
 	assert_int_equal(rd(virtio_mmio, d, V(0x044), 4), 0);
 	assert_int_equal(rd(virtio_mmio, d, V(0x060), 4), 0);
@@ -899,6 +1030,126 @@ static void test_virt_create_errors(void **state)
 	assert_int_equal(host_destroy(host), 0);
 }
 
+/*
+ * A raw M-mode program (riscv64 as, hand-checked): counts its boots at
+ * RAM+1M, then resets through the test device until it has booted
+ * RAM+1M+8 times (0: for ever), then powers off.
+ */
+static const uint32_t reset_prog[] = {
+	0x001002b7,     /* lui   t0, 0x100          t0 = test device */
+	0x00007337,     /* lui   t1, 0x7 */
+	0x7773031b,     /* addiw t1, t1, 0x777      t1 = 0x7777 */
+	0x00100393,     /* li    t2, 1 */
+	0x01f39393,     /* slli  t2, t2, 31 */
+	0x00100e37,     /* lui   t3, 0x100 */
+	0x01c383b3,     /* add   t2, t2, t3         t2 = RAM + 1M */
+	0x0003be83,     /* ld    t4, 0(t2) */
+	0x001e8e93,     /* addi  t4, t4, 1 */
+	0x01d3b023,     /* sd    t4, 0(t2)          boots++ */
+	0x0083bf03,     /* ld    t5, 8(t2)          limit */
+	0x000f0463,     /* beqz  t5, reset */
+	0x01df4663,     /* blt   t5, t4, pass */
+	0x0062a023,     /* reset: sw t1, 0(t0) */
+	0x0000006f,     /* j     . */
+	0x00005337,     /* pass: lui t1, 0x5 */
+	0x5553031b,     /* addiw t1, t1, 0x555      t1 = 0x5555 */
+	0x0062a023,     /* sw    t1, 0(t0) */
+	0x0000006f,     /* j     . */
+};
+#define RESET_BOOTS (0x80000000ULL + (1 << 20))
+
+static struct virt *reset_vm(struct host *host, const char *kern, unsigned int smp,
+			     uint64_t limit)
+{
+	struct virt_config cfg;
+	struct virt *vm;
+	char err[256];
+	int ret;
+
+	virt_config_default(&cfg);
+	cfg.ram_size = 16 << 20;
+	cfg.smp = smp;
+	cfg.kernel = kern;
+	ret = virt_create(host, &cfg, &vm, err, sizeof(err));
+	if (ret == -ENOSYS)
+		return NULL;
+	assert_int_equal(ret, 0);
+	assert_int_equal(vmm_write_guest(virt_vmm(vm), RESET_BOOTS + 8, &limit, 8), 0);
+	assert_int_equal(virt_start(vm), 0);
+	return vm;
+}
+
+static uint64_t reset_boots(struct virt *vm)
+{
+	uint64_t n;
+
+	assert_int_equal(vmm_read_guest(virt_vmm(vm), RESET_BOOTS, &n, 8), 0);
+	return n;
+}
+
+/* The machine's reset, through virt_wait: the program runs again (its
+ * counter, in RAM outside the image, survives), every reset is counted;
+ * virt_wait's timeout counts from the call across resets; a reset nobody
+ * waits for is dropped by virt_stop. */
+static void test_virt_reset(void **state)
+{
+	struct host_config hc = { .ram_bytes = 64ULL << 20 };
+	char kern[64];
+	struct virt_stats st;
+	struct host *host;
+	struct virt *vm;
+	uint64_t t0;
+
+	snprintf(kern, sizeof(kern), "/tmp/tandem-test-reset-%d.img", (int)getpid());
+	write_file(kern, reset_prog, sizeof(reset_prog));
+	assert_int_equal(host_create(&hc, &host), 0);
+
+	/* Three boots, two resets. */
+	vm = reset_vm(host, kern, 1, 2);
+	if (!vm) {
+		print_message("  (no RISC-V hart linked: skipped)\n");
+		goto out;
+	}
+	assert_int_equal(virt_wait(vm, 20ULL * 1000000000), 0);
+	assert_int_equal(virt_exit_reason(vm), VIRT_EXIT_POWEROFF);
+	virt_stop(vm);                  /* the harts' stats, exact */
+	virt_get_stats(vm, &st);
+	assert_int_equal(st.resets, 2);
+	assert_int_equal(reset_boots(vm), 3);
+	virt_destroy(vm);
+
+	/* Resetting for ever, two harts asking at once: the timeout still
+	 * ends the wait. */
+	vm = reset_vm(host, kern, 2, 0);
+	t0 = ms_now();
+	assert_int_equal(virt_wait(vm, 300ULL * 1000000), -ETIMEDOUT);
+	assert_true(ms_now() - t0 < 5000);
+	assert_int_equal(virt_exit_reason(vm), VIRT_RUNNING);
+	virt_stop(vm);
+	virt_get_stats(vm, &st);
+	assert_true(st.resets >= 1);
+	virt_destroy(vm);
+
+	/* Nobody waits: the reset is dropped, the machine stops. */
+	vm = reset_vm(host, kern, 1, 0);
+	t0 = ms_now();
+	while (reset_boots(vm) < 1) {
+		assert_true(ms_now() - t0 < 10000);
+		sleep_ms(1);
+	}
+	sleep_ms(20);
+	virt_stop(vm);
+	assert_int_equal(virt_exit_reason(vm), VIRT_EXIT_USER);
+	virt_get_stats(vm, &st);
+	assert_int_equal(st.resets, 0);
+	assert_int_equal(reset_boots(vm), 1);
+	virt_destroy(vm);
+out:
+	unlink(kern);
+	assert_int_equal(host_frames_in_use(host), 0);
+	assert_int_equal(host_destroy(host), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -906,10 +1157,14 @@ int main(void)
 		cmocka_unit_test(test_clint),
 		cmocka_unit_test(test_uart),
 		cmocka_unit_test(test_uart_escape),
+		cmocka_unit_test(test_plic_reset),
+		cmocka_unit_test(test_clint_reset),
+		cmocka_unit_test(test_uart_reset),
 		cmocka_unit_test(test_virtio_blk),
 		cmocka_unit_test(test_fdt),
 		cmocka_unit_test(test_loader),
 		cmocka_unit_test(test_virt_create_errors),
+		cmocka_unit_test(test_virt_reset),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -149,6 +149,9 @@ void check_failed(const char *file, int line, const char *expr);
 		__FILE__, __LINE__, #stmt, (long)__c, (long)(c)); check_failures++; } } while (0)
 #define CHECK_NOTRAP(stmt) CHECK_TRAP(TRAP_NONE, stmt)
 
+/* Each hart's pc and a1 when it entered _start (start.S). */
+extern volatile uint64_t rt_entry_pc[MAX_HARTS], rt_entry_a1[MAX_HARTS];
+
 /* Number of harts: the cpu@ nodes under /cpus in the DTB. */
 unsigned int rt_nharts(void);
 extern unsigned long rt_dtb;

@@ -15,11 +15,24 @@
 	.section .text.init, "ax"
 	.globl _start
 _start:
+	auipc	t2, 0			/* where this hart entered */
 	.option push
 	.option norelax
 	la	gp, __global_pointer$
 	.option pop
 	mv	tp, a0
+	/* rt_entry_pc / rt_entry_a1[hart] (in .data: hart 0 clears .bss
+	 * while the others may already be here). */
+	li	t0, MAX_HARTS
+	bgeu	a0, t0, 6f
+	slli	t1, a0, 3
+	la	t0, rt_entry_pc
+	add	t0, t0, t1
+	sd	t2, 0(t0)
+	la	t0, rt_entry_a1
+	add	t0, t0, t1
+	sd	a1, 0(t0)
+6:
 	csrw	mie, zero
 	/* Until the real vector is in place, skip any trapping instruction
 	 * (PMP CSRs, satp: optional on some harts). */
@@ -269,6 +282,12 @@ run_lower_resume:
 rt_boot_flag:
 	.word 0
 	.word 0
+	.globl rt_entry_pc
+	.globl rt_entry_a1
+rt_entry_pc:
+	.fill MAX_HARTS, 8, 0
+rt_entry_a1:
+	.fill MAX_HARTS, 8, 0
 
 	.section .tohost, "aw", @progbits
 	.align 6

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * hart.c - the RISC-V hart's life: creation, the run loop that enters and
- * leaves guest mode around the interpreter, requests, interrupt lines from
- * devices, and WFI.
+ * hart.c - the RISC-V hart's life: creation and reset, the run loop that
+ * enters and leaves guest mode around the interpreter, requests, interrupt
+ * lines from devices, and WFI.
  *
  * The run loop, outside guest mode: handle requests (KVM_REQ_TLB_FLUSH
  * empties the soft TLB and bumps h->gen, so decoded code is checked
@@ -224,12 +224,68 @@ int rv_hart_main(struct vcpu *v, void *arg)
 	return r == -EINTR ? 0 : r;
 }
 
+static bool rv_hart_config_ok(const struct rv_hart_config *cfg)
+{
+	return cfg && cfg->clock &&
+	       (cfg->priv == RV_PRV_M || cfg->priv == RV_PRV_S || cfg->priv == RV_PRV_U);
+}
+
+/*
+ * Every architectural register and CSR to its reset value, the boot
+ * registers from cfg; the hart's bookkeeping that outlives a reset is
+ * left alone: the vCPU, the WFI lock, the device lines (mip_lines: the
+ * devices own them), the decoded code and soft TLB (the caller flushes),
+ * the flush generation (only ever grows: decoded pages compare it), the
+ * statistics. rv_hart_create runs it on a zeroed hart, so the two agree.
+ */
+static void rv_hart_reset_state(struct rv_hart *h, const struct rv_hart_config *cfg)
+{
+	h->clock = cfg->clock;
+	h->ecall = cfg->ecall;
+	h->ecall_arg = cfg->ecall_arg;
+	h->hartid = cfg->hartid;
+
+	memset(h->x, 0, sizeof(h->x));
+	h->pc = cfg->reset_pc;
+	h->x[10] = cfg->a0;
+	h->x[11] = cfg->a1;
+	h->x[12] = cfg->a2;
+	h->priv = cfg->priv;
+	h->wfi = false;
+
+	/* RV64 IMAC + S + U: no F/D, so FS stays off. */
+	h->misa = (2ULL << 62) | (1u << ('I' - 'A')) | (1u << ('M' - 'A')) |
+		  (1u << ('A' - 'A')) | (1u << ('C' - 'A')) | (1u << ('S' - 'A')) |
+		  (1u << ('U' - 'A'));
+	h->mstatus = (2ULL << 32) | (2ULL << 34);       /* UXL = SXL = 64 */
+	h->medeleg = h->mideleg = h->mie = h->mip_sw = 0;
+	h->mtvec = h->mscratch = h->mepc = h->mcause = h->mtval = 0;
+	h->mcounteren = h->menvcfg = h->mcountinhibit = 0;
+	h->stvec = h->sscratch = h->sepc = h->scause = h->stval = 0;
+	h->scounteren = h->senvcfg = h->satp = 0;
+	h->stimecmp = UINT64_MAX;
+	memset(h->pmpcfg, 0, sizeof(h->pmpcfg));
+	memset(h->pmpaddr, 0, sizeof(h->pmpaddr));
+	/* minstret restarts; the statistics keep the instructions retired
+	 * before (rv_hart_get_stats adds them). */
+	h->stat.instret += h->instret;
+	h->instret = 0;
+	h->fence_word = 0;
+
+	h->lr_valid = false;
+	h->lr_addr = h->lr_val = 0;
+	h->exc_cause = h->exc_tval = 0;
+	memset(h->tmp, 0, sizeof(h->tmp));
+	atomic_store(&h->mtimecmp, UINT64_MAX);
+	atomic_store_explicit(&h->irq_hint, 0, memory_order_relaxed);
+	rv_update_mmu_idx(h);
+}
+
 int rv_hart_create(struct vcpu *v, const struct rv_hart_config *cfg, struct rv_hart **out)
 {
 	struct rv_hart *h;
 
-	if (!v || !cfg || !out || !cfg->clock || v->running || v->engine ||
-	    (cfg->priv != RV_PRV_M && cfg->priv != RV_PRV_S && cfg->priv != RV_PRV_U))
+	if (!v || !out || !rv_hart_config_ok(cfg) || v->running || v->engine)
 		return -EINVAL;
 	if (kvm_kick_mode(v->kvm_vcpu.kvm) != KVM_KICK_WAIT)
 		return -EOPNOTSUPP;
@@ -238,28 +294,27 @@ int rv_hart_create(struct vcpu *v, const struct rv_hart_config *cfg, struct rv_h
 		return -ENOMEM;
 	h->v = v;
 	h->kvm = v->kvm_vcpu.kvm;
-	h->clock = cfg->clock;
-	h->ecall = cfg->ecall;
-	h->ecall_arg = cfg->ecall_arg;
-	h->hartid = cfg->hartid;
-	h->pc = cfg->reset_pc;
-	h->x[10] = cfg->a0;
-	h->x[11] = cfg->a1;
-	h->x[12] = cfg->a2;
-	h->priv = cfg->priv;
-	/* RV64 IMAC + S + U: no F/D, so FS stays off. */
-	h->misa = (2ULL << 62) | (1u << ('I' - 'A')) | (1u << ('M' - 'A')) |
-		  (1u << ('A' - 'A')) | (1u << ('C' - 'A')) | (1u << ('S' - 'A')) |
-		  (1u << ('U' - 'A'));
-	h->mstatus = (2ULL << 32) | (2ULL << 34);       /* UXL = SXL = 64 */
-	h->mtimecmp = UINT64_MAX;
-	h->stimecmp = UINT64_MAX;
 	pthread_mutex_init(&h->wfi_lock, NULL);
 	pthread_cond_init(&h->wfi_cond, NULL);
-	rv_update_mmu_idx(h);
+	rv_hart_reset_state(h, cfg);
 	v->engine = h;
 	v->wake = rv_vcpu_wake;
 	*out = h;
+	return 0;
+}
+
+int rv_hart_reset(struct rv_hart *h, const struct rv_hart_config *cfg)
+{
+	if (!h || !rv_hart_config_ok(cfg))
+		return -EINVAL;
+	if (h->v->running)
+		return -EBUSY;
+	rv_hart_reset_state(h, cfg);
+	/* Nothing decoded or translated before the reset may be used after:
+	 * the images were loaded again and satp is 0. */
+	rv_code_flush(h);
+	memset(h->codeptr, 0, sizeof(h->codeptr));
+	rv_flush_tlb(h);
 	return 0;
 }
 
@@ -279,5 +334,5 @@ void rv_hart_destroy(struct rv_hart *h)
 void rv_hart_get_stats(struct rv_hart *h, struct rv_hart_stats *st)
 {
 	*st = h->stat;
-	st->instret = h->instret;
+	st->instret = h->stat.instret + h->instret;
 }
