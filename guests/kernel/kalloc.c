@@ -1,10 +1,12 @@
 /* guests/kernel: physical page allocator with reference counts.
  *
- * The free pages form a FIFO (allocate at the head, free at the tail),
- * so over a run the workload's pages move through all of RAM rather
- * than reusing a few hot frames: the host sees the whole guest RAM in
- * use (and must swap it under --host-mem). Each page has a 32-bit
- * reference count (AMOs); page_put frees at zero. */
+ * Pages never handed out yet are taken in address order (a bump
+ * pointer, so boot touches no page); freed pages form a FIFO (freed at
+ * the tail, taken at the head once the bump pointer has reached the end
+ * of RAM). Over a long run the workload's pages thus move through all
+ * of RAM rather than reusing a few hot frames: the host sees the whole
+ * guest RAM in use (and must swap it under --host-mem). Each page has a
+ * 32-bit reference count (AMOs); page_put frees at zero. */
 #include "kernel.h"
 
 struct freepage { struct freepage *next; };
@@ -14,6 +16,7 @@ static struct freepage *head, *tail;
 static uint64_t nfree;
 static uint32_t *refs;
 static uint64_t base, limit;
+static uint64_t bump, hole_start, hole_end;   /* never-used pages: [bump, limit) minus the hole */
 
 static void push(uint64_t pa)
 {
@@ -35,9 +38,12 @@ void kalloc_init(uint64_t start, uint64_t end, uint64_t hole_lo, uint64_t hole_h
 	refs = (uint32_t *)start;
 	uint64_t first = start + ((npages * sizeof(uint32_t) + PGSIZE - 1) & ~(PGSIZE - 1));
 	memset(refs, 0, npages * sizeof(uint32_t));
+	bump = first;
+	hole_start = hole_lo;
+	hole_end = hole_hi;
 	for (uint64_t pa = first; pa + PGSIZE <= end; pa += PGSIZE)
 		if (pa + PGSIZE <= hole_lo || pa >= hole_hi)
-			push(pa);
+			nfree++;
 	kprintf("kernel: %lu free pages (%lu MiB) from %p\n", nfree, nfree >> 8, (void *)first);
 }
 
@@ -51,8 +57,14 @@ static uint32_t *ref(uint64_t pa)
 void *kalloc(void)
 {
 	acquire(&lock);
-	struct freepage *f = head;
-	if (f) {
+	if (bump >= hole_start && bump < hole_end)
+		bump = hole_end;
+	struct freepage *f = NULL;
+	if (bump + PGSIZE <= limit) {
+		f = (struct freepage *)bump;
+		bump += PGSIZE;
+		nfree--;
+	} else if ((f = head)) {
 		head = f->next;
 		if (!head)
 			tail = NULL;

@@ -232,7 +232,7 @@ static void parse_bootargs(void)
 	cfg.pages = 8;
 	cfg.lineages = 6;
 	cfg.depth = 3;
-	cfg.gens = 6;
+	cfg.gens = 100;
 	cfg.secs = 0;
 	cfg.asids = 8;
 	cfg.tick_ms = 5;
