@@ -131,8 +131,14 @@ $(UBOOT_DIALOGUE): tests/boot/uboot_dialogue.c
 	$(Q)$(CC) $(CFLAGS_COMMON) $(CFLAGS_debug) -o $@ $<
 
 tests-build: deps $(TESTS_debug) $(TESTS_asan) $(TESTS_tsan) build/release/tandem $(EXAMPLES) \
-	build/debug/tandem build/asan/tandem build/tsan/tandem rv-tests \
+	build/debug/tandem build/asan/tandem build/tsan/tandem rv-tests guest-kernel \
 	$(UBOOT_DIALOGUE)
+
+# The project's own S-mode kernel (guests/kernel), the guest of issue 9's
+# GVA tables; scripts/guest-kernel.sh boots it under OpenSBI.
+.PHONY: guest-kernel
+guest-kernel: deps
+	@$(MAKE) --no-print-directory -C guests/kernel O=$(CURDIR)/build/kernel >/dev/null
 
 # The project's own RISC-V test programs (guests/rv-tests), built with
 # Debian's riscv64-unknown-elf-gcc; scripts/rv-tests.sh runs them.

@@ -59,6 +59,12 @@ if [[ " $* " == *" debug "* ]] && [ -x build/debug/tandem ] &&
 		--tandem build/debug/tandem --mem 256M --host-mem 96M --swap 512M \
 		--churn 50 --expect-swap
 fi
+# The project's own kernel (guests/kernel) under OpenSBI on each variant,
+# over a swapping, forking host: its verdict and tandem's.
+for v in "$@"; do
+	[ -x "build/$v/tandem" ] && [ -f build/kernel/kernel.elf ] &&
+		check "guest kernel ($v)" scripts/guest-kernel.sh "build/$v/tandem"
+done
 # Debian's OpenSBI + U-Boot, reset from U-Boot's prompt (SBI SRST ->
 # the test device), must come up again: the machine reset end to end.
 for v in "$@"; do
