@@ -94,6 +94,7 @@ struct virt {
 	struct plic *plic;
 	struct clint clint;
 	struct uart *uart;
+	struct pflash *pflash;
 	struct virtio_mmio *virtio[VIRT_VIRTIO_COUNT];
 	struct virt_hart harts[KVM_MAX_VCPUS];
 	unsigned int nr_harts;
@@ -413,6 +414,9 @@ static int virt_add_devices(struct virt *vm, char *err, size_t errlen)
 	};
 	int ret;
 
+	ret = pflash_create(&vm->pflash);
+	if (ret)
+		return virt_err(err, errlen, ret, "flash: %s", strerror(-ret));
 	ret = plic_create(vm->nr_harts, &vm->sink, &vm->plic);
 	if (ret)
 		return virt_err(err, errlen, ret, "PLIC: %s", strerror(-ret));
@@ -451,6 +455,9 @@ static int virt_add_devices(struct virt *vm, char *err, size_t errlen)
 		ret = vmm_add_mmio(vm->vmm, VIRT_PLIC_BASE, VIRT_PLIC_SIZE, plic_mmio, vm->plic);
 	if (!ret)
 		ret = vmm_add_mmio(vm->vmm, VIRT_UART_BASE, VIRT_UART_SIZE, uart_mmio, vm->uart);
+	if (!ret)
+		ret = vmm_add_mmio(vm->vmm, VIRT_FLASH_BASE, VIRT_FLASH_BANKS * VIRT_FLASH_BANK_SIZE,
+				   pflash_mmio, vm->pflash);
 	for (unsigned int i = 0; i < VIRT_VIRTIO_COUNT && !ret; i++)
 		ret = vmm_add_mmio(vm->vmm, VIRT_VIRTIO_BASE + i * VIRT_VIRTIO_SIZE,
 				   VIRT_VIRTIO_SIZE, virtio_mmio, vm->virtio[i]);
@@ -738,6 +745,7 @@ static void virt_reset_locked(struct virt *vm)
 	/* The devices lower their lines; the sources first, then the
 	 * controllers. */
 	uart_reset(vm->uart);
+	pflash_reset(vm->pflash);
 	for (unsigned int i = 0; i < VIRT_VIRTIO_COUNT; i++)
 		virtio_mmio_reset(vm->virtio[i]);
 	plic_reset(vm->plic);
@@ -845,6 +853,7 @@ void virt_destroy(struct virt *vm)
 	for (unsigned int i = 0; i < VIRT_VIRTIO_COUNT; i++)
 		virtio_mmio_destroy(vm->virtio[i]);
 	plic_destroy(vm->plic);
+	pflash_destroy(vm->pflash);
 	if (vm->vmm)
 		vmm_destroy(vm->vmm);
 	pthread_cond_destroy(&vm->exit_cond);

@@ -51,6 +51,18 @@ struct virt_irq_sink {
 #define VIRT_VIRTIO_COUNT    8
 #define VIRT_VIRTIO_IRQ      1              /* slot i: source 1 + i */
 #define VIRT_UART_CLOCK      0x384000
+#define VIRT_FLASH_BASE      0x20000000ULL
+#define VIRT_FLASH_BANK_SIZE (32ULL << 20)
+#define VIRT_FLASH_BANKS     2
+
+/* ---- CFI parallel flash (pflash.c) --------------------------------------- */
+struct pflash;
+int pflash_create(struct pflash **out);
+void pflash_destroy(struct pflash *f);
+void pflash_reset(struct pflash *f);
+void pflash_mmio(void *pflash, struct vcpu *vcpu, gpa_t gpa, unsigned int size, bool write,
+		 uint64_t *val);
+void pflash_get_stats(struct pflash *f, uint64_t *programs, uint64_t *erases);
 
 /* ---- PLIC (plic.c) ------------------------------------------------------- */
 #define PLIC_NDEV        0x5f               /* sources 1..95 */

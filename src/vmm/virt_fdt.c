@@ -221,6 +221,19 @@ int virt_fdt_build(const struct virt_fdt_config *cfg, void *buf, size_t size)
 	FDT_TRY(fdt_property_string(buf, "compatible", "syscon-reboot"));
 	FDT_TRY(fdt_end_node(buf));
 
+	/* Two CFI flash banks, as QEMU's virt has (pflash.c). */
+	{
+		uint32_t reg[8] = { 0, (uint32_t)VIRT_FLASH_BASE, 0, (uint32_t)VIRT_FLASH_BANK_SIZE,
+				    0, (uint32_t)(VIRT_FLASH_BASE + VIRT_FLASH_BANK_SIZE), 0,
+				    (uint32_t)VIRT_FLASH_BANK_SIZE };
+
+		FDT_TRY(begin_node_at(buf, "flash", VIRT_FLASH_BASE));
+		FDT_TRY(fdt_property_u32(buf, "bank-width", 4));
+		FDT_TRY(prop_cells(buf, "reg", reg, 8));
+		FDT_TRY(fdt_property_string(buf, "compatible", "cfi-flash"));
+		FDT_TRY(fdt_end_node(buf));
+	}
+
 	FDT_TRY(begin_node_at(buf, "memory", cfg->ram_base));
 	FDT_TRY(fdt_property_string(buf, "device_type", "memory"));
 	FDT_TRY(prop_reg(buf, cfg->ram_base, cfg->ram_size));

@@ -24,6 +24,10 @@
  *                            crc32 of one == the driver's CRC-32 of the
  *                            pattern; one word changed, cmp.l reports it at
  *                            its address after the right count of words
+ *   cp.l 64 MiB              RAM to RAM over the second region: cmp.l all
+ *                            the same again, crc32 unchanged
+ *   erase, cp.l to flash     the CFI flash: one block erased, 16 words
+ *                            programmed from RAM, cmp.l the same
  *   crc32 big.bin again      the random data survived the 128 MiB of writes
  *                            (under --host-mem pressure: swapped out and in)
  *   ext4load hello.txt       md.b shows the text; crc32; filesize
@@ -64,6 +68,7 @@
 /* Guest addresses. RAM is 0x80000000 up; OpenSBI sits at the bottom, U-Boot
  * relocates itself, its heap, stack and device tree to the top (about
  * 0x8f700000 up with 256 MiB), and its first device tree is at 0x82200000. */
+#define FLASH_ADDR    0x20000000u          /* the first CFI flash bank */
 #define SRC_ADDR      0x83000000u
 #define DST_ADDR      0x87000000u
 #define FILL_WORDS    0x1000000u           /* 64 MiB each */
@@ -631,6 +636,23 @@ static void dialogue(void)
 		     SRC_ADDR + DIFF_OFFSET, src_word, DST_ADDR + DIFF_OFFSET, DIFF_VALUE, a);
 	snprintf(want, sizeof(want), "Total of %u word(s) were the same", DIFF_OFFSET / 4);
 	expect(a, "cmp.l", want);
+
+	/* cp.l of the whole first region over the second (RAM to RAM: the
+	 * machine's CFI flash keeps U-Boot from taking RAM for flash), then
+	 * the two compare equal again. */
+	expect_empty(cmd("cp.l 0x%x 0x%x 0x%x", SRC_ADDR, DST_ADDR, FILL_WORDS), "cp.l");
+	a = cmd("cmp.l 0x%x 0x%x 0x%x", SRC_ADDR, DST_ADDR, FILL_WORDS);
+	snprintf(want, sizeof(want), "Total of %u word(s) were the same", FILL_WORDS);
+	expect(a, "cmp.l after cp.l", want);
+	expect_crc(cmd("crc32 0x%x 0x%x", DST_ADDR, FILL_BYTES), DST_ADDR, FILL_BYTES, crc);
+
+	/* The flash: erase a block, program 16 words from RAM, read back. */
+	a = cmd("erase 0x%x +0x40000", FLASH_ADDR);
+	expect(a, "erase", "Erased 1 sectors");
+	a = cmd("cp.l 0x%x 0x%x 0x10", SRC_ADDR, FLASH_ADDR);
+	expect(a, "cp.l to flash", "Copy to Flash... done");
+	a = cmd("cmp.l 0x%x 0x%x 0x10", SRC_ADDR, FLASH_ADDR);
+	expect(a, "cmp.l flash", "Total of 16 word(s) were the same");
 
 	/* The random data again, after 128 MiB went through host RAM. */
 	expect_crc(cmd("crc32 0x%x 0x%x", BIG_ADDR, BIG_SIZE), BIG_ADDR, BIG_SIZE, big_crc);

@@ -1150,10 +1150,75 @@ out:
 	assert_int_equal(host_destroy(host), 0);
 }
 
+/* ==== CFI flash ============================================================ */
+
+/* The CFI query, ID, program (clears bits only), erase, status and reset,
+ * in both banks. */
+static void test_pflash(void **state)
+{
+	const gpa_t b0 = VIRT_FLASH_BASE, b1 = VIRT_FLASH_BASE + VIRT_FLASH_BANK_SIZE;
+	struct pflash *f;
+	uint64_t programs, erases;
+
+	assert_int_equal(pflash_create(&f), 0);
+	/* Erased: all ones, in any width. */
+	assert_int_equal(rd(pflash_mmio, f, b0, 4), 0xffffffffu);
+	assert_int_equal(rd(pflash_mmio, f, b1 + 0x123456, 8), ~0ULL);
+	/* CFI query at word 0x55: "QRY" at words 0x10..0x12, Intel command set,
+	 * 32 MiB, one region of 128 blocks of 256 KiB. */
+	wr(pflash_mmio, f, b0 + 0x55 * 4, 4, 0x98);
+	assert_int_equal(rd(pflash_mmio, f, b0 + 0x10 * 4, 4), 'Q');
+	assert_int_equal(rd(pflash_mmio, f, b0 + 0x11 * 4, 1), 'R');
+	assert_int_equal(rd(pflash_mmio, f, b0 + 0x12 * 4, 4), 'Y');
+	assert_int_equal(rd(pflash_mmio, f, b0 + 0x13 * 4, 4), 1);
+	assert_int_equal(rd(pflash_mmio, f, b0 + 0x27 * 4, 4), 25);
+	assert_int_equal(rd(pflash_mmio, f, b0 + 0x2d * 4, 4), 127);
+	assert_int_equal(rd(pflash_mmio, f, b0 + 0x30 * 4, 4), 4);
+	/* The other bank is still in read-array mode. */
+	assert_int_equal(rd(pflash_mmio, f, b1 + 0x40, 4), 0xffffffffu);
+	/* ID: Intel 0x89. */
+	wr(pflash_mmio, f, b0, 4, 0x90);
+	assert_int_equal(rd(pflash_mmio, f, b0, 4), 0x89);
+	wr(pflash_mmio, f, b0, 4, 0xff);
+	/* Program: status ready, data ANDed into the erased word. */
+	wr(pflash_mmio, f, b1 + 0x1000, 4, 0x40);
+	wr(pflash_mmio, f, b1 + 0x1000, 4, 0x12345678);
+	assert_int_equal(rd(pflash_mmio, f, b1 + 0x1000, 4) & 0x80, 0x80);  /* status */
+	wr(pflash_mmio, f, b1, 4, 0xff);
+	assert_int_equal(rd(pflash_mmio, f, b1 + 0x1000, 4), 0x12345678);
+	wr(pflash_mmio, f, b1 + 0x1000, 4, 0x40);
+	wr(pflash_mmio, f, b1 + 0x1000, 4, 0xffff0000);                     /* bits only clear */
+	wr(pflash_mmio, f, b1, 4, 0xff);
+	assert_int_equal(rd(pflash_mmio, f, b1 + 0x1000, 4), 0x12340000);
+	/* Erase the block: ones again, the next block untouched. */
+	wr(pflash_mmio, f, b1 + 0x40000, 4, 0x40);
+	wr(pflash_mmio, f, b1 + 0x40000, 4, 0xa5a5a5a5);
+	wr(pflash_mmio, f, b1 + 0x1000, 4, 0x20);
+	wr(pflash_mmio, f, b1 + 0x1000, 4, 0xd0);
+	wr(pflash_mmio, f, b1, 4, 0xff);
+	assert_int_equal(rd(pflash_mmio, f, b1 + 0x1000, 4), 0xffffffffu);
+	assert_int_equal(rd(pflash_mmio, f, b1 + 0x40000, 4), 0xa5a5a5a5u);
+	/* An erase not confirmed is a sequence error in the status. */
+	wr(pflash_mmio, f, b0, 4, 0x20);
+	wr(pflash_mmio, f, b0, 4, 0x00);
+	assert_int_equal(rd(pflash_mmio, f, b0, 4) & 0x30, 0x30);
+	wr(pflash_mmio, f, b0, 4, 0x50);                                    /* clear status */
+	assert_int_equal(rd(pflash_mmio, f, b0, 4), 0x80);
+	/* Reset: read-array mode, contents kept. */
+	wr(pflash_mmio, f, b1, 4, 0x98);
+	pflash_reset(f);
+	assert_int_equal(rd(pflash_mmio, f, b1 + 0x40000, 4), 0xa5a5a5a5u);
+	pflash_get_stats(f, &programs, &erases);
+	assert_int_equal(programs, 3);
+	assert_int_equal(erases, 1);
+	pflash_destroy(f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_plic_claim_complete),
+		cmocka_unit_test(test_pflash),
 		cmocka_unit_test(test_clint),
 		cmocka_unit_test(test_uart),
 		cmocka_unit_test(test_uart_escape),
