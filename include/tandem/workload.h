@@ -361,7 +361,7 @@ int host_scenario_run(const struct host_scenario_config *cfg,
 struct rv_scenario_config {
 	unsigned int nr_vms;            /* 1..WL_MAX_VMS */
 	unsigned int nr_harts;          /* per VM, 1..KVM_MAX_VCPUS */
-	uint64_t guest_mem;             /* per VM: 16M..2G, a multiple of 2M */
+	uint64_t guest_mem;             /* per VM: 40M..2G, a multiple of 2M */
 	uint64_t host_mem;              /* 0: sized to fit (guest RAM twice + slack) */
 	uint64_t swap_bytes;            /* WL_SWAP_AUTO (default): as scenario_swap_bytes */
 	const char *swap_path;          /* NULL: a temp file, unlinked at once */

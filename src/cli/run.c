@@ -237,6 +237,10 @@ void run_usage(FILE *f)
 		"(ROM) must exit to the VMM with their address. One progress line a second,\n"
 		"then a summary ending 'integrity: OK' (exit 0) or 'integrity: FAILED: ...'\n"
 		"(exit 1). Bad options: exit 2.\n"
+		"\n--guest riscv runs RISC-V virt machines instead (OpenSBI + the project's\n"
+		"kernel, build/kernel/kernel.elf from 'make guest-kernel'), each checking its\n"
+		"own processes' pages, over the same overcommitted host with fork/reclaim\n"
+		"churn; OK needs every kernel's 'kernel: OK ... failures=0' and a clean host.\n"
 		"\noptions:\n");
 	opt_usage(f, &run_table, &d);
 }

@@ -41,6 +41,9 @@
 #define MiB (1ULL << 20)
 #define POLL_NS         (2 * NSEC_PER_MSEC)
 #define SETTLE_TRIES    200             /* x 10 ms: frames coming back */
+/* OpenSBI fw_jump (Debian's, as QEMU's) moves the device tree to RAM +
+ * 34M: less RAM and it hangs before its banner. */
+#define RV_RAM_MIN      (40 * MiB)
 
 struct rv_vm {
 	unsigned int id;
@@ -107,10 +110,11 @@ int rv_scenario_check_config(const struct rv_scenario_config *cfg, char *why, si
 	else if (cfg->nr_harts < 1 || cfg->nr_harts > KVM_MAX_VCPUS)
 		snprintf(why, len, "harts per VM: %u is out of range (1..%d)", cfg->nr_harts,
 			 KVM_MAX_VCPUS);
-	else if (cfg->guest_mem < VIRT_RAM_MIN || cfg->guest_mem > VIRT_RAM_MAX ||
+	else if (cfg->guest_mem < RV_RAM_MIN || cfg->guest_mem > VIRT_RAM_MAX ||
 		 cfg->guest_mem % (2 * MiB))
-		snprintf(why, len, "guest memory: %llu bytes is not a multiple of 2M in 16M..2G "
-			 "(the RISC-V machine's RAM)", (unsigned long long)cfg->guest_mem);
+		snprintf(why, len, "guest memory: %llu bytes is not a multiple of 2M in 40M..2G "
+			 "(the RISC-V machine's RAM; OpenSBI fw_jump puts the device tree "
+			 "at RAM + 34M)", (unsigned long long)cfg->guest_mem);
 	else if (cfg->duration_ns == 0 || cfg->duration_ns > 86400ULL * NSEC_PER_SEC)
 		snprintf(why, len, "duration: must be more than 0 and at most 24 hours");
 	else if (cfg->churn_interval_ms > 60000)
