@@ -40,12 +40,12 @@
 /*
  * A fixed amount of guest work rather than guest seconds: 6 lineages x
  * gens roots, each a fork tree of depth 3. Under TSan the interpreter runs
- * ~30 MIPS: a tenth of the work.
+ * ~30 MIPS: a twentieth of the work.
  */
 #ifdef TSAN
 #define WORK "secs=0 gens=1"
 #else
-#define WORK "secs=0 gens=10"
+#define WORK "secs=0 gens=20"
 #endif
 
 static bool images_there(void)
