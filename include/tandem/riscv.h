@@ -131,5 +131,9 @@ struct rv_hart_stats {
 /* Approximate while the hart runs (its thread writes them). Cumulative
  * over the run: rv_hart_reset does not clear them. */
 void rv_hart_get_stats(struct rv_hart *hart, struct rv_hart_stats *st);
+/* Instructions retired, any thread, while the hart runs too: exact as of
+ * the interpreter's last return to its run loop (a few thousand branches
+ * behind at most). For rates sampled during a run. */
+uint64_t rv_hart_instret(struct rv_hart *hart);
 
 #endif

@@ -123,5 +123,9 @@ struct virt_stats {
 	uint64_t run_ns;                /* since virt_start (to the exit, if any) */
 };
 void virt_get_stats(struct virt *vm, struct virt_stats *st);
+/* Instructions retired by all harts: any thread, while the machine runs
+ * too (virt_get_stats reads counters the harts write: call it while they
+ * are stopped, or accept a torn figure). */
+uint64_t virt_instret(struct virt *vm);
 
 #endif

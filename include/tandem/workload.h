@@ -113,6 +113,12 @@ struct scenario_progress {
 	uint64_t vm_rss_pages[WL_MAX_VMS];
 	uint64_t vm_swap_pages[WL_MAX_VMS];
 	bool vm_killed[WL_MAX_VMS];
+	/* RISC-V VMs (rv_scenario_run): the harts' instructions retired,
+	 * millions per second, summed and per VM (0 in C-guest runs), and
+	 * which VMs' kernels have ended. */
+	double mips;
+	double vm_mips[WL_MAX_VMS];
+	bool vm_ended[WL_MAX_VMS];
 };
 
 /* What scenario_config.end_when sees. */
@@ -327,5 +333,106 @@ struct host_scenario_result {
  */
 int host_scenario_run(const struct host_scenario_config *cfg,
 		      struct host_scenario_result *res);
+
+/* ---- RISC-V VMs running the project's kernel (riscv_scenario.c) ----------
+ *
+ * `tandem run --guest riscv`: N virt machines (virt.h), each with its own
+ * VMM mm on one host, M harts, OpenSBI (fw_jump) as bios and the project's
+ * S-mode kernel (guests/kernel) as the next stage, booted with
+ * "vm=<id> secs=<duration>": its U-mode processes stamp, fork (COW), map,
+ * protect and verify pages for that long, then it prints one last line,
+ * "kernel: OK ... failures=0" or "kernel: FAILED ...", and powers off.
+ * The host is overcommitted as for the C guests (swap), and churns with
+ * what a real guest survives: each machine's own churn (virt.h:
+ * churn_interval_ms) forks the VMM's mm and drops the child (the guest's
+ * writes break COW) or reclaims a batch of pages; kswapd reclaims under
+ * pressure. No DONTNEED, mprotect or remap: a real guest would read zeroes
+ * or fault.
+ *
+ * Verdict: OK iff every VM's console ends with its kernel's "kernel: OK"
+ * line for its own vm id with failures=0 and the machine powered off with
+ * status 0 before the timeout, AND after teardown the host passes
+ * host_check_invariants, every frame and swap slot is free, no freed frame
+ * was written (poison, debug builds) and host_destroy succeeds.
+ */
+
+#define RV_SCENARIO_FAIL_LINES  4       /* console failure lines kept per VM */
+
+struct rv_scenario_config {
+	unsigned int nr_vms;            /* 1..WL_MAX_VMS */
+	unsigned int nr_harts;          /* per VM, 1..KVM_MAX_VCPUS */
+	uint64_t guest_mem;             /* per VM: 40M..2G, a multiple of 2M */
+	uint64_t host_mem;              /* 0: sized to fit (guest RAM twice + slack) */
+	uint64_t swap_bytes;            /* WL_SWAP_AUTO (default): as scenario_swap_bytes */
+	const char *swap_path;          /* NULL: a temp file, unlinked at once */
+	/* The kernel's secs= (rounded up to whole seconds): it starts new
+	 * process lineages for that long, then drains and reports. */
+	uint64_t duration_ns;
+	uint64_t timeout_ns;            /* a VM not ended by then fails; 0: 2 x duration + 60 s */
+	unsigned int churn_interval_ms; /* each VM's fork / reclaim churn; 0: off */
+	const char *bios;               /* OpenSBI fw_jump (ELF) */
+	const char *kernel;             /* guests/kernel's kernel.elf */
+	const char *bootargs;           /* appended to every VM's (may be NULL) */
+	const char *vm_bootargs[WL_MAX_VMS];    /* appended to VM i's only (tests) */
+	void (*progress)(const struct scenario_progress *p, void *arg);
+	void *progress_arg;
+};
+
+/* Defaults: 2 VMs x 2 harts, 256 MiB each, 10 s, churn every 10 ms; bios
+ * and kernel NULL (the caller knows where they are). */
+void rv_scenario_config_default(struct rv_scenario_config *cfg);
+/* host_mem for cfg when it is 0, and swap for WL_SWAP_AUTO. */
+uint64_t rv_scenario_host_mem(const struct rv_scenario_config *cfg);
+uint64_t rv_scenario_swap_bytes(const struct rv_scenario_config *cfg);
+/* 0, or -EINVAL with a reason for people in why (files are not looked at). */
+int rv_scenario_check_config(const struct rv_scenario_config *cfg, char *why, size_t len);
+
+/* What one VM's kernel said on its last line ("kernel: OK vm=.. ..."). */
+struct rv_kernel_report {
+	bool seen;                      /* a "kernel: OK|FAILED" line was found */
+	bool ok;                        /* it said OK */
+	int64_t vm;                     /* vm= (-1: absent) */
+	uint64_t harts, procs, forks, cow, pgfaults, ctxsw, asid_rollovers;
+	uint64_t sfences, rfences, probes, kills, ms, failures;
+};
+
+struct rv_scenario_vm_result {
+	bool ok;
+	char verdict[256];              /* "OK", or "vm1: ..." what failed */
+	int exit_status;                /* the machine's (virt_wait); -ETIMEDOUT */
+	const char *exit_name;          /* virt_exit_name() */
+	double ended_at_s;              /* since the harts started */
+	struct rv_kernel_report kernel;
+	char kernel_line[384];          /* the last "kernel: OK|FAILED" line */
+	char fail_lines[RV_SCENARIO_FAIL_LINES][192];  /* first FAILURE/PANIC lines */
+	unsigned int nr_fail_lines;
+	uint64_t console_bytes;
+	uint64_t instret, exceptions, interrupts, ptw_walks, churn_ops;
+	struct kvm_stats kvm;
+	uint64_t rss_pages, swap_pages; /* just before teardown */
+};
+
+struct rv_scenario_result {
+	double elapsed_s;               /* harts started .. last VM ended */
+	double setup_s, teardown_s;
+	uint64_t host_mem, swap_bytes;
+	unsigned int nr_vms;
+	uint64_t instret;               /* all harts */
+	struct kvm_stats kvm;           /* summed over VMs */
+	struct host_stats host;         /* after the VMs stopped, before teardown */
+	struct rv_scenario_vm_result vm[WL_MAX_VMS];
+	/* The host after teardown. */
+	int invariants;                 /* host_check_invariants(): 0 */
+	uint64_t frames_in_use, swap_slots_in_use, poison_hits;
+	bool ok;
+	char verdict[512];              /* "OK", or what failed, VMs named */
+};
+
+/*
+ * Run cfg to the end. Returns 0 when it ran (res->ok is the verdict),
+ * -EINVAL for a bad config, or another -errno if it could not be set up
+ * (-ENOENT: an image is missing; res->verdict says which).
+ */
+int rv_scenario_run(const struct rv_scenario_config *cfg, struct rv_scenario_result *res);
 
 #endif

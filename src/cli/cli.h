@@ -63,6 +63,17 @@ void bench_usage(FILE *f);
 void run_usage(FILE *f);
 void boot_usage(FILE *f);
 
+/* --- run.c / run_riscv.c ------------------------------------------------ */
+
+struct scenario_progress;
+struct rv_scenario_config;
+/* The "memory:" progress line of `tandem run`. */
+void run_progress_memory(FILE *f, const struct scenario_progress *p);
+/* `tandem run --guest riscv` once run.c has parsed and checked the options:
+ * runs cfg, prints progress (unless quiet) and the summary (text or JSON);
+ * returns the exit status. */
+int run_riscv(struct rv_scenario_config *cfg, bool json, bool quiet);
+
 /* --- benchmarks (bench.c runs them, bench/ holds them) ------------------ */
 
 struct bench_opts {

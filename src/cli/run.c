@@ -25,9 +25,15 @@
 
 /* ---- options ---------------------------------------------------------------- */
 
+enum run_guest { GUEST_C, GUEST_RISCV };
+
 struct run_opts {
 	struct scenario_config cfg;
 	bool json, quiet;
+	/* --guest riscv */
+	unsigned int guest;             /* enum run_guest */
+	unsigned int smp;
+	const char *kernel, *bios, *append;
 };
 
 static const struct opt_choice break_choices[] = {
@@ -68,6 +74,18 @@ static bool churn_choice(unsigned int i, struct opt_choice *c)
 	return true;
 }
 
+static bool guest_choice(unsigned int i, struct opt_choice *c)
+{
+	static const struct opt_choice guests[] = {
+		{ "c", GUEST_C, NULL }, { "riscv", GUEST_RISCV, NULL },
+	};
+
+	if (i >= ARRAY_SIZE(guests))
+		return false;
+	*c = guests[i];
+	return true;
+}
+
 static bool kick_choice(unsigned int i, struct opt_choice *c)
 {
 	if (i > KVM_KICK_RSEQ)
@@ -80,6 +98,11 @@ static bool kick_choice(unsigned int i, struct opt_choice *c)
 #define NOT_4K "not a multiple of the 4K page size"
 
 static const struct opt run_options[] = {
+	{ "guest", 'g', OPT_CHOICE, OPT_FIELD(struct run_opts, guest), .choices = guest_choice,
+	  .arg = "KIND",
+	  .help = "c: C guest workloads on software vCPUs (the default);\n"
+		  "riscv: RISC-V virt machines (OpenSBI + the project's\n"
+		  "kernel, guests/kernel) judged by the kernels' checks" },
 	{ "vms", 0, OPT_NUM, CFG(nr_vms), .min = 1, .max = WL_MAX_VMS, .arg = "N",
 	  .help = "VMs, each its own host mm (default {default}; {range})" },
 	{ "vcpus", 0, OPT_NUM, CFG(nr_vcpus), .min = 1, .max = WL_MAX_VCPUS, .arg = "N",
@@ -151,6 +174,17 @@ static const struct opt run_options[] = {
 		  "that interval -- by idle page tracking: a line per\n"
 		  "interval, last/mean/min/max in the summary (default\n"
 		  "off)" },
+	{ "smp", 0, OPT_NUM, OPT_FIELD(struct run_opts, smp), .min = 1, .max = KVM_MAX_VCPUS,
+	  .arg = "N", .help = "--guest riscv: harts per VM (default: --vcpus, 2)" },
+	{ "kernel", 0, OPT_PATH, OPT_FIELD(struct run_opts, kernel), .arg = "FILE",
+	  .help = "--guest riscv: the kernel (default\n"
+		  "build/kernel/kernel.elf: make guest-kernel)" },
+	{ "bios", 0, OPT_PATH, OPT_FIELD(struct run_opts, bios), .arg = "FILE",
+	  .help = "--guest riscv: the firmware (default Debian's\n"
+		  "OpenSBI fw_jump.elf, package opensbi)" },
+	{ "append", 0, OPT_PATH, OPT_FIELD(struct run_opts, append), .arg = "STR",
+	  .help = "--guest riscv: more kernel bootargs, after\n"
+		  "'vm=N secs=DURATION' (e.g. 'verbose=1', 'break=cow')" },
 	{ "json", 0, OPT_FLAG, OPT_FIELD(struct run_opts, json),
 	  .help = "print the summary as JSON (progress goes to stderr)" },
 	{ "quiet", 'q', OPT_FLAG, OPT_FIELD(struct run_opts, quiet),
@@ -203,8 +237,122 @@ void run_usage(FILE *f)
 		"(ROM) must exit to the VMM with their address. One progress line a second,\n"
 		"then a summary ending 'integrity: OK' (exit 0) or 'integrity: FAILED: ...'\n"
 		"(exit 1). Bad options: exit 2.\n"
+		"\n--guest riscv runs RISC-V virt machines instead (OpenSBI + the project's\n"
+		"kernel, build/kernel/kernel.elf from 'make guest-kernel'), each checking its\n"
+		"own processes' pages, over the same overcommitted host with fork/reclaim\n"
+		"churn; OK needs every kernel's 'kernel: OK ... failures=0' and a clean host.\n"
 		"\noptions:\n");
 	opt_usage(f, &run_table, &d);
+}
+
+/* The arena is real memory: refuse what this machine cannot hold rather
+ * than meet the kernel's OOM killer. */
+static int check_fits_machine(uint64_t host_mem, bool given)
+{
+	uint64_t phys = (uint64_t)sysconf(_SC_PHYS_PAGES) * (uint64_t)sysconf(_SC_PAGE_SIZE);
+
+	if (phys && host_mem > phys / 10 * 9) {
+		fprintf(stderr, "tandem " CMD ": host memory %llu MiB%s does not fit this "
+			"machine's %llu MiB of RAM\n", (unsigned long long)(host_mem >> 20),
+			given ? "" : " (what the guests need)", (unsigned long long)(phys >> 20));
+		return EXIT_USAGE;
+	}
+	return 0;
+}
+
+/* ---- --guest riscv ---------------------------------------------------------- */
+
+#define DEFAULT_BIOS "/usr/lib/riscv64-linux-gnu/opensbi/generic/fw_jump.elf"
+#define DEFAULT_KERNEL "build/kernel/kernel.elf"
+
+/* The options of each kind of guest alone. */
+static const char *const c_only_opts[] = {
+	"workload", "write-ratio", "seed", "break", "stall", "kick", "wss-interval",
+	"swap-fail-writes", "swap-fail-reads",
+};
+static const char *const riscv_only_opts[] = { "smp", "kernel", "bios", "append" };
+
+/* build/kernel/kernel.elf from the working directory, else from beside the
+ * binary (build/<variant>/tandem); NULL if neither is there. */
+static const char *find_kernel(void)
+{
+	static char path[4096];
+	ssize_t n;
+	char *slash;
+
+	if (access(DEFAULT_KERNEL, R_OK) == 0)
+		return DEFAULT_KERNEL;
+	n = readlink("/proc/self/exe", path, sizeof(path) - 1);
+	if (n <= 0)
+		return NULL;
+	path[n] = '\0';
+	slash = strrchr(path, '/');
+	if (!slash || (size_t)(slash - path) + sizeof("/../kernel/kernel.elf") > sizeof(path))
+		return NULL;
+	strcpy(slash, "/../kernel/kernel.elf");
+	return access(path, R_OK) == 0 ? path : NULL;
+}
+
+/* The RISC-V scenario from the options, or EXIT_USAGE after saying why. */
+static int riscv_opts(struct run_opts *o, uint64_t given, struct rv_scenario_config *rc)
+{
+	const unsigned int fork_only = 1u << WL_CHURN_FORK;
+	char why[256];
+
+	for (size_t i = 0; i < ARRAY_SIZE(c_only_opts); i++)
+		if (opt_given(&run_table, given, c_only_opts[i])) {
+			fprintf(stderr, "tandem " CMD ": --%s does not apply to --guest riscv\n",
+				c_only_opts[i]);
+			return EXIT_USAGE;
+		}
+	if (!opt_given(&run_table, given, "churn"))
+		o->cfg.churn = fork_only;
+	if (o->cfg.churn & ~fork_only) {
+		fprintf(stderr, "tandem " CMD ": --churn: with --guest riscv only 'fork' (each "
+			"VM's fork of the VMM's mm and reclaim, every 10 ms; the default) or "
+			"'none': dontneed, mprotect and remap change or refuse memory a real "
+			"guest relies on\n");
+		return EXIT_USAGE;
+	}
+	rv_scenario_config_default(rc);
+	rc->nr_vms = o->cfg.nr_vms;
+	rc->nr_harts = opt_given(&run_table, given, "smp") ? o->smp : o->cfg.nr_vcpus;
+	rc->guest_mem = o->cfg.guest_mem;
+	rc->host_mem = o->cfg.host_mem;
+	rc->swap_bytes = o->cfg.swap_bytes;
+	rc->swap_path = o->cfg.swap_path;
+	rc->duration_ns = o->cfg.duration_ns;
+	rc->churn_interval_ms = o->cfg.churn ? o->cfg.churn_interval_us / 1000 : 0;
+	rc->bootargs = o->append;
+	rc->bios = o->bios ? o->bios : DEFAULT_BIOS;
+	rc->kernel = o->kernel ? o->kernel : find_kernel();
+	if (!rc->kernel) {
+		fprintf(stderr, "tandem " CMD ": the RISC-V guest kernel " DEFAULT_KERNEL " is "
+			"missing: build it with 'make guest-kernel' (needs Debian's "
+			"gcc-riscv64-unknown-elf), or give --kernel FILE\n");
+		return EXIT_USAGE;
+	}
+	if (o->kernel && access(o->kernel, R_OK)) {
+		fprintf(stderr, "tandem " CMD ": --kernel: '%s': %s\n", o->kernel,
+			strerror(errno));
+		return EXIT_USAGE;
+	}
+	if (access(rc->bios, R_OK)) {
+		if (o->bios)
+			fprintf(stderr, "tandem " CMD ": --bios: '%s': %s\n", o->bios,
+				strerror(errno));
+		else
+			fprintf(stderr, "tandem " CMD ": the firmware " DEFAULT_BIOS " is missing: "
+				"install Debian's opensbi package (apt-get install opensbi), "
+				"or give --bios FILE\n");
+		return EXIT_USAGE;
+	}
+	if (rv_scenario_check_config(rc, why, sizeof(why))) {
+		fprintf(stderr, "tandem " CMD ": %s\n", why);
+		return EXIT_USAGE;
+	}
+	return check_fits_machine(rc->host_mem ? rc->host_mem : rv_scenario_host_mem(rc),
+				  rc->host_mem != 0);
 }
 
 /* What options imply for each other, and whether the run fits this machine. */
@@ -226,18 +374,10 @@ static int check_opts(struct run_opts *o, uint64_t given)
 		fprintf(stderr, "tandem " CMD ": %s\n", why);
 		return EXIT_USAGE;
 	}
-	/* The arena is real memory (pre-faulted): refuse what this machine
-	 * cannot hold rather than meet the kernel's OOM killer. */
-	uint64_t host_mem = cfg->host_mem ? cfg->host_mem : scenario_host_mem(cfg);
-	uint64_t phys = (uint64_t)sysconf(_SC_PHYS_PAGES) * (uint64_t)sysconf(_SC_PAGE_SIZE);
-
-	if (phys && host_mem > phys / 10 * 9) {
-		fprintf(stderr, "tandem " CMD ": host memory %llu MiB%s does not fit this "
-			"machine's %llu MiB of RAM\n", (unsigned long long)(host_mem >> 20),
-			cfg->host_mem ? "" : " (what the guests need)",
-			(unsigned long long)(phys >> 20));
+	/* The arena is pre-faulted: it must fit. */
+	if (check_fits_machine(cfg->host_mem ? cfg->host_mem : scenario_host_mem(cfg),
+			       cfg->host_mem != 0))
 		return EXIT_USAGE;
-	}
 	if ((cfg->breaks & KVM_BREAK_RANGE_ZAP) &&
 	    (cfg->churn & (1u << WL_CHURN_FORK | 1u << WL_CHURN_REMAP)))
 		fprintf(stderr, "tandem " CMD ": note: with --break=zap, fork and remap churn "
@@ -398,6 +538,19 @@ static void progress(const struct scenario_progress *p, void *arg)
 		p->t_s, report_human(p->accesses_per_s), report_human(p->faults_per_s),
 		report_human(p->invalidations_per_s), U(p->retries), U(p->tlb_flushes),
 		U(p->churn_ops), p->failures ? "  FAILURES" : "");
+	run_progress_memory(f, p);
+	if (p->wss_nr_vms) {
+		fprintf(f, "[%5.1fs] working set (%.2f s):", p->t_s, p->wss_interval_s);
+		for (unsigned int i = 0; i < p->wss_nr_vms; i++)
+			fprintf(f, "  vm%u %s pages (%.1f MiB)", i,
+				report_human((double)p->wss_pages[i]), MIB(p->wss_pages[i]));
+		fputc('\n', f);
+	}
+	fflush(f);
+}
+
+void run_progress_memory(FILE *f, const struct scenario_progress *p)
+{
 	fprintf(f, "[%5.1fs] memory: free %.1f MiB", p->t_s, MIB(p->free_pages));
 	if (p->swap_pages)
 		fprintf(f, "  swap %.1f/%.0f MiB used  swap-in %s pages/s  swap-out %s pages/s",
@@ -409,16 +562,10 @@ static void progress(const struct scenario_progress *p, void *arg)
 			fprintf(f, " swapped %.1f MiB", MIB(p->vm_swap_pages[i]));
 		if (p->vm_killed[i])
 			fprintf(f, " KILLED");
+		if (p->vm_ended[i])
+			fprintf(f, " ended");
 	}
 	fputc('\n', f);
-	if (p->wss_nr_vms) {
-		fprintf(f, "[%5.1fs] working set (%.2f s):", p->t_s, p->wss_interval_s);
-		for (unsigned int i = 0; i < p->wss_nr_vms; i++)
-			fprintf(f, "  vm%u %s pages (%.1f MiB)", i,
-				report_human((double)p->wss_pages[i]), MIB(p->wss_pages[i]));
-		fputc('\n', f);
-	}
-	fflush(f);
 }
 
 /* The names of the bits set in mask, comma-separated; "none" if none. */
@@ -647,10 +794,23 @@ int cmd_run(int argc, char **argv)
 
 	scenario_config_default(&o.cfg);
 	status = opt_parse(&run_table, argc, argv, &o, &given, NULL);
-	if (!status)
-		status = check_opts(&o, given);
 	if (status)
 		return status < 0 ? 0 : status;
+	if (o.guest == GUEST_RISCV) {
+		struct rv_scenario_config rc;
+
+		status = riscv_opts(&o, given, &rc);
+		return status ? status : run_riscv(&rc, o.json, o.quiet);
+	}
+	for (size_t i = 0; i < ARRAY_SIZE(riscv_only_opts); i++)
+		if (opt_given(&run_table, given, riscv_only_opts[i])) {
+			fprintf(stderr, "tandem " CMD ": --%s needs --guest riscv\n",
+				riscv_only_opts[i]);
+			return EXIT_USAGE;
+		}
+	status = check_opts(&o, given);
+	if (status)
+		return status;
 	if (!o.quiet) {
 		o.cfg.progress = progress;
 		o.cfg.progress_arg = o.json ? stderr : stdout;

@@ -871,6 +871,16 @@ uint64_t virt_dtb_addr(struct virt *vm)
 	return vm->dtb_addr;
 }
 
+uint64_t virt_instret(struct virt *vm)
+{
+	uint64_t n = 0;
+
+	for (unsigned int i = 0; i < vm->nr_harts; i++)
+		if (vm->harts[i].hart)
+			n += rv_hart_instret(vm->harts[i].hart);
+	return n;
+}
+
 void virt_get_stats(struct virt *vm, struct virt_stats *st)
 {
 	struct vmm_stats vs;

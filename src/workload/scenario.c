@@ -439,7 +439,7 @@ static void add_counts(struct scenario_counts *to, const struct scenario_counts 
 	to->forks_skipped += c->forks_skipped;
 }
 
-static void add_kvm_stats(struct kvm_stats *to, const struct kvm_stats *s)
+void wl_kvm_stats_add(struct kvm_stats *to, const struct kvm_stats *s)
 {
 	to->faults += s->faults;
 	to->fast_faults += s->fast_faults;
@@ -499,7 +499,7 @@ static void collect(struct scenario *sc, struct scenario_result *res)
 		vr->wss = vm->wss;
 		pthread_mutex_unlock(&sc->wss_lock);
 		add_counts(&res->total, &vr->c);
-		add_kvm_stats(&res->kvm, &vr->kvm);
+		wl_kvm_stats_add(&res->kvm, &vr->kvm);
 		add_vcpu_stats(&res->vcpu, &vr->vcpu);
 	}
 }

@@ -219,6 +219,9 @@ static inline bool wl_vm_dead(struct wl_vm *vm)
 	       (vm->mm && mm_is_oom_victim(vm->mm));
 }
 
+/* scenario.c: to += s, every counter (riscv_scenario.c sums too). */
+void wl_kvm_stats_add(struct kvm_stats *to, const struct kvm_stats *s);
+
 /* workload.c */
 int wl_guest_main(struct vcpu *v, void *arg);
 void wl_mmio(void *opaque, struct vcpu *v, gpa_t gpa, unsigned int size, bool write,

@@ -270,6 +270,7 @@ static void rv_hart_reset_state(struct rv_hart *h, const struct rv_hart_config *
 	 * before (rv_hart_get_stats adds them). */
 	h->stat.instret += h->instret;
 	h->instret = 0;
+	rv_publish_instret(h);
 	h->fence_word = 0;
 
 	h->lr_valid = false;
@@ -335,4 +336,9 @@ void rv_hart_get_stats(struct rv_hart *h, struct rv_hart_stats *st)
 {
 	*st = h->stat;
 	st->instret = h->stat.instret + h->instret;
+}
+
+uint64_t rv_hart_instret(struct rv_hart *h)
+{
+	return atomic_load_explicit(&h->pub_instret, memory_order_relaxed);
 }

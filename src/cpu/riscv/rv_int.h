@@ -153,6 +153,10 @@ struct rv_hart {
 	_Atomic uint64_t mip_lines;     /* MSIP, MEIP, SEIP from devices */
 	_Atomic uint64_t mtimecmp;
 	_Atomic int irq_hint;           /* leave the interpreter: look again */
+	/* stat.instret + instret as of the interpreter's last return to the
+	 * run loop (every chunk of at most RV_BUDGET branches): what
+	 * rv_hart_instret reads from other threads while the hart runs. */
+	_Atomic uint64_t pub_instret;
 	pthread_mutex_t wfi_lock;
 	pthread_cond_t wfi_cond;
 
@@ -205,6 +209,14 @@ void rv_code_page_reset(struct rv_hart *h, struct rv_code_page *p);
 /* exec.c */
 int rv_exec(struct rv_hart *h);
 const void *rv_decode_handler(void);
+
+/* On the hart's thread: make the instructions retired so far visible to
+ * rv_hart_instret. */
+static inline void rv_publish_instret(struct rv_hart *h)
+{
+	atomic_store_explicit(&h->pub_instret, h->stat.instret + h->instret,
+			      memory_order_relaxed);
+}
 
 static inline uint64_t rv_time(const struct rv_hart *h)
 {
