@@ -32,11 +32,8 @@
 #include <string.h>
 #include <sys/mman.h>
 #include "internal.h"
-#include "base/clock.h"
 
 #define POISON_FREE 0x6b
-/* How long an allocation waits for the OOM reaper to free a victim. */
-#define OOM_WAIT_NS (5 * NSEC_PER_SEC)
 
 pfn_t page_to_pfn(const struct page *page)
 {
@@ -230,14 +227,14 @@ struct page *alloc_page_node(struct host *host, int nid, unsigned int gfp)
 				ok = claim_frame(host, reserve);
 			}
 		}
-		/* Nothing reclaimable: kill the largest mm and wait for the
-		 * reaper to bring its frames back. The wait is bounded in
-		 * time, not in tries: on a loaded 2-core machine the reaper may
-		 * not run for a while (a 200 ms bound failed survivors). */
-		uint64_t oom_deadline = clock_now_ns() + OOM_WAIT_NS;
-
-		for (; !ok && host->cfg.oom_killer && clock_now_ns() < oom_deadline &&
-		     !(gfp & (GFP_ATOMIC | GFP_NORECLAIM));) {
+		/* Nothing reclaimable: kill the largest mm and wait a little
+		 * for the reaper to bring its frames back. Short: the caller
+		 * may hold an mmap_lock (a fault), and a writer queued behind
+		 * it keeps the reaper's trylock from succeeding, so a long wait
+		 * here only delays the reap (a 5 s wait let a second victim
+		 * die under TSan). */
+		for (int tries = 0; !ok && host->cfg.oom_killer && tries < 2000 &&
+		     !(gfp & (GFP_ATOMIC | GFP_NORECLAIM)); tries++) {
 			if (!out_of_memory(host))
 				break;
 			struct timespec ts = { 0, 100000 };
