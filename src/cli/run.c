@@ -518,7 +518,8 @@ static const struct report_field wss_fields[] = {
 };
 
 static const struct report_table counts_table = REPORT_TABLE(counts_fields);
-static const struct report_table kvm_table = REPORT_TABLE(kvm_fields);
+/* Shared with run_riscv.c (cli.h). */
+const struct report_table run_kvm_table = REPORT_TABLE(kvm_fields);
 static const struct report_table vcpu_table = REPORT_TABLE(vcpu_fields);
 static const struct report_table memory_table = REPORT_TABLE(memory_fields);
 static const struct report_table host_table = REPORT_TABLE(host_fields);
@@ -629,7 +630,7 @@ static void print_text(const struct run_opts *o, const struct scenario_result *r
 	printf("guests:\n");
 	report_text(stdout, &st, &counts_table, t);
 	printf("secondary MMU:\n");
-	report_text(stdout, &st, &kvm_table, &r->kvm);
+	report_text(stdout, &st, &run_kvm_table, &r->kvm);
 	report_text(stdout, &st, &vcpu_table, &r->vcpu);
 	printf("churn:\n  ");
 	for (unsigned int k = 0; k < WL_NR_CHURN; k++)
@@ -727,7 +728,7 @@ static void print_json(const struct run_opts *o, const struct scenario_result *r
 	printf(" \"totals\": {");
 	report_json(stdout, &counts_table, &r->total);
 	printf("},\n \"kvm\": {");
-	report_json(stdout, &kvm_table, &r->kvm);
+	report_json(stdout, &run_kvm_table, &r->kvm);
 	printf("},\n \"vcpu\": {");
 	report_json(stdout, &vcpu_table, &r->vcpu);
 	printf("},\n \"vms\": [");
@@ -735,7 +736,7 @@ static void print_json(const struct run_opts *o, const struct scenario_result *r
 		printf("%s\n  {\"vm\": %u, \"counts\": {", i ? "," : "", i);
 		report_json(stdout, &counts_table, &r->vm[i].c);
 		printf("}, \"kvm\": {");
-		report_json(stdout, &kvm_table, &r->vm[i].kvm);
+		report_json(stdout, &run_kvm_table, &r->vm[i].kvm);
 		printf("}");
 		if (cfg->wss_interval_ns) {
 			printf(", \"wss\": {");

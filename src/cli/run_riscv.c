@@ -38,20 +38,7 @@ static const struct report_field kernel_fields[] = {
 	{ "failures", NULL, REPORT_U64, KREP(failures), REPORT_JSON },
 };
 
-#define KVM(m) REPORT_AT(struct kvm_stats, m)
-
-/* "secondary MMU:" in text, "kvm" in JSON. */
-static const struct report_field kvm_fields[] = {
-	{ "faults", "faults", REPORT_U64, KVM(faults), REPORT_BOTH,
-	  .note = "  ({/s}/s; fast path {fast_faults})" },
-	{ "fast_faults", NULL, REPORT_U64, KVM(fast_faults), REPORT_JSON },
-	{ "fault_retries", "fault retries", REPORT_U64, KVM(fault_retries), REPORT_BOTH },
-	{ "invalidations", "invalidations", REPORT_U64, KVM(invalidations), REPORT_BOTH,
-	  .note = "  ({/s}/s)" },
-	{ "sptes_zapped", "sptes zapped", REPORT_U64, KVM(sptes_zapped), REPORT_BOTH },
-	{ "tlb_flushes", "TLB flushes", REPORT_U64, KVM(tlb_flushes), REPORT_BOTH },
-	{ "mmio_exits", "MMIO exits", REPORT_U64, KVM(mmio_exits), REPORT_BOTH },
-};
+/* The secondary MMU's table is run.c's (run_kvm_table). */
 
 #define RES(m) REPORT_AT(struct rv_scenario_result, m)
 
@@ -84,7 +71,6 @@ static const struct report_field host_fields[] = {
 };
 
 static const struct report_table kernel_table = REPORT_TABLE(kernel_fields);
-static const struct report_table kvm_table = REPORT_TABLE(kvm_fields);
 static const struct report_table memory_table = REPORT_TABLE(memory_fields);
 static const struct report_table host_table = REPORT_TABLE(host_fields);
 
@@ -140,7 +126,7 @@ static void print_text(const struct rv_scenario_config *cfg,
 		       v->ended_at_s, mips(v->instret, v->ended_at_s), v->exit_name);
 	}
 	printf("secondary MMU:\n");
-	report_text(stdout, &st, &kvm_table, &r->kvm);
+	report_text(stdout, &st, &run_kvm_table, &r->kvm);
 	printf("per VM:\n");
 	for (unsigned int i = 0; i < r->nr_vms; i++) {
 		const struct rv_scenario_vm_result *v = &r->vm[i];
@@ -194,7 +180,7 @@ static void print_json(const struct rv_scenario_config *cfg,
 	printf("},\n \"elapsed_s\": %.3f, \"setup_s\": %.3f, \"teardown_s\": %.3f, "
 	       "\"instret\": %llu,\n \"kvm\": {", r->elapsed_s, r->setup_s, r->teardown_s,
 	       U(r->instret));
-	report_json(stdout, &kvm_table, &r->kvm);
+	report_json(stdout, &run_kvm_table, &r->kvm);
 	printf("},\n \"vms\": [");
 	for (unsigned int i = 0; i < r->nr_vms; i++) {
 		const struct rv_scenario_vm_result *v = &r->vm[i];
@@ -216,7 +202,7 @@ static void print_json(const struct rv_scenario_config *cfg,
 		       "false");
 		report_json(stdout, &kernel_table, &v->kernel);
 		printf("}, \"kvm\": {");
-		report_json(stdout, &kvm_table, &v->kvm);
+		report_json(stdout, &run_kvm_table, &v->kvm);
 		printf("}, \"failure_lines\": [");
 		for (unsigned int j = 0; j < v->nr_fail_lines; j++) {
 			printf("%s", j ? ", " : "");

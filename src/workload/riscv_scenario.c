@@ -73,34 +73,20 @@ void rv_scenario_config_default(struct rv_scenario_config *cfg)
 	cfg->churn_interval_ms = 10;
 }
 
-/* Every VM's RAM twice (a forked child keeps the old frames while the
- * guest breaks COW), VMM page tables, device-tree and slack. */
+/* Sized as the C-guest scenario's hosts (wl_host_mem_for, scenario.c). */
 uint64_t rv_scenario_host_mem(const struct rv_scenario_config *cfg)
 {
-	uint64_t total = (uint64_t)cfg->nr_vms * cfg->guest_mem;
-	uint64_t mem = 2 * total + total / 64 + (uint64_t)cfg->nr_vms * MiB + 64 * MiB;
-
-	mem = (mem + MiB - 1) & ~(MiB - 1);
-	return MIN(MAX(mem, HOST_RAM_MIN), HOST_RAM_MAX);
+	return wl_host_mem_for(cfg->nr_vms, cfg->guest_mem);
 }
 
-/* Below this the guests alone could exhaust the host. */
 static uint64_t rv_host_mem_min(const struct rv_scenario_config *cfg)
 {
-	uint64_t total = (uint64_t)cfg->nr_vms * cfg->guest_mem;
-
-	return total + total / 4 + (uint64_t)cfg->nr_vms * MiB + 32 * MiB;
+	return wl_host_mem_min_for(cfg->nr_vms, cfg->guest_mem);
 }
 
 uint64_t rv_scenario_swap_bytes(const struct rv_scenario_config *cfg)
 {
-	uint64_t total = (uint64_t)cfg->nr_vms * cfg->guest_mem;
-
-	if (cfg->swap_bytes != WL_SWAP_AUTO)
-		return cfg->swap_bytes;
-	if (!cfg->host_mem || cfg->host_mem >= rv_host_mem_min(cfg))
-		return 0;
-	return MIN(total + total / 4 + 64 * MiB, HOST_SWAP_MAX);
+	return wl_swap_bytes_for(cfg->nr_vms, cfg->guest_mem, cfg->host_mem, cfg->swap_bytes);
 }
 
 int rv_scenario_check_config(const struct rv_scenario_config *cfg, char *why, size_t len)

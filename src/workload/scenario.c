@@ -77,36 +77,56 @@ void scenario_config_default(struct scenario_config *cfg)
 
 #define MiB (1ULL << 20)
 
-/* The host must hold every VM's RAM, a second copy of it (a forked child
- * keeps the old frames while the guests break COW), page tables and ROMs. */
-uint64_t scenario_host_mem(const struct scenario_config *cfg)
+/*
+ * Host sizing, shared with the RISC-V scenario (workload_int.h). The host
+ * must hold every VM's RAM, a second copy of it (a forked child keeps the
+ * old frames while the guests break COW), page tables and ROMs.
+ */
+uint64_t wl_host_mem_for(unsigned int nr_vms, uint64_t guest_mem)
 {
-	uint64_t total = (uint64_t)cfg->nr_vms * cfg->guest_mem;
-	uint64_t mem = 2 * total + total / 64 + (uint64_t)cfg->nr_vms * MiB + 64 * MiB;
+	uint64_t total = (uint64_t)nr_vms * guest_mem;
+	uint64_t mem = 2 * total + total / 64 + (uint64_t)nr_vms * MiB + 64 * MiB;
 
 	mem = (mem + MiB - 1) & ~(MiB - 1);
 	return MIN(MAX(mem, HOST_RAM_MIN), HOST_RAM_MAX);
 }
 
 /* Below this the guests alone could exhaust the host. */
+uint64_t wl_host_mem_min_for(unsigned int nr_vms, uint64_t guest_mem)
+{
+	uint64_t total = (uint64_t)nr_vms * guest_mem;
+
+	return total + total / 4 + (uint64_t)nr_vms * MiB + 32 * MiB;
+}
+
+/* swap_bytes unless WL_SWAP_AUTO; then none if host_mem (0: automatic)
+ * holds the guests, else all guest RAM, a quarter more for fork
+ * children's copies, and slack. */
+uint64_t wl_swap_bytes_for(unsigned int nr_vms, uint64_t guest_mem, uint64_t host_mem,
+			   uint64_t swap_bytes)
+{
+	uint64_t total = (uint64_t)nr_vms * guest_mem;
+
+	if (swap_bytes != WL_SWAP_AUTO)
+		return swap_bytes;
+	if (!host_mem || host_mem >= wl_host_mem_min_for(nr_vms, guest_mem))
+		return 0;
+	return MIN(total + total / 4 + 64 * MiB, HOST_SWAP_MAX);
+}
+
+uint64_t scenario_host_mem(const struct scenario_config *cfg)
+{
+	return wl_host_mem_for(cfg->nr_vms, cfg->guest_mem);
+}
+
 static uint64_t host_mem_min(const struct scenario_config *cfg)
 {
-	uint64_t total = (uint64_t)cfg->nr_vms * cfg->guest_mem;
-
-	return total + total / 4 + (uint64_t)cfg->nr_vms * MiB + 32 * MiB;
+	return wl_host_mem_min_for(cfg->nr_vms, cfg->guest_mem);
 }
 
 uint64_t scenario_swap_bytes(const struct scenario_config *cfg)
 {
-	uint64_t total = (uint64_t)cfg->nr_vms * cfg->guest_mem, swap;
-
-	if (cfg->swap_bytes != WL_SWAP_AUTO)
-		return cfg->swap_bytes;
-	if (!cfg->host_mem || cfg->host_mem >= host_mem_min(cfg))
-		return 0;
-	/* All guest RAM, a quarter more for fork children's copies, slack. */
-	swap = total + total / 4 + 64 * MiB;
-	return MIN(swap, HOST_SWAP_MAX);
+	return wl_swap_bytes_for(cfg->nr_vms, cfg->guest_mem, cfg->host_mem, cfg->swap_bytes);
 }
 
 int scenario_check_config(const struct scenario_config *cfg, char *why, size_t len)

@@ -224,6 +224,12 @@ void wl_kvm_stats_add(struct kvm_stats *to, const struct kvm_stats *s);
 
 /* workload.c */
 int wl_guest_main(struct vcpu *v, void *arg);
+/* Host sizing shared by the C-guest and RISC-V scenarios (scenario.c). */
+uint64_t wl_host_mem_for(unsigned int nr_vms, uint64_t guest_mem);
+uint64_t wl_host_mem_min_for(unsigned int nr_vms, uint64_t guest_mem);
+uint64_t wl_swap_bytes_for(unsigned int nr_vms, uint64_t guest_mem, uint64_t host_mem,
+			   uint64_t swap_bytes);
+
 void wl_mmio(void *opaque, struct vcpu *v, gpa_t gpa, unsigned int size, bool write,
 	     uint64_t *val);
 void wl_stall_hook(struct kvm_vcpu *v, enum vcpu_hook_point at, void *arg);

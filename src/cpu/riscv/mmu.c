@@ -40,7 +40,9 @@
 #define PTE_D (1ULL << 7)
 #define PTE_PPN_SHIFT 10
 #define PTE_PPN_MASK  ((1ULL << 44) - 1)
-#define PTE_RESERVED  (0x3ffULL << 54)  /* PBMT, N and reserved: not implemented */
+/* PBMT (Svpbmt), N (Svnapot) and reserved bits: this hart has neither
+ * extension, so a leaf with any of them set is a page fault. */
+#define PTE_RESERVED  (0x3ffULL << 54)
 
 #define PA_BITS 56
 
@@ -265,6 +267,29 @@ again:
 	return exc(h, page_fault_cause(acc), va);
 }
 
+/*
+ * Translate va for acc, then find the host address of what it reaches
+ * (gpa_to_host, for a write if acc is ACC_WRITE). A host fault on the way
+ * may have let a soft-TLB flush in; then the walk may have read a guest
+ * page-table frame the host has since taken back, so it is done again.
+ * Returns RV_EXC from the walk, or what gpa_to_host returns.
+ */
+static int translate_host(struct rv_hart *h, uint64_t va, enum rv_acc acc, gpa_t *gpa,
+			  unsigned int *prot, void **host)
+{
+	for (;;) {
+		uint64_t gen = h->gen;
+		int r = rv_translate(h, va, acc, gpa, prot);
+
+		if (r)
+			return r;
+		r = gpa_to_host(h, *gpa, acc == ACC_WRITE, host);
+		if (r < 0 || h->gen == gen)
+			return r;
+		/* flushed meanwhile: walk again */
+	}
+}
+
 /* Add prot for va's page to table's entry (or replace the entry). */
 static void rv_fill(struct rv_hart *h, struct stlb_entry *table, uint64_t va, void *host,
 		    unsigned int prot)
@@ -294,30 +319,21 @@ static void rv_fill(struct rv_hart *h, struct stlb_entry *table, uint64_t va, vo
  */
 static int rv_data_host(struct rv_hart *h, uint64_t addr, bool write, void **host, gpa_t *gpa)
 {
-	for (;;) {
-		uint64_t gen = h->gen;
-		unsigned int prot;
-		int r;
+	unsigned int prot;
+	int r = translate_host(h, addr, write ? ACC_WRITE : ACC_READ, gpa, &prot, host);
 
-		r = rv_translate(h, addr, write ? ACC_WRITE : ACC_READ, gpa, &prot);
-		if (r)
-			return r;
-		r = gpa_to_host(h, *gpa, write, host);
-		if (r < 0)
-			return r;
-		if (h->gen != gen)
-			continue;       /* flushed meanwhile: the walk may be stale */
-		if (r == RV_NOMEM)
-			return exc(h, write ? EXC_STORE_ACCESS : EXC_LOAD_ACCESS, addr);
-		if (r == RV_MMIO) {
-			*host = NULL;
-			return RV_OK;
-		}
-		h->v->stat.accesses_slow++;
-		rv_fill(h, h->dtlb, addr, *host,
-			write ? (prot & (STLB_PROT_READ | STLB_PROT_WRITE)) : (prot & STLB_PROT_READ));
+	if (r < 0 || r == RV_EXC)
+		return r;
+	if (r == RV_NOMEM)
+		return exc(h, write ? EXC_STORE_ACCESS : EXC_LOAD_ACCESS, addr);
+	if (r == RV_MMIO) {
+		*host = NULL;
 		return RV_OK;
 	}
+	h->v->stat.accesses_slow++;
+	rv_fill(h, h->dtlb, addr, *host,
+		write ? (prot & (STLB_PROT_READ | STLB_PROT_WRITE)) : (prot & STLB_PROT_READ));
+	return RV_OK;
 }
 
 static uint64_t host_load(const void *p, unsigned int size)
@@ -432,26 +448,17 @@ int rv_amo_host(struct rv_hart *h, uint64_t addr, unsigned int size, bool write,
  * straddles two pages), not cached. */
 int rv_fetch16_slow(struct rv_hart *h, uint64_t addr, uint16_t *out)
 {
-	for (;;) {
-		uint64_t gen = h->gen;
-		unsigned int prot;
-		void *host;
-		gpa_t gpa;
-		int r;
+	unsigned int prot;
+	void *host;
+	gpa_t gpa;
+	int r = translate_host(h, addr, ACC_FETCH, &gpa, &prot, &host);
 
-		r = rv_translate(h, addr, ACC_FETCH, &gpa, &prot);
-		if (r)
-			return r;
-		r = gpa_to_host(h, gpa, false, &host);
-		if (r < 0)
-			return r;
-		if (h->gen != gen)
-			continue;
-		if (r != RV_OK)
-			return exc(h, EXC_INSN_ACCESS, addr);
-		*out = (uint16_t)host_load(host, 2);
-		return RV_OK;
-	}
+	if (r < 0 || r == RV_EXC)
+		return r;
+	if (r != RV_OK)
+		return exc(h, EXC_INSN_ACCESS, addr);
+	*out = (uint16_t)host_load(host, 2);
+	return RV_OK;
 }
 
 /* ---- decoded code -------------------------------------------------- */
@@ -511,65 +518,54 @@ int rv_code_lookup(struct rv_hart *h, uint64_t pc, struct rv_code_page **out)
 		*out = p;
 		return RV_OK;
 	}
-	for (;;) {
-		uint64_t gen = h->gen;
-		unsigned int prot;
-		void *host;
-		gpa_t gpa;
-		int r;
+	unsigned int prot, b;
+	void *host;
+	gpa_t gpa;
+	int r = translate_host(h, pc, ACC_FETCH, &gpa, &prot, &host);
 
-		r = rv_translate(h, pc, ACC_FETCH, &gpa, &prot);
-		if (r)
-			return r;
-		gpa &= ~(uint64_t)(PAGE_SIZE - 1);
-		r = gpa_to_host(h, gpa, false, &host);
-		if (r < 0)
-			return r;
-		if (h->gen != gen)
-			continue;
-		if (r != RV_OK)
-			return exc(h, EXC_INSN_ACCESS, pc);
-		unsigned int b = code_hash(gpa);
-
-		for (p = h->code_hash[b]; p; p = p->next)
-			if (p->gpa == gpa)
-				break;
-		if (!p) {
-			if (h->code_pages >= RV_CODE_MAX) {
-				/* Start over: no decoded page is in use here
-				 * (the interpreter holds none across a lookup),
-				 * and the flush drops every codeptr. */
-				rv_code_flush(h);
-				rv_flush_tlb(h);
-				gen = h->gen;
-				b = code_hash(gpa);
-			}
-			p = malloc(sizeof(*p));
-			if (!p)
-				return -ENOMEM;
-			p->gpa = gpa;
-			p->next = h->code_hash[b];
-			h->code_hash[b] = p;
-			h->code_pages++;
-			memset(p->raw, 0, sizeof(p->raw));
-			code_copy(p, host);
+	if (r < 0 || r == RV_EXC)
+		return r;
+	if (r != RV_OK)
+		return exc(h, EXC_INSN_ACCESS, pc);
+	host = (char *)host - (gpa & (PAGE_SIZE - 1));
+	gpa &= ~(uint64_t)(PAGE_SIZE - 1);
+	b = code_hash(gpa);
+	for (p = h->code_hash[b]; p; p = p->next)
+		if (p->gpa == gpa)
+			break;
+	if (!p) {
+		if (h->code_pages >= RV_CODE_MAX) {
+			/* Start over: no decoded page is in use here (the
+			 * interpreter holds none across a lookup), and the
+			 * flush drops every codeptr. */
+			rv_code_flush(h);
+			rv_flush_tlb(h);
+		}
+		p = malloc(sizeof(*p));
+		if (!p)
+			return -ENOMEM;
+		p->gpa = gpa;
+		p->next = h->code_hash[b];
+		h->code_hash[b] = p;
+		h->code_pages++;
+		memset(p->raw, 0, sizeof(p->raw));
+		code_copy(p, host);
+		rv_code_page_reset(h, p);
+		h->stat.code_pages_decoded++;
+	} else if (p->gen != h->gen) {
+		/* Flushed since last checked: the host may have given the
+		 * page other contents (DONTNEED, remap). */
+		h->stat.code_pages_checked++;
+		if (code_copy(p, host)) {
 			rv_code_page_reset(h, p);
 			h->stat.code_pages_decoded++;
-		} else if (p->gen != h->gen) {
-			/* Flushed since last checked: the host may have
-			 * given the page other contents (DONTNEED, remap). */
-			h->stat.code_pages_checked++;
-			if (code_copy(p, host)) {
-				rv_code_page_reset(h, p);
-				h->stat.code_pages_decoded++;
-			}
 		}
-		p->gen = h->gen;
-		rv_fill(h, h->itlb, pc, host, STLB_PROT_EXEC);
-		h->codeptr[h->fetch_idx][idx] = p;
-		*out = p;
-		return RV_OK;
 	}
+	p->gen = h->gen;
+	rv_fill(h, h->itlb, pc, host, STLB_PROT_EXEC);
+	h->codeptr[h->fetch_idx][idx] = p;
+	*out = p;
+	return RV_OK;
 }
 
 /* sfence.vma: all, or the entries of one page in every regime. */
