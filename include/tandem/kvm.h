@@ -48,9 +48,14 @@ enum kvm_break {
 	KVM_BREAK_AGING       = 1u << 3, /* the aging handlers report nothing
 					  * young (they still clear and flush):
 					  * reclaim evicts pages only guests use */
+	KVM_BREAK_GVA_SFENCE  = 1u << 4, /* sfence.vma with an address leaves
+					  * the GVA tables' entries in place */
+	KVM_BREAK_GVA_ZAP     = 1u << 5, /* host invalidations do not reach
+					  * the GVA tables */
 };
 #define KVM_BREAK_ALL (KVM_BREAK_SEQ_CHECK | KVM_BREAK_FLUSH_WAIT | \
-		       KVM_BREAK_RANGE_ZAP | KVM_BREAK_AGING)
+		       KVM_BREAK_RANGE_ZAP | KVM_BREAK_AGING | KVM_BREAK_GVA_SFENCE | \
+		       KVM_BREAK_GVA_ZAP)
 /* The breaks that let a present spte outlive its host PTE, so that a later
  * fault finds it mapping another frame: only under these is that not a
  * BUG (the checker is left to report the damage). */
@@ -76,10 +81,31 @@ enum kvm_kick_mode {
 	KVM_KICK_RSEQ,
 };
 
+/*
+ * How engines with guest paging (RISC-V harts) use the GVA page tables
+ * (seed 002) and how host invalidations reach them:
+ *  TARGETED:  a zap clears the entries built on the zapped gfns (reverse
+ *             maps from gfn to leaves and to mirroring nodes);
+ *  FLUSH_ALL: the seed's way: any host zap empties every GVA table;
+ *  OFF:       no GVA tables: every soft-TLB miss walks the guest's tables
+ *             (the baseline for tandem bench gva).
+ */
+enum kvm_gva_mode {
+	KVM_GVA_TARGETED = 0,
+	KVM_GVA_FLUSH_ALL,
+	KVM_GVA_OFF,
+};
+
 struct kvm_config {
 	unsigned int breaks;    /* enum kvm_break */
 	enum kvm_kick_mode kick;
+	enum kvm_gva_mode gva;
 };
+
+enum kvm_gva_mode kvm_gva_mode(struct kvm *kvm);
+/* Tests: the GVA leaf that address space satp (a RISC-V satp value) has for
+ * va, as a lockless walk would find it now; 0 if none. */
+uint64_t kvm_gva_probe(struct kvm *kvm, uint64_t satp, uint64_t va);
 
 /* The mode a VM resolved KVM_KICK_AUTO to. */
 enum kvm_kick_mode kvm_kick_mode(struct kvm *kvm);
@@ -112,6 +138,17 @@ struct kvm_stats {
 	uint64_t age_calls;
 	uint64_t memslot_updates;
 	uint64_t pgtable_pages;     /* GPA page-table pages now */
+	/* GVA page tables (seed 002) */
+	uint64_t gva_installs;      /* entries built after a full walk */
+	uint64_t gva_install_skipped; /* not built: mmu_lock busy or an spte gone */
+	uint64_t gva_install_raced; /* not built: the root was fenced meanwhile */
+	uint64_t gva_zapped_leaves; /* entries cleared by host invalidations */
+	uint64_t gva_zapped_nodes;  /* nodes reset: their guest page table was zapped */
+	uint64_t gva_sfence_zaps;   /* root x address zaps by sfence.vma */
+	uint64_t gva_root_flushes;  /* roots emptied by sfence.vma without address */
+	uint64_t gva_rekeys;        /* roots reused for another address space */
+	uint64_t gva_flush_all;     /* FLUSH_ALL mode: host zaps that emptied all */
+	uint64_t gva_nodes;         /* GVA table nodes now */
 };
 void kvm_get_stats(struct kvm *kvm, struct kvm_stats *st);
 

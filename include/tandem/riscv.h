@@ -125,6 +125,8 @@ struct rv_hart_stats {
 	uint64_t code_pages_decoded;    /* decoded-code pages built or rebuilt */
 	uint64_t code_pages_checked;    /* revalidated after a soft-TLB flush */
 	uint64_t sfence_vma;
+	uint64_t gva_refills;           /* soft-TLB misses refilled from a GVA table */
+	uint64_t gva_installs;          /* GVA entries built after a full walk */
 	uint64_t fence_i;
 	uint64_t mmio;
 };

@@ -40,7 +40,37 @@ struct boot_opts {
 	uint64_t mem, host_mem, swap;
 	uint64_t timeout_ns;
 	unsigned int churn_ms;
+	unsigned int gva, breaks;
 };
+
+static const struct opt_choice gva_choices[] = {
+	{ "targeted", KVM_GVA_TARGETED,
+	  "host zaps clear the GVA entries built on the zapped gfns" },
+	{ "flush-all", KVM_GVA_FLUSH_ALL, "any host zap empties every GVA table (the seed's)" },
+	{ "off", KVM_GVA_OFF, "no GVA tables: every soft-TLB miss walks" },
+};
+
+static bool gva_choice(unsigned int i, struct opt_choice *c)
+{
+	if (i >= ARRAY_SIZE(gva_choices))
+		return false;
+	*c = gva_choices[i];
+	return true;
+}
+
+static const struct opt_choice boot_break_choices[] = {
+	{ "gva-sfence", KVM_BREAK_GVA_SFENCE,
+	  "sfence.vma with an address leaves GVA entries in place" },
+	{ "gva-zap", KVM_BREAK_GVA_ZAP, "host invalidations do not reach the GVA tables" },
+};
+
+static bool boot_break_choice(unsigned int i, struct opt_choice *c)
+{
+	if (i >= ARRAY_SIZE(boot_break_choices))
+		return false;
+	*c = boot_break_choices[i];
+	return true;
+}
 
 static const struct opt boot_options[] = {
 	{ "bios", 0, OPT_PATH, OPT_FIELD(struct boot_opts, bios), .arg = "FILE|none",
@@ -75,6 +105,13 @@ static const struct opt boot_options[] = {
 	  .help = "every MS milliseconds the host either forks the VMM's\n"
 		  "mm (guest writes break COW) or reclaims a batch of\n"
 		  "pages (swap-out with --swap) (default 0: off)" },
+	{ "gva", 0, OPT_CHOICE, OPT_FIELD(struct boot_opts, gva), .choices = gva_choice,
+	  .arg = "MODE",
+	  .help = "GVA page tables (soft-TLB refill without a walk):\n"
+		  "targeted (the default), flush-all, off" },
+	{ "break", 0, OPT_SET, OPT_FIELD(struct boot_opts, breaks), .choices = boot_break_choice,
+	  .arg = "LIST", .help = "disable a coherence step, to watch it fail:\n"
+		  "gva-sfence, gva-zap" },
 	{ "timeout", 't', OPT_DURATION, OPT_FIELD(struct boot_opts, timeout_ns),
 	  .max = 86400 * NSEC_PER_SEC, .range_why = "more than 24 hours", .arg = "SECS",
 	  .help = "stop the guest after SECS and fail (default: none)" },
@@ -233,6 +270,8 @@ int cmd_boot(int argc, char **argv)
 	vc.drive = o.drive;
 	vc.bootargs = o.append;
 	vc.churn_interval_ms = o.churn_ms;
+	vc.kvm.gva = (enum kvm_gva_mode)o.gva;
+	vc.kvm.breaks = o.breaks;
 	if (o.bootdelay && parse_bootdelay(o.bootdelay, &vc.bootdelay))
 		return EXIT_USAGE;
 	if (!o.bios) {
@@ -308,14 +347,18 @@ int cmd_boot(int argc, char **argv)
 	host_get_stats(host, &hs);
 	fprintf(stderr,
 		"tandem boot: %llu instructions in %.2f s (%.1f MIPS), faults %llu, "
-		"invalidations %llu, swap in %llu out %llu, mmio %llu, resets %llu, exit %s, "
-		"status %d\n",
+		"invalidations %llu, swap in %llu out %llu, mmio %llu, resets %llu, "
+		"walks %llu, gva refills %llu installs %llu zapped %llu, sfence.vma %llu, "
+		"exit %s, status %d\n",
 		(unsigned long long)vs.instret, (double)vs.run_ns / NSEC_PER_SEC,
 		vs.run_ns ? (double)vs.instret * 1e3 / (double)vs.run_ns : 0.0,
 		(unsigned long long)(ks.faults + ks.fast_faults),
 		(unsigned long long)ks.invalidations, (unsigned long long)hs.events[PSWPIN],
 		(unsigned long long)hs.events[PSWPOUT], (unsigned long long)vs.mmio_exits,
-		(unsigned long long)vs.resets, virt_exit_name(virt_exit_reason(vm)), status);
+		(unsigned long long)vs.resets, (unsigned long long)vs.ptw_walks,
+		(unsigned long long)vs.gva_refills, (unsigned long long)ks.gva_installs,
+		(unsigned long long)ks.gva_zapped_leaves, (unsigned long long)vs.sfence_vma,
+		virt_exit_name(virt_exit_reason(vm)), status);
 	virt_destroy(vm);
 	if (boot_check_host(host))
 		status = EXIT_HOST_CHECK;

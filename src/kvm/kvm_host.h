@@ -56,6 +56,7 @@
 #include "base/fault_inject.h"
 #include "base/lock.h"
 #include "spte.h"
+#include "gva.h"
 
 /* ---- memslots ---- */
 #define KVM_MEMSLOT_INVALID (1u << 16)  /* being deleted or moved */
@@ -138,6 +139,8 @@ struct kvm {
 	struct tdp_table *root;                     /* GPA page tables */
 	atomic_long nr_tables;
 
+	struct kvm_gva gva;                         /* GVA page tables (gva.h) */
+
 	struct mutex slots_lock;                    /* serializes slot updates */
 	struct kvm_memslots *_Atomic memslots;      /* RCU */
 
@@ -179,6 +182,18 @@ _Atomic spte_t *kvm_tdp_mmu_leaf_alloc(struct kvm *kvm, gfn_t gfn);
 void tdp_mmu_set_spte(struct kvm *kvm, gfn_t gfn, _Atomic spte_t *sptep, spte_t new);
 bool kvm_tdp_mmu_zap_gfn_range(struct kvm *kvm, gfn_t start, gfn_t end);
 bool kvm_tdp_mmu_age_gfn_range(struct kvm *kvm, gfn_t start, gfn_t end, bool clear);
+
+/* gva.c: the GVA page tables (gva.h). */
+int kvm_gva_init(struct kvm *kvm);
+void kvm_gva_destroy(struct kvm *kvm);
+struct gva_root *kvm_gva_root_get(struct kvm *kvm, uint64_t satp);
+int kvm_gva_install(struct kvm *kvm, struct gva_root *root, uint32_t seq, uint64_t va,
+		    const struct gva_walk *w);
+void kvm_gva_sfence(struct kvm *kvm, bool has_va, uint64_t va, bool has_asid, uint16_t asid);
+void kvm_gva_zap_gfn(struct kvm *kvm, gfn_t gfn, bool unmapped);
+void kvm_gva_flush_all(struct kvm *kvm);
+bool kvm_gva_age_gfn(struct kvm *kvm, gfn_t gfn, bool clear);
+void kvm_gva_get_stats(struct kvm *kvm, struct kvm_stats *st);
 
 /* kvm.c */
 void kvm_flush_remote_tlbs(struct kvm *kvm);

@@ -396,6 +396,8 @@ int kvm_create_vm(struct mm *mm, const struct kvm_config *cfg, struct kvm **out)
 		return -EINVAL;
 	if (cfg && (unsigned int)cfg->kick > KVM_KICK_RSEQ)
 		return -EINVAL;
+	if (cfg && (unsigned int)cfg->gva > KVM_GVA_OFF)
+		return -EINVAL;
 	if (cfg && cfg->kick == KVM_KICK_RSEQ && !kvm_rseq_available())
 		return -EOPNOTSUPP;
 	kvm = calloc(1, sizeof(*kvm));
@@ -421,6 +423,9 @@ int kvm_create_vm(struct mm *mm, const struct kvm_config *cfg, struct kvm **out)
 	err = kvm_tdp_mmu_init(kvm);
 	if (err)
 		goto out_slots;
+	err = kvm_gva_init(kvm);
+	if (err)
+		goto out_tdp_only;
 	kvm->mmu_notifier.ops = &kvm_mmu_notifier_ops;
 	err = mmu_notifier_register(&kvm->mmu_notifier, mm);
 	if (err)
@@ -428,6 +433,8 @@ int kvm_create_vm(struct mm *mm, const struct kvm_config *cfg, struct kvm **out)
 	*out = kvm;
 	return 0;
 out_tdp:
+	kvm_gva_destroy(kvm);
+out_tdp_only:
 	kvm_tdp_mmu_destroy(kvm);
 out_slots:
 	free(kvm->memslots);
@@ -442,6 +449,7 @@ void kvm_destroy_vm(struct kvm *kvm)
 	/* Calls release (zap everything) unless exit already did. */
 	mmu_notifier_unregister(&kvm->mmu_notifier, kvm->mm);
 	BUG_ON(kvm->mn_active_invalidate_count != 0);
+	kvm_gva_destroy(kvm);
 	kvm_tdp_mmu_destroy(kvm);
 	kvm_free_memslots(kvm);
 	kvm_free(kvm);
@@ -471,4 +479,10 @@ void kvm_get_stats(struct kvm *kvm, struct kvm_stats *st)
 	S(tlb_flushes); S(mmio_exits); S(age_calls); S(memslot_updates);
 #undef S
 	st->pgtable_pages = (uint64_t)atomic_load(&kvm->nr_tables);
+	kvm_gva_get_stats(kvm, st);
+}
+
+enum kvm_gva_mode kvm_gva_mode(struct kvm *kvm)
+{
+	return kvm->cfg.gva;
 }

@@ -152,7 +152,7 @@ int kvm_mmu_page_fault(struct kvm_vcpu *vcpu, gpa_t gpa, bool write)
 	old = atomic_load_explicit(sptep, memory_order_relaxed);
 	new = make_leaf_spte(page_to_pfn(page), write, writable, slot_is_writable(&slot_copy));
 	if (is_shadow_present(old) && spte_to_pfn(old) == spte_to_pfn(new))
-		new |= old & (SPTE_DIRTY | SPTE_ACCESSED);
+		new |= old & (SPTE_DIRTY | SPTE_ACCESSED | SPTE_GVA);
 	else if (is_shadow_present(old) && (kvm->cfg.breaks & KVM_BREAKS_STALE_SPTE))
 		/* Only a break of the zap or the seq check lets a stale spte
 		 * survive to here; drop it so the checker, not

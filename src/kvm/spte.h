@@ -10,6 +10,9 @@
  *   bit  3     MMU_WRITABLE    the slot allows writes
  *   bit  5     ACCESSED        used since the last aging pass
  *   bit  6     DIRTY           written since install
+ *   bit  9     GVA             a GVA table entry was built on this gfn (as
+ *                              data or guest page table): a zap or a write
+ *                              protection must reach the GVA tables (gva.h)
  *   bits 12-51 host pfn
  *
  * Invariants of a present leaf:
@@ -44,6 +47,7 @@ typedef uint64_t spte_t;
 #define SPTE_MMU_WRITABLE  (1ULL << 3)
 #define SPTE_ACCESSED      (1ULL << 5)
 #define SPTE_DIRTY         (1ULL << 6)
+#define SPTE_GVA           (1ULL << 9)
 #define SPTE_PFN_MASK      0x000ffffffffff000ULL
 
 #define TDP_TABLE_BIT      (1ULL << 0)

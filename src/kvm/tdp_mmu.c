@@ -65,15 +65,24 @@ void kvm_tdp_mmu_destroy(struct kvm *kvm)
 	kvm->root = NULL;
 }
 
-/* Lockless: tables are never freed while the VM lives. */
+/* Lockless: tables are never freed while the VM lives. One gfn, so the
+ * iterator's bookkeeping is left out: this is every vCPU walk's path. */
 _Atomic spte_t *kvm_tdp_mmu_leaf(struct kvm *kvm, gfn_t gfn)
 {
-	struct tdp_iter iter;
+	struct tdp_table *t = kvm->root;
 
-	for_each_tdp_pte(iter, kvm->root, gfn, gfn + 1)
-		if (iter.level == 1)
-			return iter.sptep;
-	return NULL;
+	DEBUG_BUG_ON(gfn > TDP_MAX_GFN);
+	for (int level = TDP_LEVELS; level > 1; level--) {
+		/* Acquire: pairs with the release that published the child. */
+		spte_t e = atomic_load_explicit(
+			&t->e[(gfn >> (TDP_LEVEL_BITS * (level - 1))) & (TDP_ENTRIES - 1)],
+			memory_order_acquire);
+
+		if (!e)
+			return NULL;
+		t = spte_to_child(e);
+	}
+	return &t->e[gfn & (TDP_ENTRIES - 1)];
 }
 
 /* Called with mmu_lock held for write (the only table allocator). */
@@ -120,6 +129,18 @@ void tdp_mmu_set_spte(struct kvm *kvm, gfn_t gfn, _Atomic spte_t *sptep, spte_t 
 	old = atomic_exchange_explicit(sptep, new, memory_order_acq_rel);
 	if (is_shadow_present(old) && is_shadow_present(new))
 		BUG_ON(spte_to_pfn(old) != spte_to_pfn(new));
+	/* GVA entries built on this gfn go before the flush that follows
+	 * (gva.h); with FLUSH_ALL, every GVA table goes at any zap. */
+	if (is_shadow_present(old)) {
+		bool unmapped = !is_shadow_present(new);
+
+		if (kvm->cfg.gva == KVM_GVA_FLUSH_ALL && unmapped &&
+		    !(kvm->cfg.breaks & KVM_BREAK_GVA_ZAP))
+			kvm_gva_flush_all(kvm);
+		else if ((old & SPTE_GVA) &&
+			 (unmapped || ((old & SPTE_WRITABLE) && !(new & SPTE_WRITABLE))))
+			kvm_gva_zap_gfn(kvm, gfn, unmapped);
+	}
 	if (is_shadow_present(old) && !is_shadow_present(new)) {
 		struct page *page = pfn_to_page(kvm->host, spte_to_pfn(old));
 
@@ -129,7 +150,6 @@ void tdp_mmu_set_spte(struct kvm *kvm, gfn_t gfn, _Atomic spte_t *sptep, spte_t 
 		if (old & SPTE_ACCESSED)
 			mark_page_accessed(page);
 	}
-	(void)gfn;
 }
 
 /* Zap [start, end); returns true if anything was zapped (a flush is due).
@@ -164,7 +184,13 @@ bool kvm_tdp_mmu_age_gfn_range(struct kvm *kvm, gfn_t start, gfn_t end, bool cle
 	for_each_tdp_pte(iter, kvm->root, start, end) {
 		spte_t old = iter.old_spte;
 
-		if (iter.level != 1 || !is_shadow_present(old) || !(old & SPTE_ACCESSED))
+		if (iter.level != 1 || !is_shadow_present(old))
+			continue;
+		/* A GVA refill uses the page without walking the spte: its
+		 * leaves carry their own accessed bit. */
+		if ((old & SPTE_GVA) && kvm_gva_age_gfn(kvm, iter.gfn, clear))
+			young = true;
+		if (!(old & SPTE_ACCESSED))
 			continue;
 		young = true;
 		if (clear)

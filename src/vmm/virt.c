@@ -899,6 +899,8 @@ void virt_get_stats(struct virt *vm, struct virt_stats *st)
 		st->interrupts += hs.interrupts;
 		st->wfi_sleeps += hs.wfi_sleeps;
 		st->ptw_walks += hs.ptw_walks;
+		st->gva_refills += hs.gva_refills;
+		st->sfence_vma += hs.sfence_vma;
 		st->code_pages_decoded += hs.code_pages_decoded;
 	}
 	vmm_get_stats(vm->vmm, &vs);

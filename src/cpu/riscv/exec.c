@@ -576,7 +576,7 @@ op_FENCE_I:
 	 * guest's own protocol, other harts' and DMA): check every page
 	 * against memory on its next fetch. */
 	h->stat.fence_i++;
-	rv_flush_tlb(h);
+	rv_flush_tlb_and_code(h);
 	pc = PC() + s->len;
 	icount++;
 	goto check;
@@ -633,7 +633,7 @@ op_WFI:
 op_SFENCE_VMA:
 	if (h->priv == RV_PRV_U || (h->priv == RV_PRV_S && (h->mstatus & MSTATUS_TVM)))
 		goto op_ILLEGAL_sys;
-	rv_sfence_vma(h, s->rs1 == 0, X(s->rs1));
+	rv_sfence_vma(h, s->rs1 != 0, X(s->rs1), s->rs2 != 0, X(s->rs2));
 	pc = PC() + s->len;
 	icount++;
 	goto check;

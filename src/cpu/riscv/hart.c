@@ -5,8 +5,8 @@
  * lines from devices, and WFI.
  *
  * The run loop, outside guest mode: handle requests (KVM_REQ_TLB_FLUSH
- * empties the soft TLB and bumps h->gen, so decoded code is checked
- * against guest memory again), take a pending interrupt, sleep in WFI,
+ * empties the soft TLB and bumps h->gen and h->code_gen, so decoded code
+ * is checked against guest memory again), take a pending interrupt, sleep in WFI,
  * then enter guest mode and interpret until a request, an interrupt hint,
  * WFI or the instruction budget ends the chunk. In guest mode the
  * interpreter checks the request word at every taken branch and page
@@ -128,6 +128,14 @@ void rv_flush_tlb(struct rv_hart *h)
 	h->gen++;
 }
 
+/* A flush after which guest memory may differ: decoded code is checked
+ * against it again. */
+void rv_flush_tlb_and_code(struct rv_hart *h)
+{
+	rv_flush_tlb(h);
+	h->code_gen++;
+}
+
 /* Outside guest mode. -EINTR if the hart must stop. */
 int rv_handle_requests(struct rv_hart *h)
 {
@@ -136,7 +144,7 @@ int rv_handle_requests(struct rv_hart *h)
 	BUG_ON(atomic_load_explicit(&kv->requests, memory_order_relaxed) &
 	       ~((1UL << KVM_NR_REQUESTS) - 1));
 	if (kvm_check_request(KVM_REQ_TLB_FLUSH, kv))
-		rv_flush_tlb(h);
+		rv_flush_tlb_and_code(h);
 	/* Interrupts are looked at by the run loop after every chunk. */
 	kvm_check_request(KVM_REQ_EVENT, kv);
 	if (vcpu_should_stop(h->v))
@@ -295,6 +303,7 @@ int rv_hart_create(struct vcpu *v, const struct rv_hart_config *cfg, struct rv_h
 		return -ENOMEM;
 	h->v = v;
 	h->kvm = v->kvm_vcpu.kvm;
+	h->gva_on = kvm_gva_mode(h->kvm) != KVM_GVA_OFF;
 	pthread_mutex_init(&h->wfi_lock, NULL);
 	pthread_cond_init(&h->wfi_cond, NULL);
 	rv_hart_reset_state(h, cfg);
@@ -315,7 +324,11 @@ int rv_hart_reset(struct rv_hart *h, const struct rv_hart_config *cfg)
 	 * the images were loaded again and satp is 0. */
 	rv_code_flush(h);
 	memset(h->codeptr, 0, sizeof(h->codeptr));
-	rv_flush_tlb(h);
+	rv_flush_tlb_and_code(h);
+	/* The VM's GVA tables were built from page tables the reloaded
+	 * images may have overwritten, and new software need not fence
+	 * before it turns paging on. */
+	kvm_gva_sfence(h->kvm, false, 0, false, 0);
 	return 0;
 }
 

@@ -175,12 +175,12 @@ static unsigned int acc_priv(const struct rv_hart *h, enum rv_acc acc)
  * RV_EXC, or a negative errno outside guest mode.
  */
 static int rv_translate(struct rv_hart *h, uint64_t va, enum rv_acc acc, gpa_t *gpa,
-			unsigned int *prot)
+			unsigned int *prot, struct gva_walk *w)
 {
 	unsigned int priv = acc_priv(h, acc);
 	uint64_t mode = h->satp >> 60;
 	unsigned int levels, bits;
-	uint64_t table, gen = h->gen;
+	uint64_t table, gen = h->gen, global;
 
 	if (priv == RV_PRV_M || mode == 0) {
 		if (va >> PA_BITS)
@@ -195,8 +195,13 @@ static int rv_translate(struct rv_hart *h, uint64_t va, enum rv_acc acc, gpa_t *
 	if ((int64_t)(va << (64 - bits)) >> (64 - bits) != (int64_t)va)
 		return exc(h, page_fault_cause(acc), va);
 	h->stat.ptw_walks++;
+	if (w) {
+		w->key = h->satp;
+		w->levels = (int)levels;
+	}
 restart:
 	table = (h->satp & PTE_PPN_MASK) << PAGE_SHIFT;
+	global = 0;     /* G on a non-leaf PTE makes everything below global */
 	for (int level = (int)levels - 1; level >= 0; level--) {
 		gpa_t pte_gpa = table + ((va >> (12 + 9 * level)) & 511) * 8;
 		_Atomic uint64_t *ptep;
@@ -214,6 +219,10 @@ restart:
 		if (r != RV_OK)
 			return exc(h, access_fault_cause(acc), va);
 		ptep = host;
+		if (w) {
+			w->pt_gfn[level] = table >> PAGE_SHIFT;
+			w->pt_host[level] = (void *)((uintptr_t)host & ~(uintptr_t)(PAGE_SIZE - 1));
+		}
 		pte = atomic_load_explicit(ptep, memory_order_acquire);
 again:
 		if (!(pte & PTE_V) || (!(pte & PTE_R) && (pte & PTE_W)) || (pte & PTE_RESERVED))
@@ -221,6 +230,7 @@ again:
 		if (!(pte & (PTE_R | PTE_X))) {
 			if (pte & (PTE_A | PTE_D | PTE_U))
 				return exc(h, page_fault_cause(acc), va);
+			global |= pte & PTE_G;
 			table = ((pte >> PTE_PPN_SHIFT) & PTE_PPN_MASK) << PAGE_SHIFT;
 			continue;
 		}
@@ -262,31 +272,121 @@ again:
 		*prot = (readable ? STLB_PROT_READ : 0) |
 			((pte & PTE_W) && (pte & PTE_D) ? STLB_PROT_WRITE : 0) |
 			((pte & PTE_X) ? STLB_PROT_EXEC : 0);
+		if (w) {
+			/* The PTE's own bits: the regime is applied at refill. */
+			w->leaf_level = level;
+			w->perms = ((pte & PTE_R) ? GVA_R : 0) |
+				   ((pte & PTE_W) && (pte & PTE_D) ? GVA_W : 0) |
+				   ((pte & PTE_X) ? GVA_X : 0) | ((pte & PTE_U) ? GVA_U : 0) |
+				   (((pte | global) & PTE_G) ? GVA_G : 0);
+		}
 		return RV_OK;
 	}
 	return exc(h, page_fault_cause(acc), va);
 }
 
 /*
- * Translate va for acc, then find the host address of what it reaches
- * (gpa_to_host, for a write if acc is ACC_WRITE). A host fault on the way
- * may have let a soft-TLB flush in; then the walk may have read a guest
- * page-table frame the host has since taken back, so it is done again.
- * Returns RV_EXC from the walk, or what gpa_to_host returns.
+ * What a GVA leaf allows acc in the hart's regime: the checks
+ * rv_translate makes on a leaf PTE (U pages from S only with SUM and
+ * never fetched; MXR makes executable pages readable). 0: not allowed
+ * by this entry, so the full walk decides (the guest may have granted
+ * more since, and the walk raises the fault if not).
+ */
+static unsigned int gva_prot(const struct rv_hart *h, unsigned int priv, uint64_t e,
+			     enum rv_acc acc)
+{
+	unsigned int prot, need;
+
+	if (priv == RV_PRV_U && !(e & GVA_U))
+		return 0;
+	if (priv == RV_PRV_S && (e & GVA_U) && (acc == ACC_FETCH || !(h->mstatus & MSTATUS_SUM)))
+		return 0;
+	prot = ((e & GVA_R) || ((h->mstatus & MSTATUS_MXR) && (e & GVA_X)) ? STLB_PROT_READ : 0) |
+	       ((e & GVA_W) ? STLB_PROT_WRITE : 0) | ((e & GVA_X) ? STLB_PROT_EXEC : 0);
+	need = acc == ACC_READ ? STLB_PROT_READ : acc == ACC_WRITE ? STLB_PROT_WRITE :
+	       STLB_PROT_EXEC;
+	return (prot & need) ? prot : 0;
+}
+
+/* The GVA root for the current satp, fetched (gva.lock) when satp moved
+ * or the root was reused for another address space. */
+static struct gva_root *hart_gva_root(struct rv_hart *h)
+{
+	struct gva_root *root = h->gva_root;
+
+	if (likely(root && h->gva_key == h->satp &&
+		   atomic_load_explicit(&root->key, memory_order_relaxed) == h->satp))
+		return root;
+	root = kvm_gva_root_get(h->kvm, h->satp);
+	h->gva_root = root;
+	h->gva_key = h->satp;
+	return root;
+}
+
+/*
+ * Translate va for acc, then find the host address of what it reaches.
+ *
+ * With paging on, a GVA table hit is the whole answer (the fast refill: no
+ * guest page table, memslot or GPA table is touched). Otherwise the full
+ * walk: rv_translate, then gpa_to_host (for a write if acc is ACC_WRITE).
+ * A host fault on the way may have let a soft-TLB flush in; then the walk
+ * may have read a guest page-table frame the host has since taken back, so
+ * it is done again. A walk that needed no flush is installed in the GVA
+ * table, under the root's seq taken before it (an sfence.vma meanwhile
+ * drops it). Returns RV_EXC from the walk, or what gpa_to_host returns.
  */
 static int translate_host(struct rv_hart *h, uint64_t va, enum rv_acc acc, gpa_t *gpa,
 			  unsigned int *prot, void **host)
 {
+	unsigned int priv = acc_priv(h, acc);
+	struct gva_root *root = NULL, *global = NULL;
+	struct gva_walk walk;
+
+	if (h->gva_on && priv != RV_PRV_M && (h->satp >> 60)) {
+		_Atomic uint64_t *leafp;
+		uint64_t e;
+
+		/* The address space's own root, then the global mappings. */
+		root = hart_gva_root(h);
+		global = gva_global_root(&h->kvm->gva, h->satp);
+		if (((root && (e = kvm_gva_lookup(root, h->satp, va, &leafp))) ||
+		     (e = kvm_gva_lookup(global, gva_global_key(h->satp), va, &leafp))) &&
+		    (*prot = gva_prot(h, priv, e, acc))) {
+			uint64_t off = va & (PAGE_SIZE - 1);
+
+			/* Used since aging looked: the host sees it here. A
+			 * failed exchange lost to a zap or another refill. */
+			if (!(e & GVA_A))
+				atomic_compare_exchange_strong(leafp, &e, e | GVA_A);
+			*gpa = (gva_leaf_gfn(e) << PAGE_SHIFT) | off;
+			*host = h->kvm->gva.arena + (gva_leaf_pfn(e) << PAGE_SHIFT) + off;
+			h->stat.gva_refills++;
+			return RV_OK;
+		}
+	}
 	for (;;) {
 		uint64_t gen = h->gen;
-		int r = rv_translate(h, va, acc, gpa, prot);
+		uint32_t seq = root ? kvm_gva_begin(root) : 0;
+		uint32_t gseq = global ? kvm_gva_begin(global) : 0;
+		int r = rv_translate(h, va, acc, gpa, prot, root ? &walk : NULL);
 
 		if (r)
 			return r;
 		r = gpa_to_host(h, *gpa, acc == ACC_WRITE, host);
-		if (r < 0 || h->gen == gen)
+		if (r < 0)
 			return r;
-		/* flushed meanwhile: walk again */
+		if (h->gen != gen)
+			continue;       /* flushed meanwhile: walk again */
+		if (r == RV_OK && root) {
+			walk.gfn = *gpa >> PAGE_SHIFT;
+			walk.host = (void *)((uintptr_t)*host & ~(uintptr_t)(PAGE_SIZE - 1));
+			bool g = walk.perms & GVA_G;
+
+			if (kvm_gva_install(h->kvm, g ? global : root, g ? gseq : seq, va,
+					    &walk) == 0)
+				h->stat.gva_installs++;
+		}
+		return r;
 	}
 }
 
@@ -552,7 +652,7 @@ int rv_code_lookup(struct rv_hart *h, uint64_t pc, struct rv_code_page **out)
 		code_copy(p, host);
 		rv_code_page_reset(h, p);
 		h->stat.code_pages_decoded++;
-	} else if (p->gen != h->gen) {
+	} else if (p->gen != h->code_gen) {
 		/* Flushed since last checked: the host may have given the
 		 * page other contents (DONTNEED, remap). */
 		h->stat.code_pages_checked++;
@@ -561,18 +661,26 @@ int rv_code_lookup(struct rv_hart *h, uint64_t pc, struct rv_code_page **out)
 			h->stat.code_pages_decoded++;
 		}
 	}
-	p->gen = h->gen;
+	p->gen = h->code_gen;
 	rv_fill(h, h->itlb, pc, host, STLB_PROT_EXEC);
 	h->codeptr[h->fetch_idx][idx] = p;
 	*out = p;
 	return RV_OK;
 }
 
-/* sfence.vma: all, or the entries of one page in every regime. */
-void rv_sfence_vma(struct rv_hart *h, bool all, uint64_t addr)
+/*
+ * sfence.vma rs1, rs2: the VM's GVA tables drop what the fence covers (the
+ * page of addr, or everything; in the roots of ASID asid, or all), and this
+ * hart's soft TLB, which holds the current address space only, drops the
+ * page in every regime, or everything.
+ */
+void rv_sfence_vma(struct rv_hart *h, bool has_addr, uint64_t addr, bool has_asid,
+		   uint64_t asid)
 {
 	h->stat.sfence_vma++;
-	if (all) {
+	if (h->gva_on)
+		kvm_gva_sfence(h->kvm, has_addr, addr, has_asid, (uint16_t)asid);
+	if (!has_addr) {
 		rv_flush_tlb(h);
 		return;
 	}

@@ -103,11 +103,11 @@ _Static_assert(sizeof(struct rv_insn) == 16, "rv_insn size");
 
 /*
  * The decoded code of one guest-physical page. raw is the copy the slots
- * were decoded from (lazily, slot by slot); gen is the hart's flush
- * generation when raw was last checked against guest memory. A soft-TLB
- * flush (every host invalidation sends one) bumps the hart's generation,
- * so the next fetch from the page compares raw with what guest memory
- * holds now and starts over if they differ.
+ * were decoded from (lazily, slot by slot); gen is the hart's code_gen
+ * when raw was last checked against guest memory. A host TLB flush (every
+ * host invalidation sends one) and fence.i bump code_gen, so the next
+ * fetch from the page compares raw with what guest memory holds now and
+ * starts over if they differ.
  */
 struct rv_code_page {
 	gpa_t gpa;
@@ -134,6 +134,17 @@ struct rv_hart {
 	unsigned int data_idx, fetch_idx;
 	struct rv_code_page *codeptr[STLB_NB_MODES][STLB_SIZE];
 	uint64_t gen;                   /* ++ at every soft-TLB flush */
+	/* ++ when guest memory may have changed under decoded code: a host
+	 * TLB flush (an invalidation), fence.i, a reset. Guest TLB
+	 * maintenance (sfence.vma, satp) changes translations, not memory,
+	 * and leaves decoded pages alone (they are keyed by gpa). */
+	uint64_t code_gen;
+
+	/* The GVA table root serving satp gva_key (NULL: none fetched yet);
+	 * roots live as long as the VM. gva_on: the VM uses GVA tables. */
+	struct gva_root *gva_root;
+	uint64_t gva_key;
+	bool gva_on;
 
 	/* CSRs. */
 	uint64_t mstatus, misa, medeleg, mideleg, mie, mip_sw;
@@ -183,6 +194,7 @@ struct rv_hart {
 int rv_handle_requests(struct rv_hart *h);
 int rv_enter(struct rv_hart *h);
 void rv_flush_tlb(struct rv_hart *h);
+void rv_flush_tlb_and_code(struct rv_hart *h);
 uint64_t rv_read_mip(struct rv_hart *h);
 
 /* csr.c */
@@ -202,7 +214,8 @@ int rv_store_slow(struct rv_hart *h, uint64_t addr, unsigned int size, uint64_t 
 int rv_amo_host(struct rv_hart *h, uint64_t addr, unsigned int size, bool write, void **host);
 int rv_code_lookup(struct rv_hart *h, uint64_t pc, struct rv_code_page **out);
 int rv_fetch16_slow(struct rv_hart *h, uint64_t addr, uint16_t *out);
-void rv_sfence_vma(struct rv_hart *h, bool all, uint64_t addr);
+void rv_sfence_vma(struct rv_hart *h, bool has_addr, uint64_t addr, bool has_asid,
+		   uint64_t asid);
 void rv_code_flush(struct rv_hart *h);
 void rv_code_page_reset(struct rv_hart *h, struct rv_code_page *p);
 
