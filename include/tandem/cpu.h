@@ -98,6 +98,9 @@ struct vcpu {
 	void *engine;
 	void (*wake)(struct vcpu *vcpu);
 	struct vcpu_stats stat;         /* written by the vCPU thread only */
+	/* Tables filled since their last flush (bit mmu_idx): a flush skips
+	 * the others, which hold nothing. vCPU thread only. */
+	unsigned int stlb_dirty;
 
 	struct stlb_entry stlb[STLB_NB_MODES][STLB_SIZE] __attribute__((aligned(64)));
 };
@@ -135,6 +138,8 @@ bool vcpu_should_stop(struct vcpu *vcpu);
 
 /* The soft TLB (src/cpu/stlb.c); called by the vCPU's own thread. */
 void stlb_flush(struct vcpu *vcpu);
+/* Flush the tables of the mmu_idx bits in mask only. */
+void stlb_flush_mask(struct vcpu *vcpu, unsigned int mask);
 void stlb_fill(struct vcpu *vcpu, gva_t gva, void *host, unsigned int prot);
 
 /* Keeps the low 3 bits: an unaligned access never matches a tag (tags are

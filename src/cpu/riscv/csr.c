@@ -171,8 +171,11 @@ static void write_satp(struct rv_hart *h, uint64_t val, bool *resync)
 	if (val != h->satp) {
 		h->satp = val;
 		/* The soft TLB is not tagged by ASID: a new root or ASID
-		 * flushes it. (Issue 9's GVA tables keep ASIDs apart.) */
-		rv_flush_tlb(h);
+		 * flushes it (only the tables used since the last flush, so a
+		 * switch costs little); the GVA tables keep each ASID's
+		 * translations, and the misses after the switch refill from
+		 * them. */
+		rv_flush_guest_tlb(h);
 		*resync = true;
 	}
 }
@@ -187,7 +190,7 @@ static void write_mstatus(struct rv_hart *h, uint64_t val, uint64_t mask, bool *
 	h->mstatus = (old & ~mask) | (val & mask);
 	/* MXR changes what the cached read permissions mean. */
 	if ((old ^ h->mstatus) & MSTATUS_MXR)
-		rv_flush_tlb(h);
+		rv_flush_guest_tlb(h);
 	if ((old ^ h->mstatus) & (MSTATUS_MPRV | MSTATUS_MPP | MSTATUS_SUM | MSTATUS_MXR |
 				  MSTATUS_MIE | MSTATUS_SIE)) {
 		rv_update_mmu_idx(h);

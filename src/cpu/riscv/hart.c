@@ -128,6 +128,15 @@ void rv_flush_tlb(struct rv_hart *h)
 	h->gen++;
 }
 
+/* Guest TLB maintenance (sfence.vma, a satp or MXR change): translations
+ * change, guest-physical memory does not, so M mode's table (gpa -> host:
+ * the walker's physical TLB) and decoded code stay. */
+void rv_flush_guest_tlb(struct rv_hart *h)
+{
+	stlb_flush_mask(h->v, (1u << MMU_U) | (1u << MMU_S) | (1u << MMU_S_SUM));
+	h->gen++;
+}
+
 /* A flush after which guest memory may differ: decoded code is checked
  * against it again. */
 void rv_flush_tlb_and_code(struct rv_hart *h)

@@ -409,6 +409,7 @@ static void rv_fill(struct rv_hart *h, struct stlb_entry *table, uint64_t va, vo
 		e->addr_write = page;
 	if (prot & STLB_PROT_EXEC)
 		e->addr_code = page;
+	h->v->stlb_dirty |= 1u << ((table - &h->v->stlb[0][0]) / STLB_SIZE);
 	h->v->stat.stlb_fills++;
 }
 
@@ -681,7 +682,7 @@ void rv_sfence_vma(struct rv_hart *h, bool has_addr, uint64_t addr, bool has_asi
 	if (h->gva_on)
 		kvm_gva_sfence(h->kvm, has_addr, addr, has_asid, (uint16_t)asid);
 	if (!has_addr) {
-		rv_flush_tlb(h);
+		rv_flush_guest_tlb(h);
 		return;
 	}
 	uint64_t page = addr & ~(uint64_t)(PAGE_SIZE - 1);

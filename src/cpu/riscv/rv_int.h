@@ -195,6 +195,7 @@ int rv_handle_requests(struct rv_hart *h);
 int rv_enter(struct rv_hart *h);
 void rv_flush_tlb(struct rv_hart *h);
 void rv_flush_tlb_and_code(struct rv_hart *h);
+void rv_flush_guest_tlb(struct rv_hart *h);
 uint64_t rv_read_mip(struct rv_hart *h);
 
 /* csr.c */
