@@ -50,6 +50,13 @@ static void gva_lock(struct kvm_gva *g)
 	}
 }
 
+/* Debug builds: the functions that change the tables say they need it. */
+static inline void gva_assert_locked(struct kvm_gva *g)
+{
+	DEBUG_BUG_ON(!atomic_load_explicit(&g->lock, memory_order_relaxed));
+	(void)g;
+}
+
 static void gva_unlock(struct kvm_gva *g)
 {
 	atomic_store_explicit(&g->lock, 0, memory_order_release);
@@ -143,6 +150,7 @@ static void set_pt_gfn(struct kvm *kvm, struct gva_node *n, gfn_t gfn)
 {
 	struct gva_node **head;
 
+	gva_assert_locked(&kvm->gva);
 	if (n->pt_gfn == gfn && (n->pt_pprev || gfn == GVA_NO_GFN))
 		return;
 	pt_unhash(n);
@@ -212,6 +220,7 @@ static void leaf_set(struct kvm *kvm, struct gva_node *n, unsigned int idx, gfn_
 {
 	struct gva_rmap *r = &n->rmap[idx], **head = &kvm->gva.rmap_hash[rmap_bucket(gfn)];
 
+	gva_assert_locked(&kvm->gva);
 	leaf_clear(n, idx);
 	n->used[idx / 64] |= 1ULL << (idx % 64);
 	r->gfn = gfn;
