@@ -2,8 +2,11 @@
 /*
  * mmu.c - the hart's side of address translation: the Sv39/Sv48 walk over
  * guest page tables in guest memory, the slow path of every access
- * (soft-TLB miss -> guest walk -> GPA tables -> host fault -> refill, or an
- * MMIO exit), and the decoded-code cache.
+ * (soft-TLB miss -> GVA table -> on a miss guest walk -> GPA tables -> host
+ * fault -> refill and GVA install, or an MMIO exit), and the decoded-code
+ * cache. The GVA tables are the kvm layer's (src/kvm/gva.h: keys, the
+ * install protocol, how host zaps and guest fences reach them); this file
+ * applies the hart's regime to their entries and feeds them full walks.
  *
  * Everything runs on the hart's thread in guest mode: the host pointers
  * taken here stay valid until the hart leaves guest mode, because a host
