@@ -799,6 +799,7 @@ static void test_flush_all_mode_empties_every_root(void **state)
 {
 	struct gt *g = gt_create(KVM_GVA_FLUSH_ALL, 0);
 	struct kvm_stats k0;
+	uint64_t err;
 
 	map(g, &AS_A, 0, 0, RW_PAGE);
 	map(g, &AS_A, 3, 3, RW_PAGE | RV_PTE_G);
@@ -809,8 +810,8 @@ static void test_flush_all_mode_empties_every_root(void **state)
 	agent_satp(g, &AS_B);
 	assert_int_equal(agent_load(g, VA(0)), DATA_VAL(1));
 	/* An unrelated page, mapped in the GPA tables by a physical load. */
-	assert_int_equal(agent_do(g, OP_LOADP, RT_RAM_BASE + DATA(9), 0, &(uint64_t){ 0 }),
-			 DATA_VAL(9));
+	assert_int_equal(agent_do(g, OP_LOADP, RT_RAM_BASE + DATA(9), 0, &err), DATA_VAL(9));
+	assert_int_equal(err, 0);
 	assert_leaf_maps(g, &AS_A, 0, 0);
 	assert_leaf_maps(g, &AS_A, 3, 3);
 	assert_leaf_maps(g, &AS_B, 0, 1);
