@@ -24,238 +24,9 @@
 #include <stddef.h>
 #include <setjmp.h>
 #include <cmocka.h>
-#include <sys/mman.h>
-#include "harness/util.h"
-#include "tandem/vmm.h"
-#include "tandem/riscv.h"
+#include "harness/rv_asm.h"
+#include "harness/rv_fixture.h"
 #include "base/compiler.h"
-
-#define RAM_BASE 0x80000000ULL
-#define RAM_SIZE (64 * 1024)
-#define WAIT_MS  10000
-
-/* ---- a tiny assembler ---- */
-enum { ZERO, RA, SP, GP, TP, T0, T1, T2, S0, S1, A0, A1, A2, A3, A4, A5,
-       A6, A7, S2, S3, S4, S5 };
-static uint32_t i_type(uint32_t op, uint32_t f3, int rd, int rs1, int32_t imm)
-{
-	return ((uint32_t)imm & 0xfff) << 20 | (uint32_t)rs1 << 15 | f3 << 12 |
-	       (uint32_t)rd << 7 | op;
-}
-static uint32_t addi(int rd, int rs1, int32_t imm) { return i_type(0x13, 0, rd, rs1, imm); }
-static uint32_t slli(int rd, int rs1, int sh) { return i_type(0x13, 1, rd, rs1, sh); }
-static uint32_t ld(int rd, int rs1, int32_t imm) { return i_type(0x03, 3, rd, rs1, imm); }
-static uint32_t jalr(int rd, int rs1, int32_t imm) { return i_type(0x67, 0, rd, rs1, imm); }
-static uint32_t add(int rd, int rs1, int rs2)
-{
-	return (uint32_t)rs2 << 20 | (uint32_t)rs1 << 15 | (uint32_t)rd << 7 | 0x33;
-}
-static uint32_t srli(int rd, int rs1, int sh) { return i_type(0x13, 5, rd, rs1, sh); }
-static uint32_t or_(int rd, int rs1, int rs2)
-{
-	return (uint32_t)rs2 << 20 | (uint32_t)rs1 << 15 | 6u << 12 | (uint32_t)rd << 7 | 0x33;
-}
-static uint32_t beq(int rs1, int rs2, int32_t off);
-static uint32_t sd(int rs2, int rs1, int32_t imm)
-{
-	return ((uint32_t)imm >> 5 & 0x7f) << 25 | (uint32_t)rs2 << 20 | (uint32_t)rs1 << 15 |
-	       3u << 12 | ((uint32_t)imm & 0x1f) << 7 | 0x23;
-}
-static uint32_t sw(int rs2, int rs1, int32_t imm)
-{
-	return ((uint32_t)imm >> 5 & 0x7f) << 25 | (uint32_t)rs2 << 20 | (uint32_t)rs1 << 15 |
-	       2u << 12 | ((uint32_t)imm & 0x1f) << 7 | 0x23;
-}
-static uint32_t jal(int rd, int32_t off)
-{
-	uint32_t o = (uint32_t)off;
-
-	return (o >> 20 & 1) << 31 | (o >> 1 & 0x3ff) << 21 | (o >> 11 & 1) << 20 |
-	       (o >> 12 & 0xff) << 12 | (uint32_t)rd << 7 | 0x6f;
-}
-static uint32_t bne(int rs1, int rs2, int32_t off)
-{
-	uint32_t o = (uint32_t)off;
-
-	return (o >> 12 & 1) << 31 | (o >> 5 & 0x3f) << 25 | (uint32_t)rs2 << 20 |
-	       (uint32_t)rs1 << 15 | 1u << 12 | (o >> 1 & 0xf) << 8 | (o >> 11 & 1) << 7 | 0x63;
-}
-static uint32_t beq(int rs1, int rs2, int32_t off)
-{
-	return bne(rs1, rs2, off) & ~(7u << 12);
-}
-static uint32_t csrrc(int rd, unsigned int csr, int rs1)
-{
-	return csr << 20 | (uint32_t)rs1 << 15 | 3u << 12 | (uint32_t)rd << 7 | 0x73;
-}
-static uint32_t csrrw(int rd, unsigned int csr, int rs1)
-{
-	return csr << 20 | (uint32_t)rs1 << 15 | 1u << 12 | (uint32_t)rd << 7 | 0x73;
-}
-static uint32_t csrrs(int rd, unsigned int csr, int rs1)
-{
-	return csr << 20 | (uint32_t)rs1 << 15 | 2u << 12 | (uint32_t)rd << 7 | 0x73;
-}
-static uint32_t amoadd_d(int rd, int rs1, int rs2)
-{
-	return 0u << 27 | (uint32_t)rs2 << 20 | (uint32_t)rs1 << 15 | 3u << 12 |
-	       (uint32_t)rd << 7 | 0x2f;
-}
-static uint32_t lr_d(int rd, int rs1)
-{
-	return 2u << 27 | (uint32_t)rs1 << 15 | 3u << 12 | (uint32_t)rd << 7 | 0x2f;
-}
-static uint32_t sc_d(int rd, int rs1, int rs2)
-{
-	return 3u << 27 | (uint32_t)rs2 << 20 | (uint32_t)rs1 << 15 | 3u << 12 |
-	       (uint32_t)rd << 7 | 0x2f;
-}
-#define T6_SCRATCH 31
-#define T3_REG 28
-#define T4_REG 29
-#define WFI      0x10500073u
-#define FENCE_I  0x0000100fu
-#define CSR_MTVEC   0x305
-#define CSR_MCAUSE  0x342
-#define CSR_MIE     0x304
-#define CSR_MSTATUS 0x300
-#define CSR_MHARTID 0xf14
-#define CSR_SATP    0x180
-
-/* reg = RAM_BASE + off (off < 2^31, a multiple of 4096 or small). */
-static unsigned int emit_base(uint32_t *p, int reg, uint32_t off)
-{
-	unsigned int n = 0;
-
-	p[n++] = addi(reg, ZERO, 1);
-	p[n++] = slli(reg, reg, 31);
-	if (off >= 2048) {
-		p[n++] = addi(T6_SCRATCH, ZERO, (int32_t)(off >> 12));
-		p[n++] = slli(T6_SCRATCH, T6_SCRATCH, 12);
-		p[n++] = add(reg, reg, T6_SCRATCH);
-	} else if (off) {
-		p[n++] = addi(reg, reg, (int32_t)off);
-	}
-	return n;
-}
-
-/* ---- the fixture: a host, a VMM with 64 KiB of RAM, harts ---- */
-struct rt {
-	struct host *host;
-	struct vmm *vmm;
-	struct rv_clock clk;
-	struct rv_hart *harts[2];
-	bool stopped[2];                /* stopped by the test already */
-	int nr_harts;
-	hva_t ram;
-	atomic_int test_dev;            /* last write to the test device */
-};
-
-static void rt_mmio(void *opaque, struct vcpu *v, gpa_t gpa, unsigned int size, bool write,
-		    uint64_t *val)
-{
-	struct rt *t = opaque;
-
-	if (gpa == 0x100000 && write)
-		atomic_store(&t->test_dev, (int)*val);
-	else if (!write)
-		*val = 0;
-}
-
-static struct rt *rt_create(void)
-{
-	struct host_config hc = { .ram_bytes = 32ULL << 20 };
-	struct kvm_config kc = { .kick = KVM_KICK_WAIT };
-	struct rt *t = calloc(1, sizeof(*t));
-
-	assert_non_null(t);
-	assert_int_equal(host_create(&hc, &t->host), 0);
-	assert_int_equal(vmm_create(t->host, &kc, &t->vmm), 0);
-	assert_int_equal(vmm_add_ram(t->vmm, 0, RAM_BASE, RAM_SIZE, 0), 0);
-	vmm_set_mmio_default(t->vmm, rt_mmio, t);
-	t->ram = vmm_ram_hva(t->vmm, 0);
-	rv_clock_init(&t->clk, 10000000);
-	return t;
-}
-
-static void rt_load(struct rt *t, uint64_t off, const uint32_t *code, unsigned int n)
-{
-	assert_int_equal(vmm_write_guest(t->vmm, RAM_BASE + off, code, n * 4), 0);
-}
-
-static void rt_start(struct rt *t, int nr)
-{
-	for (int i = 0; i < nr; i++) {
-		struct rv_hart_config c = { .hartid = (uint64_t)i, .reset_pc = RAM_BASE,
-					    .a0 = (uint64_t)i, .priv = RV_PRV_M, .clock = &t->clk };
-		struct vcpu *v;
-
-		assert_int_equal(vmm_create_vcpu(t->vmm, i, &v), 0);
-		assert_int_equal(rv_hart_create(v, &c, &t->harts[i]), 0);
-	}
-	t->nr_harts = nr;
-	for (int i = 0; i < nr; i++)
-		assert_int_equal(vcpu_run(rv_hart_vcpu(t->harts[i]), rv_hart_main, t->harts[i]), 0);
-}
-
-static uint64_t rt_read(struct rt *t, uint64_t off)
-{
-	uint64_t v = 0;
-
-	assert_int_equal(vmm_read_guest(t->vmm, RAM_BASE + off, &v, 8), 0);
-	return v;
-}
-
-/* Wait until the guest word at off satisfies cond (a hang is a failure). */
-#define rt_wait(t, off, cond) do { \
-	uint64_t end_ = ms_now() + WAIT_MS, v; \
-	while (v = rt_read(t, off), !(cond)) { \
-		if (ms_now() > end_) \
-			fail_msg("guest word %#llx = %#llx: timed out waiting for %s", \
-				 (unsigned long long)(off), (unsigned long long)v, #cond); \
-		sleep_ms(1); \
-	} } while (0)
-
-static void rt_destroy(struct rt *t)
-{
-	for (int i = 0; i < t->nr_harts; i++) {
-		if (!t->stopped[i])
-			assert_int_equal(vcpu_stop(rv_hart_vcpu(t->harts[i])), 0);
-		rv_hart_destroy(t->harts[i]);
-	}
-	vmm_destroy(t->vmm);
-	assert_int_equal(host_frames_in_use(t->host), 0);
-	assert_int_equal(host_destroy(t->host), 0);
-	free(t);
-}
-
-/* An invalidation on another thread, with a bound on how long it may take
- * to come back (it waits for the harts to leave guest mode). */
-struct inval { struct rt *t; hva_t addr; atomic_bool done; int ret; };
-static void *inval_thread(void *arg)
-{
-	struct inval *iv = arg;
-
-	iv->ret = mm_madvise(vmm_mm(iv->t->vmm), iv->addr, PAGE_SIZE, MADV_DONTNEED);
-	atomic_store(&iv->done, true);
-	return NULL;
-}
-static void rt_dontneed(struct rt *t, uint64_t off)
-{
-	struct inval iv = { .t = t, .addr = t->ram + off };
-	uint64_t end = ms_now() + WAIT_MS;
-	pthread_t th;
-
-	assert_int_equal(pthread_create(&th, NULL, inval_thread, &iv), 0);
-	while (!atomic_load(&iv.done)) {
-		if (ms_now() > end)
-			fail_msg("DONTNEED of guest page %#llx did not return: a hart never "
-				 "left guest mode", (unsigned long long)off);
-		sleep_ms(1);
-	}
-	pthread_join(th, NULL);
-	assert_int_equal(iv.ret, 0);
-}
 
 /* Data at 0x2000 (s1), a function at 0x1000, the trap handler at 0x100. */
 #define DATA 0x2000
@@ -278,10 +49,10 @@ static unsigned int prologue(uint32_t *p)
 static void load_trap_handler(struct rt *t)
 {
 	uint32_t h[] = {
-		addi(T3_REG, ZERO, 0x7ad),
-		sd(T3_REG, S1, 16),
-		csrrs(T4_REG, CSR_MCAUSE, ZERO),
-		sd(T4_REG, S1, 24),
+		addi(T3, ZERO, 0x7ad),
+		sd(T3, S1, 16),
+		csrrs(T4, CSR_MCAUSE, ZERO),
+		sd(T4, S1, 24),
 		jal(ZERO, 0),
 	};
 
@@ -321,7 +92,6 @@ static void test_data_dropped_by_host_reads_new_page(void **state)
 {
 	struct rt *t = rt_create();
 	uint32_t p[64];
-	uint64_t v42 = 42;
 	unsigned int n = prologue(p);
 
 	n += emit_base(p + n, S2, 0x3000);
@@ -332,7 +102,7 @@ static void test_data_dropped_by_host_reads_new_page(void **state)
 	p[n++] = jal(ZERO, -16);
 	rt_load(t, 0, p, n);
 	load_trap_handler(t);
-	assert_int_equal(vmm_write_guest(t->vmm, RAM_BASE + 0x3000, &v42, 8), 0);
+	rt_write(t, 0x3000, 42);
 	rt_start(t, 1);
 	rt_wait(t, DATA + 8, v > 1000);
 	assert_int_equal(rt_read(t, DATA), 42);
@@ -429,7 +199,7 @@ static void test_stop_wakes_wfi(void **state)
 	sleep_ms(20);
 	st.v = rv_hart_vcpu(t->harts[0]);
 	assert_int_equal(pthread_create(&th, NULL, stop_thread, &st), 0);
-	end = ms_now() + WAIT_MS;
+	end = ms_now() + RT_WAIT_MS;
 	while (!atomic_load(&st.done)) {
 		if (ms_now() > end)
 			fail_msg("vcpu_stop did not wake the hart sleeping in WFI");
@@ -455,10 +225,10 @@ static void test_amo_and_lrsc_between_harts(void **state)
 	p[n++] = addi(S3, S1, 8);
 	/* loop: */
 	p[n++] = amoadd_d(ZERO, S1, T1);
-	p[n++] = lr_d(T3_REG, S3);                      /* retry: */
-	p[n++] = addi(T3_REG, T3_REG, 1);
-	p[n++] = sc_d(T4_REG, S3, T3_REG);
-	p[n++] = bne(T4_REG, ZERO, -12);
+	p[n++] = lr_d(T3, S3);                      /* retry: */
+	p[n++] = addi(T3, T3, 1);
+	p[n++] = sc_d(T4, S3, T3);
+	p[n++] = bne(T4, ZERO, -12);
 	p[n++] = addi(T2, T2, -1);
 	p[n++] = bne(T2, ZERO, -24);
 	p[n++] = addi(S4, S1, 32);
@@ -495,7 +265,7 @@ static void test_fence_i_runs_rewritten_code(void **state)
 	rt_load(t, 0, p, n);
 	rt_load(t, FUNC, f, ARRAY_SIZE(f));
 	load_trap_handler(t);
-	assert_int_equal(vmm_write_guest(t->vmm, RAM_BASE + DATA + 40, &patch, 8), 0);
+	rt_write(t, DATA + 40, patch);
 	rt_start(t, 1);
 	rt_wait(t, DATA + 8, v != 0);
 	assert_int_equal(rt_read(t, DATA), 1);
@@ -533,12 +303,13 @@ static void pause_hook(struct kvm_vcpu *v, enum vcpu_hook_point at, void *arg)
 #define PT_L1   0x5000
 #define PT_L0   0x6000
 #define VA_BASE 0x40000000ULL   /* VPN2 1, VPN1 0: L0 maps VA_BASE + n * 4K */
+#define RW_PAGE (RV_PTE_V | RV_PTE_R | RV_PTE_W | RV_PTE_A | RV_PTE_D)
 
 static void test_walk_redone_after_invalidation_during_fault(void **state)
 {
 	struct rt *t = rt_create();
 	struct pause pz = { .armed = false };
-	uint64_t pte, end;
+	uint64_t end;
 	uint32_t p[96];
 	unsigned int n = prologue(p);
 	int spin;
@@ -546,14 +317,10 @@ static void test_walk_redone_after_invalidation_during_fault(void **state)
 	pthread_mutex_init(&pz.m, NULL);
 	pthread_cond_init(&pz.c, NULL);
 	/* Page tables: root[1] -> L1, L1[0] -> L0, L0[2] -> DATA, L0[7] -> 0x7000. */
-	pte = ((RAM_BASE + PT_L1) >> 12) << 10 | 1;
-	assert_int_equal(vmm_write_guest(t->vmm, RAM_BASE + PT_ROOT + 8, &pte, 8), 0);
-	pte = ((RAM_BASE + PT_L0) >> 12) << 10 | 1;
-	assert_int_equal(vmm_write_guest(t->vmm, RAM_BASE + PT_L1, &pte, 8), 0);
-	pte = ((RAM_BASE + DATA) >> 12) << 10 | 0xc7;  /* V R W A D */
-	assert_int_equal(vmm_write_guest(t->vmm, RAM_BASE + PT_L0 + 2 * 8, &pte, 8), 0);
-	pte = ((RAM_BASE + 0x7000) >> 12) << 10 | 0xc7;
-	assert_int_equal(vmm_write_guest(t->vmm, RAM_BASE + PT_L0 + 7 * 8, &pte, 8), 0);
+	rt_write(t, PT_ROOT + 8, rt_pte(PT_L1, RV_PTE_V));
+	rt_write(t, PT_L1, rt_pte(PT_L0, RV_PTE_V));
+	rt_write(t, PT_L0 + 2 * 8, rt_pte(DATA, RW_PAGE));
+	rt_write(t, PT_L0 + 7 * 8, rt_pte(0x7000, RW_PAGE));
 
 	/* satp = Sv39 | root ppn */
 	p[n++] = addi(T0, ZERO, 1);
@@ -582,8 +349,8 @@ static void test_walk_redone_after_invalidation_during_fault(void **state)
 	p[n++] = addi(T2, ZERO, 1);
 	p[n++] = sd(T2, S1, 8);
 	spin = (int)n;
-	p[n++] = ld(T3_REG, S1, 32);
-	p[n] = beq(T3_REG, ZERO, (spin - (int)n) * 4);
+	p[n++] = ld(T3, S1, 32);
+	p[n] = beq(T3, ZERO, (spin - (int)n) * 4);
 	n++;
 	/* The load whose data page faults (and is paused). */
 	p[n++] = csrrs(ZERO, CSR_MSTATUS, T0);
@@ -601,9 +368,8 @@ static void test_walk_redone_after_invalidation_during_fault(void **state)
 	pthread_mutex_lock(&pz.m);
 	pz.armed = true;
 	pthread_mutex_unlock(&pz.m);
-	pte = 1;
-	assert_int_equal(vmm_write_guest(t->vmm, RAM_BASE + DATA + 32, &pte, 8), 0);
-	end = ms_now() + WAIT_MS;
+	rt_write(t, DATA + 32, 1);
+	end = ms_now() + RT_WAIT_MS;
 	pthread_mutex_lock(&pz.m);
 	while (!pz.paused) {
 		pthread_mutex_unlock(&pz.m);
@@ -634,16 +400,15 @@ static void test_walk_redone_after_invalidation_during_fault(void **state)
  * values (mscratch read as 0 again), and runs code the host rewrote while
  * it was stopped (decoded code and soft TLB emptied). Stats keep counting.
  */
-#define CSR_MSCRATCH 0x340
 static void test_reset_restarts_hart(void **state)
 {
 	struct rt *t = rt_create();
-	struct rv_hart_config c = { .hartid = 0, .reset_pc = RAM_BASE, .a0 = 0x55,
+	struct rv_hart_config c = { .hartid = 0, .reset_pc = RT_RAM_BASE, .a0 = 0x55,
 				    .priv = RV_PRV_M, .clock = &t->clk };
 	struct rv_hart_stats st;
 	uint32_t p[64];
 	unsigned int n = 0, imm_at;
-	uint64_t zero = 0, before;
+	uint64_t before;
 
 	p[n++] = csrrs(S3, CSR_MSCRATCH, ZERO);   /* before the prologue uses t0 */
 	n += prologue(p + n);
@@ -670,12 +435,12 @@ static void test_reset_restarts_hart(void **state)
 	/* Rewritten behind the stopped hart, no fence.i. */
 	p[imm_at] = addi(T1, ZERO, 2);
 	rt_load(t, 0, p, n);
-	assert_int_equal(vmm_write_guest(t->vmm, RAM_BASE + DATA, &zero, 8), 0);
+	rt_write(t, DATA, 0);
 	c.clock = NULL;
 	assert_int_equal(rv_hart_reset(t->harts[0], &c), -EINVAL);
 	c.clock = &t->clk;
 	assert_int_equal(rv_hart_reset(t->harts[0], &c), 0);
-	assert_int_equal(rv_hart_get_pc(t->harts[0]), RAM_BASE);
+	assert_int_equal(rv_hart_get_pc(t->harts[0]), RT_RAM_BASE);
 	assert_int_equal(rv_hart_get_reg(t->harts[0], A0), 0x55);
 	assert_int_equal(rv_hart_get_reg(t->harts[0], T1), 0);
 	assert_int_equal(vcpu_run(rv_hart_vcpu(t->harts[0]), rv_hart_main, t->harts[0]), 0);
