@@ -578,8 +578,9 @@ static void root_zap_va(struct gva_root *root, uint64_t va)
 
 /*
  * sfence.vma from a vCPU: with has_va, the leaf of va; else everything.
- * With has_asid, only the roots of that ASID (global mappings there go
- * too: flushing more than asked is always allowed); else every root.
+ * With has_asid, only the roots of that ASID: global mappings live in the
+ * global roots, which a fence of one ASID does not order (the spec); else
+ * every root, the global ones included.
  */
 void kvm_gva_sfence(struct kvm *kvm, bool has_va, uint64_t va, bool has_asid, uint16_t asid)
 {
