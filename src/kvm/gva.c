@@ -18,6 +18,17 @@
 #include <stdlib.h>
 #include <string.h>
 #include "kvm_host.h"
+#include "tdp_iter.h"
+
+/* tdp_iter walks a node as a struct tdp_table: the entries come first. */
+_Static_assert(offsetof(struct gva_node, e) == 0, "gva_node entries first");
+_Static_assert(GVA_VALID == TDP_TABLE_BIT, "a GVA link is a tdp table entry");
+
+/* The node an iterator's current entry is in. */
+static inline struct gva_node *iter_node(const struct tdp_iter *iter)
+{
+	return (struct gva_node *)(void *)iter->pt_path[iter->level];
+}
 
 static inline unsigned int rmap_bucket(gfn_t gfn)
 {
@@ -63,7 +74,7 @@ static void gva_unlock(struct kvm_gva *g)
 }
 
 static struct gva_node *node_alloc(struct kvm *kvm, struct gva_root *root, int level,
-				   uint64_t va);
+				   gfn_t vpn);
 
 static struct gva_root *root_alloc(struct kvm *kvm, int levels, bool global)
 {
@@ -167,7 +178,7 @@ static void set_pt_gfn(struct kvm *kvm, struct gva_node *n, gfn_t gfn)
 }
 
 static struct gva_node *node_alloc(struct kvm *kvm, struct gva_root *root, int level,
-				   uint64_t va)
+				   gfn_t vpn)
 {
 	size_t size = sizeof(struct gva_node) +
 		      (level == 1 ? GVA_ENTRIES * sizeof(struct gva_rmap) : 0);
@@ -192,7 +203,7 @@ static struct gva_node *node_alloc(struct kvm *kvm, struct gva_root *root, int l
 	n->pt_pprev = NULL;
 	n->root = root;
 	n->level = level;
-	n->va = va;
+	n->vpn = vpn;
 	n->root_next = root->nodes;
 	root->nodes = n;
 	atomic_fetch_add(&kvm->gva.nr_nodes, 1);
@@ -465,9 +476,11 @@ int kvm_gva_install(struct kvm *kvm, struct gva_root *root, uint32_t seq, uint64
 		    const struct gva_walk *w)
 {
 	struct kvm_gva *g = &kvm->gva;
+	struct tdp_iter iter;
 	uint64_t leaf;
 	struct gva_node *n;
 	spte_t spte;
+	gfn_t vpn;
 	int r = -EAGAIN;
 
 	if ((seq & 1) || w->gfn > GVA_FRAME_MAX)
@@ -502,16 +515,26 @@ int kvm_gva_install(struct kvm *kvm, struct gva_root *root, uint32_t seq, uint64
 		if (!node_mark(kvm, n, w, w->levels - 1))
 			goto skipped;
 	}
-	for (int level = w->levels; level > 1; level--) {
+	/* Down to va's leaf, building the path as kvm_tdp_mmu_leaf_alloc
+	 * does: a link stored through iter.sptep is read again by the step
+	 * down. */
+	vpn = gva_vpn(va, w->levels);
+	for_each_tdp_pte_at(iter, (struct tdp_table *)(void *)n, w->levels, 1, vpn, vpn + 1) {
+		int level = iter.level;
 		/* The child mirrors the guest table read one level down, if
 		 * the walk went there; below a superpage, nothing. */
 		bool mirrors = level - 2 >= w->leaf_level;
 		gfn_t want = mirrors ? w->pt_gfn[level - 2] : GVA_NO_GFN;
-		unsigned int i = gva_index(va, level);
-		_Atomic uint64_t *ep = &n->e[i];
-		uint64_t e = atomic_load_explicit(ep, memory_order_relaxed);
+		uint64_t e = iter.old_spte;
 		struct gva_node *c;
 
+		n = iter_node(&iter);
+		if (level == 1) {
+			leaf_set(kvm, n, (unsigned int)(iter.sptep - iter.pt_path[1]), w->gfn, leaf);
+			g->stat.installs += 1;
+			r = 0;
+			goto out;
+		}
 		if (e) {
 			c = gva_child(e);
 			/* Built from another page (or from a superpage PTE that
@@ -521,9 +544,9 @@ int kvm_gva_install(struct kvm *kvm, struct gva_root *root, uint32_t seq, uint64
 				set_pt_gfn(kvm, c, want);
 			}
 		} else {
-			uint64_t span = 1ULL << (12 + GVA_LEVEL_BITS * (level - 1));
+			unsigned int i = (unsigned int)(iter.sptep - iter.pt_path[level]);
 
-			c = node_alloc(kvm, root, level - 1, va & ~(span - 1));
+			c = node_alloc(kvm, root, level - 1, iter.gfn);
 			if (!c) {
 				r = -ENOMEM;
 				goto out;
@@ -536,14 +559,10 @@ int kvm_gva_install(struct kvm *kvm, struct gva_root *root, uint32_t seq, uint64
 		if (!(e & GVA_VALID))
 			/* Release: the walker that loads the link sees the
 			 * child's entries as they are now. */
-			atomic_store_explicit(ep, (uint64_t)(uintptr_t)c | GVA_LINK | GVA_VALID,
+			atomic_store_explicit(iter.sptep, (uint64_t)(uintptr_t)c | GVA_VALID,
 					      memory_order_release);
-		n = c;
 	}
-	leaf_set(kvm, n, gva_index(va, 1), w->gfn, leaf);
-	g->stat.installs += 1;
-	r = 0;
-	goto out;
+	BUG();
 skipped:
 	g->stat.install_skipped += 1;
 out:
@@ -554,26 +573,24 @@ out:
 /* ---- guest fences ---------------------------------------------------- */
 
 /* Zap va's leaf in root: the leaf, or the whole part built from a guest
- * superpage that covers va. */
+ * superpage that covers va. Links without VALID are followed too: their
+ * child keeps entries. */
 static void root_zap_va(struct gva_root *root, uint64_t va)
 {
-	struct gva_node *n = atomic_load_explicit(&root->top, memory_order_relaxed);
+	struct gva_node *top = atomic_load_explicit(&root->top, memory_order_relaxed);
+	gfn_t vpn = gva_vpn(va, top->level);
+	struct tdp_iter iter;
 
-	while (n->level > 1) {
-		uint64_t e = atomic_load_explicit(&n->e[gva_index(va, n->level)],
-						  memory_order_relaxed);
-		struct gva_node *c;
-
-		if (!e)
-			return;
-		c = gva_child(e);
-		if (c->pt_gfn == GVA_NO_GFN) {
-			subtree_reset(c);
-			return;
+	for_each_tdp_pte_at(iter, (struct tdp_table *)(void *)top, top->level, 1, vpn, vpn + 1) {
+		if (!iter.old_spte)
+			continue;
+		if (iter.level == 1) {
+			leaf_clear(iter_node(&iter), (unsigned int)(iter.sptep - iter.pt_path[1]));
+		} else if (gva_child(iter.old_spte)->pt_gfn == GVA_NO_GFN) {
+			subtree_reset(gva_child(iter.old_spte));
+			break;
 		}
-		n = c;      /* links without VALID too: their child keeps entries */
 	}
-	leaf_clear(n, gva_index(va, 1));
 }
 
 /*

@@ -12,15 +12,16 @@
  * engine applies the regime (U, S, S+SUM, MXR) at refill time, so one
  * table serves every regime without a separate table per regime.
  *
- * A root is a tree shaped like the GPA tables (tdp_iter.h: 512 entries a
- * level, walked top down), whose interior nodes mirror the guest's own
+ * A root is a tree shaped like the GPA tables and walked by the same
+ * iterator (tdp_iter.h: 512 entries a level, top down; the lookup is a
+ * direct walk, as kvm_tdp_mmu_leaf is), whose interior nodes mirror the guest's own
  * page-table pages: node->pt_gfn is the guest page-table page its entries
  * were built from (GVA_NO_GFN below a guest superpage, where the entries
  * come from the superpage PTE one level up).
  *
  * Entry encoding (64 bits):
  *   0                 empty
- *   child | LINK [| VALID]   an interior entry; without VALID it is kept
+ *   child [| VALID]   an interior entry; without VALID it is kept
  *                     only so the child can be linked again without being
  *                     rebuilt (a host zap of the parent's page-table page
  *                     does not change the child's page-table page)
@@ -83,8 +84,7 @@
 #define GVA_MAX_ROOTS   32
 #define GVA_NO_GFN      ((gfn_t)-1)
 
-#define GVA_VALID   (1ULL << 0)
-#define GVA_LINK    (1ULL << 1)
+#define GVA_VALID   (1ULL << 0)   /* = TDP_TABLE_BIT: tdp_iter walks GVA trees */
 #define GVA_R       (1ULL << 2)
 #define GVA_W       (1ULL << 3)
 #define GVA_X       (1ULL << 4)
@@ -124,7 +124,7 @@ struct gva_node {
 	struct gva_node *pt_next, **pt_pprev;   /* pt_gfn's chain (pt_pprev NULL: none) */
 	struct gva_node *root_next;     /* every node of the root */
 	struct gva_root *root;
-	uint64_t va;                    /* first guest-virtual address covered */
+	gfn_t vpn;                      /* first guest-virtual page number covered */
 	int level;                      /* 1: entries are leaves */
 	/* pt_gfn's spte was checked to map the page a walk read and given
 	 * SPTE_GVA, and no zap of it came since (a zap clears this). */
@@ -215,7 +215,13 @@ static inline unsigned int gva_index(uint64_t va, int level)
 
 static inline struct gva_node *gva_child(uint64_t e)
 {
-	return (struct gva_node *)(uintptr_t)(e & ~(GVA_VALID | GVA_LINK));
+	return (struct gva_node *)(uintptr_t)(e & ~GVA_VALID);
+}
+
+/* va's page number in a tree of levels levels (the index tdp_iter uses). */
+static inline gfn_t gva_vpn(uint64_t va, int levels)
+{
+	return (va >> 12) & ((1ULL << (GVA_LEVEL_BITS * levels)) - 1);
 }
 
 /*

@@ -24,20 +24,28 @@ static void tdp_iter_refresh_sptep(struct tdp_iter *iter)
 	iter->old_spte = atomic_load_explicit(iter->sptep, memory_order_acquire);
 }
 
-void tdp_iter_start(struct tdp_iter *iter, struct tdp_table *root, int min_level,
-		    gfn_t start, gfn_t end)
+void tdp_iter_start_at(struct tdp_iter *iter, struct tdp_table *table, int top_level,
+		       int min_level, gfn_t start, gfn_t end)
 {
-	BUG_ON(min_level < 1 || min_level > TDP_LEVELS);
+	BUG_ON(top_level < 1 || top_level > TDP_LEVELS);
+	BUG_ON(min_level < 1 || min_level > top_level);
 	iter->min_level = min_level;
+	iter->top_level = top_level;
 	iter->end = MIN(end, TDP_MAX_GFN + 1);
 	iter->next_gfn = start;
-	iter->level = TDP_LEVELS;
-	iter->pt_path[TDP_LEVELS] = root->e;
+	iter->level = top_level;
+	iter->pt_path[top_level] = table->e;
 	iter->valid = start < iter->end;
 	if (!iter->valid)
 		return;
 	iter->gfn = round_gfn_for_level(start, iter->level);
 	tdp_iter_refresh_sptep(iter);
+}
+
+void tdp_iter_start(struct tdp_iter *iter, struct tdp_table *root, int min_level,
+		    gfn_t start, gfn_t end)
+{
+	tdp_iter_start_at(iter, root, TDP_LEVELS, min_level, start, end);
 }
 
 static bool try_step_down(struct tdp_iter *iter)
@@ -71,7 +79,7 @@ static bool try_step_side(struct tdp_iter *iter)
 
 static bool try_step_up(struct tdp_iter *iter)
 {
-	if (iter->level == TDP_LEVELS)
+	if (iter->level == iter->top_level)
 		return false;
 	iter->level++;
 	iter->gfn = round_gfn_for_level(iter->gfn, iter->level);
