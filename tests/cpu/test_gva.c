@@ -8,7 +8,8 @@
  *   - a satp switch keeps both address spaces' entries, and coming back
  *     refills from them without a walk;
  *   - a guest PTE rewritten without a fence may keep its old translation,
- *     but never past the host taking the old page back;
+ *     but never past the host taking the old page back; a walk that began
+ *     before a fence does not install its translation after it;
  *   - a host invalidation of a data page, or of a guest page-table page,
  *     leaves no entry built on it once invalidate_range_start returned;
  *   - an entry gets W only once the guest PTE's D is set and the spte is
@@ -551,6 +552,67 @@ static void test_pte_rewrite_without_fence(void **state)
 }
 
 /*
+ * An install whose walk began before a fence of its root is dropped: the
+ * hart's walk of VA(1) reads the PTE, then its fault on the data page is
+ * paused (VCPU_HOOK_AFTER_GUP) while the PTE is rewritten and fenced, as
+ * another hart would. The walk's translation may serve the access in
+ * flight, but must not stay in the GVA table after the fence.
+ */
+struct race {
+	struct gt *g;
+	bool armed;
+	int fired;
+};
+
+static void race_hook(struct kvm_vcpu *v, enum vcpu_hook_point at, void *arg)
+{
+	struct race *r = arg;
+
+	(void)v;
+	if (at != VCPU_HOOK_AFTER_GUP || !r->armed)
+		return;
+	r->armed = false;
+	r->fired++;
+	map(r->g, &AS_A, 1, 2, RW_PAGE);
+	kvm_gva_sfence(r->g->kvm, true, VA(1), false, 0);
+}
+
+static void test_install_raced_by_fence(void **state)
+{
+	struct gt *g = gt_create(KVM_GVA_TARGETED, 0);
+	struct kvm_vcpu *kv = &rv_hart_vcpu(g->t->harts[0])->kvm_vcpu;
+	struct race r = { .g = g };
+	struct kvm_stats k0, k1;
+	uint64_t v, e;
+
+	map(g, &AS_A, 0, 0, RW_PAGE);
+	map(g, &AS_A, 1, 1, RW_PAGE);
+	agent_satp(g, &AS_A);
+	/* The page tables' sptes in place: VA(1)'s walk takes no fault, its
+	 * data page (never touched by the hart) does. */
+	assert_int_equal(agent_load(g, VA(0)), DATA_VAL(0));
+	k0 = vm_stats(g);
+	r.armed = true;
+	kvm_vcpu_set_hook(kv, race_hook, &r);
+	v = agent_load(g, VA(1));
+	kvm_vcpu_set_hook(kv, NULL, NULL);
+	assert_int_equal(r.fired, 1);
+	k1 = vm_stats(g);
+	/* In flight, the old translation or the new one. */
+	assert_true(v == DATA_VAL(1) || v == DATA_VAL(2));
+	e = probe(g, &AS_A, 1);
+	if (e)
+		assert_leaf_maps(g, &AS_A, 1, 2);
+	assert_true(k1.gva_install_raced > k0.gva_install_raced);
+	/* And the next access walks the rewritten PTE. */
+	agent_satp(g, &AS_B);
+	agent_satp(g, &AS_A);
+	assert_int_equal(agent_load(g, VA(1)), DATA_VAL(2));
+	assert_leaf_maps(g, &AS_A, 1, 2);
+	gt_destroy(g);
+}
+
+/*
  * A second subscriber on the VM's mm, registered after the VM's, watching
  * one host page: at each of its callbacks for a range covering that page
  * it records whether the VM's invalidation is in progress (its start has
@@ -859,6 +921,7 @@ int main(void)
 		cmocka_unit_test(test_sfence_global_entry),
 		cmocka_unit_test(test_asid_switch_keeps_both),
 		cmocka_unit_test(test_pte_rewrite_without_fence),
+		cmocka_unit_test(test_install_raced_by_fence),
 		cmocka_unit_test(test_host_zap_of_data_page),
 		cmocka_unit_test(test_host_zap_of_page_table_page),
 		cmocka_unit_test(test_dirty_bit_before_first_write),
