@@ -121,8 +121,8 @@ bench: all bench-guests
 bench-guests: deps
 	@$(MAKE) --no-print-directory -C guests/bench O=$(CURDIR)/build/bench-guests >/dev/null
 # The RISC-V benchmarks divide by the instruction counts the guests' header holds.
-$(foreach v,$(VARIANTS),build/$(v)/bench/bench_riscv.o build/$(v)/bench/bench_rv.o): \
-	guests/bench/bench_guests.h
+$(foreach v,$(VARIANTS),build/$(v)/bench/bench_riscv.o build/$(v)/bench/bench_gva.o \
+	build/$(v)/bench/bench_rv.o): guests/bench/bench_guests.h
 # The U-Boot console dialogue (tests/boot/uboot_dialogue.c): a plain program
 # that drives `tandem boot`; scripts/run-tests.sh runs it on the debug tandem.
 UBOOT_DIALOGUE := build/debug/tests/boot/uboot_dialogue
