@@ -74,6 +74,12 @@
  * model of the LCG gives).
  */
 #define BG_GVA_VA               0x40000000
+/* Where flush and ctxsw map their few pages: the soft TLB is direct
+ * mapped (slot = VA page % 256) and one slot holds one page for data and
+ * code alike, so pages in the slots of the code and data at 0x8000_0000
+ * (0, 1) would evict them and each other on every pass. */
+#define BG_GVA_SMALL_SLOT       64
+#define BG_GVA_SMALL_VA         (BG_GVA_VA + BG_GVA_SMALL_SLOT * 4096)
 #define BG_GVA_SPREAD_VA        0x50000000
 #define BG_GVA_PAGE_BITS        13
 #define BG_GVA_PAGES            (1 << BG_GVA_PAGE_BITS)
@@ -97,11 +103,11 @@
  *   3 install   the spread region's pages in order
  *   4 spread    BG_REFILL_LOADS random loads over the spread region
  * Hit pages are 64..127 (BG_REFILL_HIT_BASE): soft-TLB slots apart from
- * the code's and the data's pages at 0x8000_0000 (slots 0, 1).
+ * the code's and the data's pages at 0x8000_0000 (BG_GVA_SMALL_VA).
  */
 #define BG_REFILL_LOADS         2000000
 #define BG_REFILL_HIT_BITS      6
-#define BG_REFILL_HIT_BASE      64
+#define BG_REFILL_HIT_BASE      BG_GVA_SMALL_SLOT
 #define BG_REFILL_SECTIONS      5
 #define BG_REFILL_FIXED_INSNS   325013
 #define BG_REFILL_INSNS         (3ULL * BG_REFILL_LOADS * BG_LOADS_LOOP_INSNS + \
@@ -121,14 +127,14 @@
 #define BG_FLUSH_PAGES          4
 #define BG_FLUSH_SECTIONS       4
 #define BG_FLUSH_LOOP_INSNS     3               /* + 8 with the loads */
-#define BG_FLUSH_FIXED_INSNS    6787
+#define BG_FLUSH_FIXED_INSNS    6788
 #define BG_FLUSH_INSNS          (BG_FLUSH_ITERS * (4ULL * BG_FLUSH_LOOP_INSNS + \
 				 2 * 2 * BG_FLUSH_PAGES) + BG_FLUSH_FIXED_INSNS)
 #define BG_FLUSH_CHECKSUM       1200000
 
 /*
  * ctxsw.S: BG_CTX_SPACES address spaces, each its own root table mapping
- * BG_CTX_PAGES pages at BG_GVA_VA (space k's page j on alias frame
+ * BG_CTX_PAGES pages at BG_GVA_SMALL_VA (space k's page j on alias frame
  * k * BG_CTX_PAGES + j), and the global gigapages. A switch: the next
  * space's satp (csrw), a fence or a nop, a load from each of its pages.
  * BG_CTX_SWITCHES switches in each of three timed sections:
@@ -143,7 +149,7 @@
 #define BG_CTX_SWITCHES         100000
 #define BG_CTX_SECTIONS         3
 #define BG_CTX_LOOP_INSNS       (10 + 3 * BG_CTX_PAGES)
-#define BG_CTX_FIXED_INSNS      50747
+#define BG_CTX_FIXED_INSNS      50755
 #define BG_CTX_INSNS            ((3ULL * BG_CTX_SWITCHES + BG_CTX_SPACES) * \
 				 BG_CTX_LOOP_INSNS + BG_CTX_FIXED_INSNS)
 #define BG_CTX_CHECKSUM         53202016

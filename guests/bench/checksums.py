@@ -20,6 +20,8 @@ def constants():
     c = {}
     for name, val in re.findall(r"#define\s+(BG_\w+)\s+\(?([0-9][0-9a-fA-Fx]*)(?:ULL)?\)?\s", text):
         c[name] = int(val, 0)
+    for name, other in re.findall(r"#define\s+(BG_\w+)\s+(BG_\w+)\s", text):
+        c[name] = c[other]  # one defined as another
     c["BG_GVA_PAGES"] = 1 << c["BG_GVA_PAGE_BITS"]
     return c
 

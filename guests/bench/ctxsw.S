@@ -7,9 +7,9 @@
  *
  * Space k's tables at BG_GVA_PT_PA + k * 0x3000: its root ([0] devices and
  * [2] RAM, global gigapages as a kernel's own mappings; [1] -> its L1),
- * its L1 ([0] -> its L0), its L0 (BG_CTX_PAGES leaves onto alias frames
- * k * BG_CTX_PAGES ..). Frame f holds f in doubleword (f & 7) * 64: page
- * j's doubleword j * 64.
+ * its L1 ([0] -> its L0), its L0 (BG_CTX_PAGES leaves from index
+ * BG_GVA_SMALL_SLOT onto alias frames k * BG_CTX_PAGES ..). Frame f holds f
+ * in doubleword (f & 7) * 64: page j's doubleword j * 64.
  */
 #include "rv_guest.h"
 
@@ -27,11 +27,11 @@
 	bg_set_pte SPACE(\k), 1, PTE(SPACE(\k) + 0x1000, PTE_V)
 	bg_set_pte SPACE(\k), 2, PTE(0x80000000, PTE_LEAF_RWX | PTE_G)
 	bg_set_pte SPACE(\k) + 0x1000, 0, PTE(SPACE(\k) + 0x2000, PTE_V)
-	bg_fill_ptes SPACE(\k) + 0x2000, PTE(BG_GVA_ALIAS_PA + (\k) * BG_CTX_PAGES * 4096, PTE_LEAF_RW), BG_CTX_PAGES, -1
+	bg_fill_ptes SPACE(\k) + 0x2000 + BG_GVA_SMALL_SLOT * 8, PTE(BG_GVA_ALIAS_PA + (\k) * BG_CTX_PAGES * 4096, PTE_LEAF_RW), BG_CTX_PAGES, -1
 .endm
 
 /* n switches through the satp values at table (s2): s1 the space, s4
- * BG_GVA_VA, s3 4096 (s6, t0-t3). */
+ * BG_GVA_SMALL_VA, s3 4096 (s6, t0-t3). */
 .macro ctx_switches n, fence
 	li	s6, \n
 1:	addi	s1, s1, 1
@@ -69,7 +69,7 @@ _start:
 
 s_main:
 	li	s1, 0
-	li	s4, BG_GVA_VA
+	li	s4, BG_GVA_SMALL_VA
 	li	s5, 0
 	li	s3, 4096
 

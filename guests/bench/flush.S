@@ -5,8 +5,8 @@
  * with a nop in its place (bench_guests.h: the four timed sections).
  *
  * Page tables at BG_GVA_PT_PA: root [0] devices, [1] -> L1, [2] RAM (both
- * gigapages global); L1[0] -> L0, whose first BG_FLUSH_PAGES leaves map
- * BG_GVA_VA.. onto the first alias frames.
+ * gigapages global); L1[0] -> L0, whose BG_FLUSH_PAGES leaves from index
+ * BG_GVA_SMALL_SLOT map BG_GVA_SMALL_VA.. onto the first alias frames.
  */
 #include "rv_guest.h"
 
@@ -48,16 +48,16 @@ _start:
 	bg_set_pte ROOT, 1, PTE(L1, PTE_V)
 	bg_set_pte ROOT, 2, PTE(0x80000000, PTE_LEAF_RWX | PTE_G)
 	bg_set_pte L1, 0, PTE(L0, PTE_V)
-	bg_fill_ptes L0, PTE(BG_GVA_ALIAS_PA, PTE_LEAF_RW), BG_FLUSH_PAGES, -1
+	bg_fill_ptes L0 + BG_GVA_SMALL_SLOT * 8, PTE(BG_GVA_ALIAS_PA, PTE_LEAF_RW), BG_FLUSH_PAGES, -1
 	bg_enter_s SATP_SV39 | (ROOT >> 12), s_main
 
 s_main:
 	li	s5, 0
 	/* page j's doubleword j * 64 */
-	li	s1, BG_GVA_VA
-	li	s7, BG_GVA_VA + 0x1000 + 64
-	li	s8, BG_GVA_VA + 0x2000 + 128
-	li	s9, BG_GVA_VA + 0x3000 + 192
+	li	s1, BG_GVA_SMALL_VA
+	li	s7, BG_GVA_SMALL_VA + 0x1000 + 64
+	li	s8, BG_GVA_SMALL_VA + 0x2000 + 128
+	li	s9, BG_GVA_SMALL_VA + 0x3000 + 192
 
 	bg_timed flush_loop nop, 0
 	bg_timed flush_loop bg_full_fence, 0
