@@ -41,6 +41,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 #include "bench_rv.h"
 #include "tandem/host.h"
@@ -101,20 +102,44 @@ static double median_sort(double *v, unsigned int n)
 	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
+/* What a run leaves besides its console: tandem's counters, and the share
+ * of the run's wall time this process (or QEMU, a child) had a CPU: well
+ * below 1 on a busy machine, where every wall-clock figure grows by about
+ * its inverse. */
+struct run_out {
+	struct virt_stats vs;
+	struct kvm_stats ks;
+	double cpu_share;
+};
+
+/* CPU seconds used by this process and its reaped children. */
+static double cpu_seconds(void)
+{
+	struct rusage self, kids;
+
+	getrusage(RUSAGE_SELF, &self);
+	getrusage(RUSAGE_CHILDREN, &kids);
+	return (double)(self.ru_utime.tv_sec + self.ru_stime.tv_sec + kids.ru_utime.tv_sec +
+			kids.ru_stime.tv_sec) +
+	       (double)(self.ru_utime.tv_usec + self.ru_stime.tv_usec + kids.ru_utime.tv_usec +
+			kids.ru_stime.tv_usec) / 1e6;
+}
+
 /*
  * Run base on machine m with its console captured: *console (the caller
- * frees it), tandem's counters in *vs and *ks (ks may be NULL), hooks
- * beside a tandem guest. -1 after saying why.
+ * frees it), what else it left in *out, hooks beside a tandem guest. -1
+ * after saying why.
  */
 static int run_console(const struct gva_bench *gb, const struct rvb_config *base,
-		       enum machine m, const struct rvb_hooks *hooks, struct virt_stats *vs,
-		       struct kvm_stats *ks, char **console)
+		       enum machine m, const struct rvb_hooks *hooks, struct run_out *out,
+		       char **console)
 {
 	struct rvb_config c = *base;
-	double sec;
+	double sec, cpu0 = cpu_seconds();
 	int fd, r;
 
 	*console = NULL;
+	memset(out, 0, sizeof(*out));
 	fd = rvb_console_open(&gb->env);
 	if (fd < 0)
 		return -1;
@@ -123,9 +148,10 @@ static int run_console(const struct gva_bench *gb, const struct rvb_config *base
 		r = rvb_qemu_run(&gb->env, &c, &sec);
 	} else {
 		c.gva = machine_gva[m];
-		r = rvb_tandem_run(&gb->env, &c, hooks, &sec, vs, ks);
+		r = rvb_tandem_run(&gb->env, &c, hooks, &sec, &out->vs, &out->ks);
 	}
 	if (!r) {
+		out->cpu_share = (cpu_seconds() - cpu0) / sec;
 		*console = malloc(CONSOLE_MAX);
 		if (*console)
 			rvb_console_read(fd, *console, CONSOLE_MAX);
@@ -142,8 +168,8 @@ static int run_console(const struct gva_bench *gb, const struct rvb_config *base
  * powering-off store does not retire). swap_bytes and hooks: tandem's.
  */
 static int run_sections(const struct gva_bench *gb, const char *name, enum machine m,
-			uint64_t insns, unsigned int nr, double *ns, struct virt_stats *vs,
-			struct kvm_stats *ks, const struct rvb_hooks *hooks, uint64_t swap_bytes)
+			uint64_t insns, unsigned int nr, double *ns, struct run_out *out,
+			const struct rvb_hooks *hooks, uint64_t swap_bytes)
 {
 	char elf[PATH_MAX + 16], *console;
 	uint64_t ticks[MAX_SECTIONS];
@@ -153,7 +179,7 @@ static int run_sections(const struct gva_bench *gb, const char *name, enum machi
 	rvb_guest_path(&gb->env, name, elf, sizeof(elf));
 	rvb_config_init(&c, NULL, elf);
 	c.swap_bytes = swap_bytes;
-	if (run_console(gb, &c, m, hooks, vs, ks, &console))
+	if (run_console(gb, &c, m, hooks, out, &console))
 		return -1;
 	got = rvb_parse_ticks(console, ticks, MAX_SECTIONS);
 	free(console);
@@ -162,10 +188,10 @@ static int run_sections(const struct gva_bench *gb, const char *name, enum machi
 				name, m == M_QEMU ? "qemu" : "tandem", got, nr);
 	for (unsigned int i = 0; i < nr; i++)
 		ns[i] = (double)ticks[i] * RVB_TICK_NS;
-	if (m != M_QEMU && vs->instret != insns - 1)
+	if (m != M_QEMU && out->vs.instret != insns - 1)
 		return rvb_fail(&gb->env, "%s: tandem retired %llu instructions, expected %llu: "
 				"bench_guests.h is out of date, or the guest took another path",
-				name, (unsigned long long)vs->instret,
+				name, (unsigned long long)out->vs.instret,
 				(unsigned long long)(insns - 1));
 	return 0;
 }
@@ -173,19 +199,28 @@ static int run_sections(const struct gva_bench *gb, const char *name, enum machi
 /* What a measure makes of one run's section times (ns): its figures. */
 typedef void (*derive_fn)(const double *ns, double *fig);
 
+/* What run_three leaves per machine: the last run's, and the median CPU
+ * share. */
+struct three_out {
+	struct run_out last[NR_MACHINES];
+	double cpu_share[NR_MACHINES];
+};
+
 /*
  * rep runs of program name on tandem (GVA targeted), tandem (GVA off) and
  * QEMU (when there), in turn; derive turns each run's nsec section times
  * into nfig figures: fig[m][k][i], figure k of run i on machine m, and
- * med[m][k], its median (0 for a machine left out). vs[m]: tandem's
- * counters of its last run.
+ * med[m][k], its median (0 for a machine left out).
  */
 static int run_three(const struct gva_bench *gb, const char *name, uint64_t insns,
 		     unsigned int nsec, derive_fn derive, unsigned int nfig, unsigned int rep,
 		     double fig[NR_MACHINES][nfig][rep], double med[NR_MACHINES][nfig],
-		     struct virt_stats *vs)
+		     struct three_out *out)
 {
-	memset(vs, 0, NR_MACHINES * sizeof(*vs));
+	double share[NR_MACHINES][rep];
+
+	memset(out, 0, sizeof(*out));
+	memset(med, 0, NR_MACHINES * sizeof(*med));
 	for (unsigned int i = 0; i < rep; i++) {
 		for (unsigned int j = 0; j < ARRAY_SIZE(three); j++) {
 			enum machine m = three[j];
@@ -193,18 +228,23 @@ static int run_three(const struct gva_bench *gb, const char *name, uint64_t insn
 
 			if (m == M_QEMU && !gb->q)
 				continue;
-			if (run_sections(gb, name, m, insns, nsec, ns, &vs[m], NULL, NULL, 0))
+			if (run_sections(gb, name, m, insns, nsec, ns, &out->last[m], NULL, 0))
 				return -1;
 			derive(ns, f);
 			for (unsigned int k = 0; k < nfig; k++)
 				fig[m][k][i] = f[k];
+			share[m][i] = out->last[m].cpu_share;
 		}
 	}
-	memset(med, 0, NR_MACHINES * sizeof(*med));
-	for (unsigned int j = 0; j < ARRAY_SIZE(three); j++)
-		if (three[j] != M_QEMU || gb->q)
-			for (unsigned int k = 0; k < nfig; k++)
-				med[three[j]][k] = bench_median(fig[three[j]][k], rep);
+	for (unsigned int j = 0; j < ARRAY_SIZE(three); j++) {
+		enum machine m = three[j];
+
+		if (m == M_QEMU && !gb->q)
+			continue;
+		for (unsigned int k = 0; k < nfig; k++)
+			med[m][k] = bench_median(fig[m][k], rep);
+		out->cpu_share[m] = bench_median(share[m], rep);
+	}
 	return 0;
 }
 
@@ -230,11 +270,11 @@ static int measure_refill(struct gva_bench *gb)
 {
 	unsigned int rep = gb->o->repeat;
 	double fig[NR_MACHINES][NR_RF][rep], med[NR_MACHINES][NR_RF];
-	struct virt_stats vs[NR_MACHINES];
+	struct three_out x;
 	bool q = gb->q;
 
 	if (run_three(gb, "refill", BG_REFILL_INSNS, BG_REFILL_SECTIONS, refill_derive, NR_RF,
-		      rep, fig, med, vs))
+		      rep, fig, med, &x))
 		return -1;
 
 	double *t = med[M_GVA], *off = med[M_OFF], *qm = med[M_QEMU];
@@ -250,8 +290,9 @@ static int measure_refill(struct gva_bench *gb)
 		BENCH_RATIO("speedup_vs_off", off[RF_REFILL] / t[RF_REFILL]),
 		BENCH_INT("pages", BG_GVA_PAGES),
 		BENCH_INT("loads", BG_REFILL_LOADS),
-		BENCH_INT("tandem_gva_refills", vs[M_GVA].gva_refills),
-		BENCH_INT("off_walks", vs[M_OFF].ptw_walks),
+		BENCH_INT("tandem_gva_refills", x.last[M_GVA].vs.gva_refills),
+		BENCH_INT("off_walks", x.last[M_OFF].vs.ptw_walks),
+		BENCH_RATIO("tandem_cpu_share", x.cpu_share[M_GVA]),
 		BENCH_NUM("target_refill_ns", REFILL_TARGET_NS),
 		BENCH_INT("repeat", rep),
 		BENCH_SAMPLES("tandem_refill_samples_ns", fig[M_GVA][RF_REFILL], rep),
@@ -262,9 +303,10 @@ static int measure_refill(struct gva_bench *gb)
 		BENCH_NUM("qemu_refill_ns", qm[RF_REFILL]),
 		BENCH_NUM("qemu_install_ns", qm[RF_INSTALL]),
 		BENCH_RATIO("speedup_vs_qemu", qm[RF_REFILL] / t[RF_REFILL]),
+		BENCH_RATIO("qemu_cpu_share", x.cpu_share[M_QEMU]),
 		BENCH_SAMPLES("qemu_refill_samples_ns", fig[M_QEMU][RF_REFILL], rep),
 	};
-	bench_report(gb->o, "gva", "refill", f, q ? ARRAY_SIZE(f) : ARRAY_SIZE(f) - 6);
+	bench_report(gb->o, "gva", "refill", f, q ? ARRAY_SIZE(f) : ARRAY_SIZE(f) - 7);
 
 	struct bench_field g[] = {
 		BENCH_NUM("tandem_ns_per_load", t[RF_SPREAD]),
@@ -303,11 +345,11 @@ static int measure_flush(struct gva_bench *gb)
 {
 	unsigned int rep = gb->o->repeat;
 	double fig[NR_MACHINES][NR_FL][rep], med[NR_MACHINES][NR_FL];
-	struct virt_stats vs[NR_MACHINES];
+	struct three_out x;
 	bool q = gb->q;
 
 	if (run_three(gb, "flush", BG_FLUSH_INSNS, BG_FLUSH_SECTIONS, flush_derive, NR_FL,
-		      rep, fig, med, vs))
+		      rep, fig, med, &x))
 		return -1;
 
 	double *t = med[M_GVA], *off = med[M_OFF], *qm = med[M_QEMU];
@@ -318,15 +360,17 @@ static int measure_flush(struct gva_bench *gb)
 		BENCH_NUM("off_touch_ns_per_flush", off[FL_TOUCH]),
 		BENCH_INT("flushes", BG_FLUSH_ITERS),
 		BENCH_INT("touched_pages", BG_FLUSH_PAGES),
+		BENCH_RATIO("tandem_cpu_share", x.cpu_share[M_GVA]),
 		BENCH_NUM("target_ns", FLUSH_TARGET_NS),
 		BENCH_INT("repeat", rep),
 		BENCH_SAMPLES("tandem_samples_ns", fig[M_GVA][FL_FLUSH], rep),
 		BENCH_NUM("qemu_ns_per_flush", qm[FL_FLUSH]),
 		BENCH_NUM("qemu_touch_ns_per_flush", qm[FL_TOUCH]),
 		BENCH_RATIO("speedup_vs_qemu", qm[FL_FLUSH] / t[FL_FLUSH]),
+		BENCH_RATIO("qemu_cpu_share", x.cpu_share[M_QEMU]),
 		BENCH_SAMPLES("qemu_samples_ns", fig[M_QEMU][FL_FLUSH], rep),
 	};
-	bench_report(gb->o, "gva", "flush", f, q ? ARRAY_SIZE(f) : ARRAY_SIZE(f) - 4);
+	bench_report(gb->o, "gva", "flush", f, q ? ARRAY_SIZE(f) : ARRAY_SIZE(f) - 5);
 	bench_note(gb->o, "flush target: a full guest TLB flush within %.1f us: %s (%.2f us; "
 		   "with %d pages loaded after it %.2f us)", FLUSH_TARGET_NS / 1e3,
 		   target_word(t[FL_FLUSH] <= FLUSH_TARGET_NS), t[FL_FLUSH] / 1e3,
@@ -348,11 +392,11 @@ static int measure_ctxsw(struct gva_bench *gb)
 {
 	unsigned int rep = gb->o->repeat;
 	double fig[NR_MACHINES][NR_CS][rep], med[NR_MACHINES][NR_CS];
-	struct virt_stats vs[NR_MACHINES];
+	struct three_out x;
 	bool q = gb->q;
 
 	if (run_three(gb, "ctxsw", BG_CTX_INSNS, BG_CTX_SECTIONS, ctxsw_derive, NR_CS, rep,
-		      fig, med, vs))
+		      fig, med, &x))
 		return -1;
 
 	double *t = med[M_GVA], *off = med[M_OFF], *qm = med[M_QEMU];
@@ -368,6 +412,7 @@ static int measure_ctxsw(struct gva_bench *gb)
 		BENCH_INT("spaces", BG_CTX_SPACES),
 		BENCH_INT("pages_per_space", BG_CTX_PAGES),
 		BENCH_INT("switches", BG_CTX_SWITCHES),
+		BENCH_RATIO("tandem_cpu_share", x.cpu_share[M_GVA]),
 		BENCH_INT("repeat", rep),
 		BENCH_SAMPLES("tandem_asid_samples_ns", fig[M_GVA][CS_ASID], rep),
 		BENCH_SAMPLES("tandem_noasid_samples_ns", fig[M_GVA][CS_NOASID], rep),
@@ -375,8 +420,9 @@ static int measure_ctxsw(struct gva_bench *gb)
 		BENCH_NUM("qemu_noasid_ns", qm[CS_NOASID]),
 		BENCH_NUM("qemu_same_ns", qm[CS_SAME]),
 		BENCH_RATIO("speedup_vs_qemu", qm[CS_ASID] / t[CS_ASID]),
+		BENCH_RATIO("qemu_cpu_share", x.cpu_share[M_QEMU]),
 	};
-	bench_report(gb->o, "gva", "ctxsw", f, q ? ARRAY_SIZE(f) : ARRAY_SIZE(f) - 4);
+	bench_report(gb->o, "gva", "ctxsw", f, q ? ARRAY_SIZE(f) : ARRAY_SIZE(f) - 5);
 	return 0;
 }
 
@@ -404,8 +450,9 @@ static int measure_fork(struct gva_bench *gb)
 {
 	static const enum machine ms[] = { M_GVA, M_OFF, M_FLUSH_ALL, M_QEMU };
 	unsigned int rep = gb->o->repeat;
-	double fig[NR_MACHINES][rep], med[NR_MACHINES] = { 0 }, forks = 0;
-	struct virt_stats vs[NR_MACHINES];
+	double fig[NR_MACHINES][rep], share[NR_MACHINES][rep], med[NR_MACHINES] = { 0 };
+	double forks = 0;
+	struct run_out out[NR_MACHINES];
 	char kernel[PATH_MAX + 32];
 	struct rvb_config c;
 	bool q = gb->q;
@@ -418,7 +465,7 @@ static int measure_fork(struct gva_bench *gb)
 	}
 	rvb_config_init(&c, RVB_OPENSBI_FW_JUMP, kernel);
 	c.bootargs = KERNEL_ARGS;
-	memset(vs, 0, sizeof(vs));
+	memset(out, 0, sizeof(out));
 	for (unsigned int i = 0; i < rep; i++) {
 		for (unsigned int j = 0; j < ARRAY_SIZE(ms); j++) {
 			enum machine m = ms[j];
@@ -427,7 +474,7 @@ static int measure_fork(struct gva_bench *gb)
 
 			if (m == M_QEMU && !q)
 				continue;
-			if (run_console(gb, &c, m, NULL, &vs[m], NULL, &console))
+			if (run_console(gb, &c, m, NULL, &out[m], &console))
 				return -1;
 			if (parse_kernel_line(console, &forks, &ms_run)) {
 				free(console);
@@ -437,6 +484,7 @@ static int measure_fork(struct gva_bench *gb)
 			}
 			free(console);
 			fig[m][i] = forks * 1e3 / ms_run;
+			share[m][i] = out[m].cpu_share;
 		}
 	}
 	for (unsigned int j = 0; j < ARRAY_SIZE(ms); j++)
@@ -449,25 +497,29 @@ static int measure_fork(struct gva_bench *gb)
 		BENCH_NUM("flush_all_forks_per_s", med[M_FLUSH_ALL]),
 		BENCH_RATIO("speedup_vs_off", med[M_GVA] / med[M_OFF]),
 		BENCH_INT("forks", (uint64_t)forks),
-		BENCH_INT("tandem_walks", vs[M_GVA].ptw_walks),
-		BENCH_INT("tandem_gva_refills", vs[M_GVA].gva_refills),
-		BENCH_INT("off_walks", vs[M_OFF].ptw_walks),
+		BENCH_INT("tandem_walks", out[M_GVA].vs.ptw_walks),
+		BENCH_INT("tandem_gva_refills", out[M_GVA].vs.gva_refills),
+		BENCH_INT("off_walks", out[M_OFF].vs.ptw_walks),
+		BENCH_RATIO("tandem_cpu_share", bench_median(share[M_GVA], rep)),
 		BENCH_INT("repeat", rep),
-		BENCH_SAMPLES("tandem_samples", fig[M_GVA], rep),
-		BENCH_STR("bootargs", KERNEL_ARGS),     /* JSON only: it has spaces */
 		BENCH_NUM("qemu_forks_per_s", med[M_QEMU]),
 		BENCH_RATIO("ratio_vs_qemu", med[M_GVA] / med[M_QEMU]),
+		/* JSON only: arrays, and a value with spaces */
+		BENCH_STR("bootargs", KERNEL_ARGS),
+		BENCH_SAMPLES("tandem_samples", fig[M_GVA], rep),
 		BENCH_SAMPLES("qemu_samples", fig[M_QEMU], rep),
 	};
 	if (!gb->o->json) {
-		struct bench_field g[] = { f[0], f[1], f[2], f[3], f[4], f[5], f[6], f[7], f[8],
-					   f[11], f[12] };
-
-		bench_report(gb->o, "gva", "fork", g, q ? ARRAY_SIZE(g) : ARRAY_SIZE(g) - 2);
+		bench_report(gb->o, "gva", "fork", f, q ? 12 : 10);
 		bench_note(gb->o, "fork: guests/kernel '%s' under OpenSBI fw_jump, 1 hart; "
 			   "forks per second of guest time (its ms=)", KERNEL_ARGS);
+	} else if (q) {
+		bench_report(gb->o, "gva", "fork", f, ARRAY_SIZE(f));
 	} else {
-		bench_report(gb->o, "gva", "fork", f, q ? ARRAY_SIZE(f) : ARRAY_SIZE(f) - 3);
+		struct bench_field g[] = { f[0], f[1], f[2], f[3], f[4], f[5], f[6], f[7], f[8],
+					   f[9], f[12], f[13] };
+
+		bench_report(gb->o, "gva", "fork", g, ARRAY_SIZE(g));
 	}
 	return 0;
 }
@@ -576,6 +628,7 @@ static int measure_inval(struct gva_bench *gb)
 	double fig[NR_IV][NR_IF][rep], med[NR_IV][NR_IF];
 	double *calls = malloc(INVAL_MAX_CALLS * sizeof(*calls));
 	struct kvm_stats ks[NR_IV];
+	double share[NR_IV][rep];
 
 	if (!calls)
 		return rvb_fail(&gb->env, "out of memory");
@@ -584,12 +637,12 @@ static int measure_inval(struct gva_bench *gb)
 			struct inval_ctx ix = { .invalidate = inval_runs[k].invalidate,
 						.prng = prng_seed(INVAL_SEED, i), .call_ns = calls };
 			struct rvb_hooks hooks = { inval_during, inval_done, &ix };
-			struct virt_stats vs;
+			struct run_out out;
 			double ns;
 
 			atomic_init(&ix.stop, false);
 			if (run_sections(gb, "inval", inval_runs[k].m, BG_INVAL_INSNS,
-					 BG_INVAL_SECTIONS, &ns, &vs, &ks[k], &hooks,
+					 BG_INVAL_SECTIONS, &ns, &out, &hooks,
 					 INVAL_SWAP_BYTES)) {
 				free(calls);
 				return -1;
@@ -600,7 +653,9 @@ static int measure_inval(struct gva_bench *gb)
 						strerror(-ix.err));
 			}
 			fig[k][IF_NS][i] = ns / BG_INVAL_LOADS;
-			fig[k][IF_WALKS][i] = (double)vs.ptw_walks;
+			fig[k][IF_WALKS][i] = (double)out.vs.ptw_walks;
+			ks[k] = out.ks;
+			share[k][i] = out.cpu_share;
 			fig[k][IF_CALLS][i] = ix.nr_calls;
 			fig[k][IF_SWAPOUTS][i] = (double)ix.hs.events[PSWPOUT];
 			fig[k][IF_CALL_MEAN][i] = 0;
@@ -630,6 +685,7 @@ static int measure_inval(struct gva_bench *gb)
 			BENCH_INT("gva_zapped_leaves", ks[k].gva_zapped_leaves),
 			BENCH_INT("gva_flush_all", ks[k].gva_flush_all),
 			BENCH_INT("interval_us", INVAL_INTERVAL_NS / NSEC_PER_USEC),
+			BENCH_RATIO("cpu_share", bench_median(share[k], rep)),
 			BENCH_INT("repeat", rep),
 			BENCH_SAMPLES("ns_per_load_samples", fig[k][IF_NS], rep),
 			BENCH_SAMPLES("call_median_samples_ns", fig[k][IF_CALL_MEDIAN], rep),
