@@ -36,7 +36,7 @@ CLI_SRCS   := $(sort $(wildcard src/cli/*.c bench/*.c))
 TEST_SRCS  := $(sort $(wildcard tests/test_*.c tests/*/test_*.c tests/stress/stress_*.c))
 TEST_HDRS  := $(wildcard tests/harness/*.h)
 HARNESS_SRCS := $(sort $(wildcard tests/harness/*.c))
-HDRS       := $(wildcard include/tandem/*.h src/*/*.h src/*/*/*.h)
+HDRS       := $(wildcard include/tandem/*.h src/*/*.h src/*/*/*.h bench/*.h)
 
 # Per-variant object/binary lists.
 define variant_rules
@@ -120,8 +120,9 @@ bench: all bench-guests
 .PHONY: bench-guests
 bench-guests: deps
 	@$(MAKE) --no-print-directory -C guests/bench O=$(CURDIR)/build/bench-guests >/dev/null
-# bench_riscv.c divides by the instruction counts the guests' header holds.
-$(foreach v,$(VARIANTS),build/$(v)/bench/bench_riscv.o): guests/bench/bench_guests.h
+# The RISC-V benchmarks divide by the instruction counts the guests' header holds.
+$(foreach v,$(VARIANTS),build/$(v)/bench/bench_riscv.o build/$(v)/bench/bench_gva.o \
+	build/$(v)/bench/bench_rv.o): guests/bench/bench_guests.h
 # The U-Boot console dialogue (tests/boot/uboot_dialogue.c): a plain program
 # that drives `tandem boot`; scripts/run-tests.sh runs it on the debug tandem.
 UBOOT_DIALOGUE := build/debug/tests/boot/uboot_dialogue

@@ -15,7 +15,7 @@
  *   root[2]   1 GiB leaf, VA 0x8000_0000 -> RAM (this code), RWX
  *
  * every leaf with A and D already set (the walk measures TLB refills, not
- * A/D updates); PMP entry 0 opens everything to S; satp = Sv39 | root;
+ * A/D updates); bg_enter_s (rv_guest.h): PMP open, satp = Sv39 | root,
  * mret to S mode. There, BG_MEM_ACCESSES times: x = x * A + C; page =
  * x >> (64 - BG_MEM_PAGE_BITS); load the word page wrote in M mode and
  * add it to a sum (BG_MEM_LOOP_INSNS instructions). The sum is checked
@@ -23,16 +23,7 @@
  * the LCG predicts), then the test device ends the run. Any trap fails
  * with BG_FAIL_TRAP | mcause << 4.
  */
-#include "bench_guests.h"
-
-#define PTE_V 0x01
-#define PTE_R 0x02
-#define PTE_W 0x04
-#define PTE_X 0x08
-#define PTE_A 0x40
-#define PTE_D 0x80
-#define PTE_LEAF_RW  (PTE_V | PTE_R | PTE_W | PTE_A | PTE_D)
-#define PTE_LEAF_RWX (PTE_LEAF_RW | PTE_X)
+#include "rv_guest.h"
 
 #define L1_PA   (BG_MEM_PT_PA + 0x1000)
 #define L0_PA   (BG_MEM_PT_PA + 0x2000)
@@ -91,20 +82,7 @@ _start:
 	addi	t2, t2, -1
 	bnez	t2, 4b
 
-	li	t0, -1
-	csrw	pmpaddr0, t0
-	li	t0, 0x1f                /* NAPOT, RWX */
-	csrw	pmpcfg0, t0
-	li	t0, (8 << 60) | (BG_MEM_PT_PA >> 12)
-	csrw	satp, t0
-	sfence.vma
-	li	t0, 3 << 11             /* MPP = S */
-	csrc	mstatus, t0
-	li	t0, 1 << 11
-	csrs	mstatus, t0
-	la	t0, s_walk
-	csrw	mepc, t0
-	mret
+	bg_enter_s (8 << 60) | (BG_MEM_PT_PA >> 12), s_walk
 
 s_walk:
 	li	s1, BG_MEM_LCG_SEED
@@ -117,39 +95,12 @@ s_walk:
 5:	mul	s1, s1, s2
 	add	s1, s1, s3
 	srli	t0, s1, 64 - BG_MEM_PAGE_BITS
-	slli	t1, t0, 12
-	andi	t2, t0, 63
-	slli	t2, t2, 6
-	add	t1, t1, t2
-	add	t1, t1, s4
-	ld	t2, 0(t1)
-	add	s5, s5, t2
+	bg_load_page
 	addi	s6, s6, -1
 	bnez	s6, 5b
 
-	la	t0, checksum
-	ld	t0, 0(t0)
-	li	t2, BG_TEST_DEV
-	bne	s5, t0, fail
-	li	t1, BG_EXIT_PASS
-	sw	t1, 0(t2)
-park:
-	wfi
-	j	park
-fail:
-	li	t1, BG_EXIT_FAIL | (BG_FAIL_CHECKSUM << 16)
-	sw	t1, 0(t2)
-	j	park
-
-	.balign 4
-m_trap:
-	csrr	t0, mcause
-	slli	t0, t0, 4 + 16
-	li	t1, BG_EXIT_FAIL | (BG_FAIL_TRAP << 16)
-	or	t1, t1, t0
-	li	t2, BG_TEST_DEV
-	sw	t1, 0(t2)
-	j	park
+	bg_check_sum s5, checksum
+	bg_runtime
 
 	.section .rodata
 	.balign 8

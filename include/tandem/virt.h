@@ -34,6 +34,9 @@
 #define VIRT_RAM_MAX         (2ULL << 30)     /* below 3 GiB, as the DTB wants */
 #define VIRT_KERNEL_OFFSET   0x200000ULL      /* fw_jump's next stage */
 #define VIRT_TIMEBASE_HZ     10000000ULL
+/* The VMM region (and memslot) of RAM: its host mapping is
+ * vmm_ram_hva(virt_vmm(vm), VIRT_RAM_SLOT). */
+#define VIRT_RAM_SLOT        0
 
 struct virt_config {
 	uint64_t ram_size;              /* VIRT_RAM_MIN..VIRT_RAM_MAX, 2M multiple */

@@ -35,6 +35,9 @@ static const struct bench benches[] = {
 	{ "riscv", "RISC-V guest MIPS (integer loop; random walk, Sv39) and OpenSBI +\n"
 	  "         U-Boot time to prompt, beside QEMU TCG (~40 s; needs make bench-guests)",
 	  bench_riscv },
+	{ "gva", "GVA page tables: refill, full flush, context switch with and without\n"
+	  "         ASIDs, guest fork+exit/s, host invalidation; beside --gva off and\n"
+	  "         QEMU TCG (~2 min; needs make bench-guests guest-kernel)", bench_gva },
 };
 #define NR_BENCHES (sizeof(benches) / sizeof(benches[0]))
 
@@ -55,7 +58,8 @@ static const struct opt bench_options[] = {
 	{ "only", 0, OPT_PATH, OPT_FIELD(struct bench_opts, only), .arg = "NAME",
 	  .help = "run only the measure NAME (kvm: warm_access,\n"
 		  "first_touch, dontneed_refault, invalidate_2m;\n"
-		  "riscv: startup, cpu, mem, boot)" },
+		  "riscv: startup, cpu, mem, boot;\n"
+		  "gva: refill, flush, ctxsw, fork, inval)" },
 	{ "json", 0, OPT_FLAG, OPT_FIELD(struct bench_opts, json),
 	  .help = "one JSON array of results instead of text lines" },
 	{ "help", 'h', OPT_HELP, .help = "this text" },

@@ -67,7 +67,6 @@
 #include "base/compiler.h"
 
 #define VIRT_ROM_SLOT        1
-#define VIRT_RAM_SLOT        0
 #define VIRT_FDT_MAX         (64u << 10)
 #define VIRT_FDT_ALIGN       (2ULL << 20)
 #define VIRT_DYNINFO_ADDR    (VIRT_ROM_BASE + 0x40)

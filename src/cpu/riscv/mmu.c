@@ -676,7 +676,8 @@ int rv_code_lookup(struct rv_hart *h, uint64_t pc, struct rv_code_page **out)
  * sfence.vma rs1, rs2: the VM's GVA tables drop what the fence covers (the
  * page of addr, or everything; in the roots of ASID asid, or all), and this
  * hart's soft TLB, which holds the current address space only, drops the
- * page in every regime, or everything.
+ * page in every regime, or every translated regime's table (M mode's holds
+ * no translation: rv_flush_guest_tlb).
  */
 void rv_sfence_vma(struct rv_hart *h, bool has_addr, uint64_t addr, bool has_asid,
 		   uint64_t asid)
