@@ -30,6 +30,7 @@
 #define STLB_SIZE     (1u << STLB_BITS)
 #define STLB_NB_MODES 4         /* mmu_idx: e.g. U, S, S+SUM, M */
 #define STLB_INVALID  ((uint64_t)-1)
+#define STLB_LOG      32        /* fills remembered per table (struct vcpu) */
 
 /*
  * One soft-TLB entry: host address = gva + addend, and a comparator per
@@ -98,9 +99,13 @@ struct vcpu {
 	void *engine;
 	void (*wake)(struct vcpu *vcpu);
 	struct vcpu_stats stat;         /* written by the vCPU thread only */
-	/* Tables filled since their last flush (bit mmu_idx): a flush skips
-	 * the others, which hold nothing. vCPU thread only. */
-	unsigned int stlb_dirty;
+	/* The entries filled in each table since its last flush, so that a
+	 * flush clears those rather than the whole 8 KiB table (a guest's full
+	 * fence and a satp switch are a flush each): up to STLB_LOG indices;
+	 * stlb_nlog STLB_LOG + 1 means more, clear it all; 0, nothing to do.
+	 * vCPU thread only. */
+	uint8_t stlb_nlog[STLB_NB_MODES];
+	uint8_t stlb_log[STLB_NB_MODES][STLB_LOG];
 
 	struct stlb_entry stlb[STLB_NB_MODES][STLB_SIZE] __attribute__((aligned(64)));
 };
@@ -141,6 +146,17 @@ void stlb_flush(struct vcpu *vcpu);
 /* Flush the tables of the mmu_idx bits in mask only. */
 void stlb_flush_mask(struct vcpu *vcpu, unsigned int mask);
 void stlb_fill(struct vcpu *vcpu, gva_t gva, void *host, unsigned int prot);
+
+/* Remember that entry idx of table m was filled (stlb_flush_mask clears
+ * only what was). A repeat is harmless. */
+static inline void stlb_note_fill(struct vcpu *v, unsigned int m, unsigned int idx)
+{
+	_Static_assert(STLB_SIZE <= 256 && STLB_LOG < 255, "stlb log fits uint8_t");
+	if (v->stlb_nlog[m] < STLB_LOG)
+		v->stlb_log[m][v->stlb_nlog[m]] = (uint8_t)idx;
+	if (v->stlb_nlog[m] <= STLB_LOG)
+		v->stlb_nlog[m]++;
+}
 
 /* Keeps the low 3 bits: an unaligned access never matches a tag (tags are
  * page aligned), so it takes the slow path, which rejects it. */

@@ -7,19 +7,30 @@
 #include <string.h>
 #include "tandem/cpu.h"
 
+/*
+ * Clear the tables of the mmu_idx bits in mask. Clearing 4 x 8 KiB would be
+ * most of the cost of a guest's full TLB flush, and a context switch is one:
+ * only the entries filled since the table's last flush are cleared (all of
+ * it if there were more than STLB_LOG).
+ */
 void stlb_flush_mask(struct vcpu *v, unsigned int mask)
 {
-	unsigned int todo = v->stlb_dirty & mask;
+	for (unsigned int m = 0; m < STLB_NB_MODES; m++) {
+		unsigned int n = v->stlb_nlog[m];
 
-	/* A full flush of 4 x 8 KiB is most of the cost of a guest's full
-	 * TLB flush: only tables filled since their last flush are cleared. */
-	while (todo) {
-		unsigned int m = (unsigned int)__builtin_ctz(todo);
+		if (!(mask & (1u << m)) || !n)
+			continue;
+		if (n > STLB_LOG) {
+			memset(v->stlb[m], 0xff, sizeof(v->stlb[m]));
+		} else {
+			for (unsigned int i = 0; i < n; i++) {
+				struct stlb_entry *e = &v->stlb[m][v->stlb_log[m][i]];
 
-		memset(v->stlb[m], 0xff, sizeof(v->stlb[m]));
-		todo &= todo - 1;
+				e->addr_read = e->addr_write = e->addr_code = STLB_INVALID;
+			}
+		}
+		v->stlb_nlog[m] = 0;
 	}
-	v->stlb_dirty &= ~mask;
 	v->stat.stlb_flushes++;
 }
 
@@ -43,6 +54,6 @@ void stlb_fill(struct vcpu *v, gva_t gva, void *host, unsigned int prot)
 	e->addr_write = (prot & STLB_PROT_WRITE) ? page : STLB_INVALID;
 	e->addr_code = (prot & STLB_PROT_EXEC) ? page : STLB_INVALID;
 	e->addend = (uintptr_t)host - (uintptr_t)page;
-	v->stlb_dirty |= 1u << v->mmu_idx;
+	stlb_note_fill(v, v->mmu_idx, (unsigned int)(stlb_offset(gva) >> STLB_ENTRY_SHIFT));
 	v->stat.stlb_fills++;
 }

@@ -194,7 +194,7 @@ int vcpu_create(struct kvm *kvm, int id, struct vcpu **out)
 		return err;
 	}
 	memset(v->stlb, 0xff, sizeof(v->stlb));
-	v->stlb_dirty = 0;
+	memset(v->stlb_nlog, 0, sizeof(v->stlb_nlog));
 	v->stlb_cur = v->stlb[0];
 	v->rseq = kvm_kick_mode(kvm) == KVM_KICK_RSEQ;
 	*out = v;

@@ -101,7 +101,6 @@ int kvm_gva_init(struct kvm *kvm)
 	struct kvm_gva *g = &kvm->gva;
 
 	memset(g, 0, sizeof(*g));
-	g->arena = page_address(pfn_to_page(kvm->host, 0));
 	for (int i = 0; i < 2; i++) {
 		g->global[i] = root_alloc(kvm, i ? 4 : 3, true);
 		if (!g->global[i]) {
@@ -295,6 +294,15 @@ static void root_reset(struct gva_root *root)
 }
 
 /* Make root empty for a fence of it (lazily: it misses until reset). */
+/* A full flush: every root misses until its next install empties it.
+ * Called with gva.lock held (its only writers). */
+static void gva_epoch_bump(struct kvm_gva *g)
+{
+	gva_assert_locked(g);
+	atomic_store_explicit(&g->epoch, atomic_load_explicit(&g->epoch, memory_order_relaxed) + 1,
+			      memory_order_release);
+}
+
 /* Every writer of seq holds gva.lock: no read-modify-write needed. */
 static void root_seq_add(struct gva_root *root, uint32_t n, memory_order mo)
 {
@@ -375,6 +383,7 @@ struct gva_root *kvm_gva_root_get(struct kvm *kvm, uint64_t satp)
 		set_pt_gfn(kvm, atomic_load_explicit(&r->top, memory_order_relaxed),
 			   satp_root_gfn(satp));
 		atomic_init(&r->key, key);
+		atomic_init(&r->epoch, atomic_load_explicit(&g->epoch, memory_order_relaxed));
 		g->roots[g->nr_roots++] = r;   /* read only under gva.lock */
 		goto found;
 	}
@@ -413,6 +422,8 @@ struct gva_root *kvm_gva_root_get(struct kvm *kvm, uint64_t satp)
 		   satp_root_gfn(satp));
 	atomic_store_explicit(&r->key, key, memory_order_relaxed);
 	atomic_store_explicit(&r->stale, false, memory_order_relaxed);
+	atomic_store_explicit(&r->epoch, atomic_load_explicit(&g->epoch, memory_order_relaxed),
+			      memory_order_relaxed);
 	root_write_end(r);
 	g->stat.rekeys += 1;
 found:
@@ -442,7 +453,7 @@ static spte_t spte_mark_gva(struct kvm *kvm, gfn_t gfn, const void *host_page)
 	old = atomic_load_explicit(sptep, memory_order_acquire);
 	for (;;) {
 		if (!is_shadow_present(old) ||
-		    kvm->gva.arena + (spte_to_pfn(old) << PAGE_SHIFT) != (const char *)host_page)
+		    kvm->arena + (spte_to_pfn(old) << PAGE_SHIFT) != (const char *)host_page)
 			return 0;
 		if ((old & SPTE_GVA) ||
 		    atomic_compare_exchange_weak_explicit(sptep, &old, old | SPTE_GVA,
@@ -468,11 +479,11 @@ static bool node_mark(struct kvm *kvm, struct gva_node *n, const struct gva_walk
  * Install what a full walk found for va (gva.h). Called by a vCPU in guest
  * mode that has not handled a TLB flush since its walk began (the frames it
  * read are still mapped, or their zap is waiting for it right now), with
- * seq as kvm_gva_begin returned before the walk. Skipped (-EAGAIN) if the
- * root was fenced or rekeyed since seq, or if an spte the walk used no
+ * token as kvm_gva_begin returned before the walk. Skipped (-EAGAIN) if the
+ * root was fenced or rekeyed, or the VM fully flushed, since token, or if an spte the walk used no
  * longer maps what it read; -ENOMEM if a node could not be allocated.
  */
-int kvm_gva_install(struct kvm *kvm, struct gva_root *root, uint32_t seq, uint64_t va,
+int kvm_gva_install(struct kvm *kvm, struct gva_root *root, uint64_t token, uint64_t va,
 		    const struct gva_walk *w)
 {
 	struct kvm_gva *g = &kvm->gva;
@@ -481,22 +492,26 @@ int kvm_gva_install(struct kvm *kvm, struct gva_root *root, uint32_t seq, uint64
 	struct gva_node *n;
 	spte_t spte;
 	gfn_t vpn;
+	uint32_t seq = (uint32_t)token, epoch = (uint32_t)(token >> 32);
 	int r = -EAGAIN;
 
 	if ((seq & 1) || w->gfn > GVA_FRAME_MAX)
 		return -EAGAIN;
 	gva_lock(g);
-	if (atomic_load_explicit(&root->seq, memory_order_relaxed) != seq ||
+	if (atomic_load_explicit(&g->epoch, memory_order_relaxed) != epoch ||
+	    atomic_load_explicit(&root->seq, memory_order_relaxed) != seq ||
 	    atomic_load_explicit(&root->key, memory_order_relaxed) !=
 	    (root->global ? gva_global_key(w->key) : w->key)) {
 		g->stat.install_raced += 1;
 		goto out;
 	}
-	if (atomic_load_explicit(&root->stale, memory_order_relaxed)) {
+	if (atomic_load_explicit(&root->stale, memory_order_relaxed) ||
+	    atomic_load_explicit(&root->epoch, memory_order_relaxed) != epoch) {
 		/* Fenced before the walk began: empty it now, lazily. */
 		root_write_begin(root);
 		root_reset(root);
 		atomic_store_explicit(&root->stale, false, memory_order_relaxed);
+		atomic_store_explicit(&root->epoch, epoch, memory_order_relaxed);
 		root_write_end(root);
 	}
 	spte = spte_mark_gva(kvm, w->gfn, w->host);
@@ -606,6 +621,13 @@ void kvm_gva_sfence(struct kvm *kvm, bool has_va, uint64_t va, bool has_asid, ui
 	if (has_va && (kvm->cfg.breaks & KVM_BREAK_GVA_SFENCE))
 		return;
 	gva_lock(g);
+	if (!has_va && !has_asid) {
+		/* Everything: one store; each root empties at its next install. */
+		gva_epoch_bump(g);
+		g->stat.root_flushes++;
+		gva_unlock(g);
+		return;
+	}
 	for (unsigned int i = 0; i < g->nr_roots + 2; i++) {
 		struct gva_root *r = i < g->nr_roots ? g->roots[i] : g->global[i - g->nr_roots];
 		uint64_t key = atomic_load_explicit(&r->key, memory_order_relaxed);
@@ -613,7 +635,9 @@ void kvm_gva_sfence(struct kvm *kvm, bool has_va, uint64_t va, bool has_asid, ui
 		/* A fence of one ASID orders no global mapping. */
 		if (has_asid && (r->global || satp_asid(key) != asid))
 			continue;
-		if (atomic_load_explicit(&r->stale, memory_order_relaxed))
+		if (atomic_load_explicit(&r->stale, memory_order_relaxed) ||
+		    atomic_load_explicit(&r->epoch, memory_order_relaxed) !=
+		    atomic_load_explicit(&g->epoch, memory_order_relaxed))
 			continue;       /* empty already, as far as anyone can see */
 		if (has_va) {
 			root_zap_va(r, va);
@@ -673,12 +697,7 @@ void kvm_gva_flush_all(struct kvm *kvm)
 	struct kvm_gva *g = &kvm->gva;
 
 	gva_lock(g);
-	for (unsigned int i = 0; i < g->nr_roots + 2; i++) {
-		struct gva_root *r = i < g->nr_roots ? g->roots[i] : g->global[i - g->nr_roots];
-
-		if (!atomic_load_explicit(&r->stale, memory_order_relaxed))
-			root_mark_stale(r);
-	}
+	gva_epoch_bump(g);
 	g->stat.flush_all++;
 	gva_unlock(g);
 }
@@ -727,13 +746,15 @@ uint64_t kvm_gva_probe(struct kvm *kvm, uint64_t satp, uint64_t va)
 		if (atomic_load_explicit(&g->roots[i]->key, memory_order_relaxed) !=
 		    gva_satp_key(satp))
 			continue;
-		e = kvm_gva_lookup(g->roots[i], gva_satp_key(satp), va, &leafp);
+		e = kvm_gva_lookup(g->roots[i], gva_satp_key(satp),
+				   atomic_load_explicit(&g->epoch, memory_order_relaxed), va, &leafp);
 		break;
 	}
 	if (!e && (satp >> 60)) {
 		_Atomic uint64_t *leafp;
 
-		e = kvm_gva_lookup(gva_global_root(g, satp), gva_global_key(satp), va, &leafp);
+		e = kvm_gva_lookup(gva_global_root(g, satp), gva_global_key(satp),
+				   atomic_load_explicit(&g->epoch, memory_order_relaxed), va, &leafp);
 	}
 	gva_unlock(g);
 	return e;

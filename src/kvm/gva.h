@@ -39,8 +39,9 @@
  *     (and D for a writable entry), so a refill never has to set them;
  *   - sfence.vma with an address zaps that page's leaf in every root the
  *     fence covers (all roots, or the roots of one ASID); without an
- *     address it marks those roots stale: they miss until their next
- *     install clears them (lazily: a full flush costs a store per root);
+ *     address it marks the ASID's roots stale, or (no ASID either) moves
+ *     the VM's epoch: they miss until their next install clears them
+ *     (lazily: a full flush is one store);
  *   - an install that raced a fence of its root is dropped: the installer
  *     samples root->seq before its walk and installs only if it has not
  *     moved (every fence of the root and every reset moves it).
@@ -137,7 +138,8 @@ struct gva_root {
 	/* Read lockless by vCPUs. */
 	_Atomic uint32_t seq;           /* odd while rekeyed or reset; += 2 per fence */
 	_Atomic uint64_t key;           /* the guest's satp (mode | ASID | root PPN) */
-	_Atomic bool stale;             /* flushed: misses until reset */
+	_Atomic bool stale;             /* flushed by an ASID fence: misses until reset */
+	_Atomic uint32_t epoch;         /* kvm_gva.epoch it was last emptied for */
 	struct gva_node *_Atomic top;
 	/* Under gva.lock. */
 	int levels;
@@ -150,11 +152,15 @@ struct gva_root {
 #define GVA_PT_BUCKETS   1024
 
 struct kvm_gva {
-	char *arena;                    /* host frame 0: a leaf's page is arena + pfn * 4 KiB */
 	/* A spinlock that yields: held for short, bounded work by vCPUs in
 	 * guest mode, where a futex sleep and wake per install cost more than
 	 * the walk the table saves. */
 	atomic_int lock;
+	/* ++ by a full fence (sfence.vma x0, x0) and, in FLUSH_ALL mode, a
+	 * host zap: every root whose epoch differs misses until its next
+	 * install empties it. A full flush is then one store, however many
+	 * roots and entries there are. */
+	_Atomic uint32_t epoch;
 	struct gva_root *roots[GVA_MAX_ROOTS];  /* set once, freed with the VM */
 	/* Global mappings (a G bit on the path) exist in every address space
 	 * alike, so they live in one root per translation mode, found after a
@@ -197,10 +203,13 @@ struct gva_walk {
 	uint64_t perms;                 /* GVA_R/W/X/U/G the PTE allows (W: and D set) */
 };
 
-/* A root's seq before a walk whose result may be installed. */
-static inline uint32_t kvm_gva_begin(struct gva_root *root)
+/* Taken before a walk whose result may be installed: the VM's epoch and
+ * the root's seq (kvm_gva_install drops the result if either moved). */
+static inline uint64_t kvm_gva_begin(struct kvm_gva *g, struct gva_root *root)
 {
-	return atomic_load_explicit(&root->seq, memory_order_acquire);
+	uint64_t epoch = atomic_load_explicit(&g->epoch, memory_order_acquire);
+
+	return epoch << 32 | atomic_load_explicit(&root->seq, memory_order_acquire);
 }
 
 static inline uint64_t gva_satp_key(uint64_t satp)
@@ -226,18 +235,20 @@ static inline gfn_t gva_vpn(uint64_t va, int levels)
 
 /*
  * The lockless walk (a vCPU in guest mode): the leaf mapping va in root,
- * if root still serves key; 0 on a miss. The seqlock makes a root rekeyed
+ * if root still serves key and was emptied since the VM's last full flush
+ * (epoch: kvm_gva.epoch as the caller loaded it); 0 on a miss. The seqlock makes a root rekeyed
  * meanwhile a miss (its entries may be another address space's).
  */
-static inline uint64_t kvm_gva_lookup(struct gva_root *root, uint64_t key, uint64_t va,
-				      _Atomic uint64_t **leafp)
+static inline uint64_t kvm_gva_lookup(struct gva_root *root, uint64_t key, uint32_t epoch,
+				      uint64_t va, _Atomic uint64_t **leafp)
 {
 	uint32_t seq = atomic_load_explicit(&root->seq, memory_order_acquire);
 	struct gva_node *n;
 	uint64_t e = 0;
 
 	if ((seq & 1) || atomic_load_explicit(&root->key, memory_order_relaxed) != key ||
-	    atomic_load_explicit(&root->stale, memory_order_relaxed))
+	    atomic_load_explicit(&root->stale, memory_order_relaxed) ||
+	    atomic_load_explicit(&root->epoch, memory_order_relaxed) != epoch)
 		return 0;
 	n = atomic_load_explicit(&root->top, memory_order_acquire);
 	for (;;) {

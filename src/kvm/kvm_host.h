@@ -109,6 +109,7 @@ struct kvm_vcpu;
 struct kvm {
 	struct mm *mm;
 	struct host *host;              /* mm's host */
+	char *arena;                    /* host frame 0: frame pfn is at arena + pfn * 4 KiB */
 	struct kvm_config cfg;
 	enum kvm_kick_mode kick;        /* WAIT or RSEQ, resolved at creation */
 	struct mmu_notifier mmu_notifier;
@@ -187,7 +188,7 @@ bool kvm_tdp_mmu_age_gfn_range(struct kvm *kvm, gfn_t start, gfn_t end, bool cle
 int kvm_gva_init(struct kvm *kvm);
 void kvm_gva_destroy(struct kvm *kvm);
 struct gva_root *kvm_gva_root_get(struct kvm *kvm, uint64_t satp);
-int kvm_gva_install(struct kvm *kvm, struct gva_root *root, uint32_t seq, uint64_t va,
+int kvm_gva_install(struct kvm *kvm, struct gva_root *root, uint64_t token, uint64_t va,
 		    const struct gva_walk *w);
 void kvm_gva_sfence(struct kvm *kvm, bool has_va, uint64_t va, bool has_asid, uint16_t asid);
 void kvm_gva_zap_gfn(struct kvm *kvm, gfn_t gfn, bool unmapped);

@@ -410,6 +410,7 @@ int kvm_create_vm(struct mm *mm, const struct kvm_config *cfg, struct kvm **out)
 		kvm->kick = kvm_rseq_available() ? KVM_KICK_RSEQ : KVM_KICK_WAIT;
 	kvm->mm = mm;
 	kvm->host = mm_host(mm);
+	kvm->arena = page_address(pfn_to_page(kvm->host, 0));
 	rwsem_init(&kvm->mmu_lock);
 	mutex_init(&kvm->mn_invalidate_lock);
 	pthread_cond_init(&kvm->mn_invalidate_done, NULL);

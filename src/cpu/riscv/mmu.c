@@ -352,8 +352,10 @@ static int translate_host(struct rv_hart *h, uint64_t va, enum rv_acc acc, gpa_t
 		/* The address space's own root, then the global mappings. */
 		root = hart_gva_root(h);
 		global = gva_global_root(&h->kvm->gva, h->satp);
-		if (((root && (e = kvm_gva_lookup(root, h->satp, va, &leafp))) ||
-		     (e = kvm_gva_lookup(global, gva_global_key(h->satp), va, &leafp))) &&
+		uint32_t epoch = atomic_load_explicit(&h->kvm->gva.epoch, memory_order_acquire);
+
+		if (((root && (e = kvm_gva_lookup(root, h->satp, epoch, va, &leafp))) ||
+		     (e = kvm_gva_lookup(global, gva_global_key(h->satp), epoch, va, &leafp))) &&
 		    (*prot = gva_prot(h, priv, e, acc))) {
 			uint64_t off = va & (PAGE_SIZE - 1);
 
@@ -362,15 +364,15 @@ static int translate_host(struct rv_hart *h, uint64_t va, enum rv_acc acc, gpa_t
 			if (!(e & GVA_A))
 				atomic_compare_exchange_strong(leafp, &e, e | GVA_A);
 			*gpa = (gva_leaf_gfn(e) << PAGE_SHIFT) | off;
-			*host = h->kvm->gva.arena + (gva_leaf_pfn(e) << PAGE_SHIFT) + off;
+			*host = h->kvm->arena + (gva_leaf_pfn(e) << PAGE_SHIFT) + off;
 			h->stat.gva_refills++;
 			return RV_OK;
 		}
 	}
 	for (;;) {
 		uint64_t gen = h->gen;
-		uint32_t seq = root ? kvm_gva_begin(root) : 0;
-		uint32_t gseq = global ? kvm_gva_begin(global) : 0;
+		uint64_t token = root ? kvm_gva_begin(&h->kvm->gva, root) : 0;
+		uint64_t gtoken = global ? kvm_gva_begin(&h->kvm->gva, global) : 0;
 		int r = rv_translate(h, va, acc, gpa, prot, root ? &walk : NULL);
 
 		if (r)
@@ -385,7 +387,7 @@ static int translate_host(struct rv_hart *h, uint64_t va, enum rv_acc acc, gpa_t
 			walk.host = (void *)((uintptr_t)*host & ~(uintptr_t)(PAGE_SIZE - 1));
 			bool g = walk.perms & GVA_G;
 
-			if (kvm_gva_install(h->kvm, g ? global : root, g ? gseq : seq, va,
+			if (kvm_gva_install(h->kvm, g ? global : root, g ? gtoken : token, va,
 					    &walk) == 0)
 				h->stat.gva_installs++;
 		}
@@ -412,7 +414,8 @@ static void rv_fill(struct rv_hart *h, struct stlb_entry *table, uint64_t va, vo
 		e->addr_write = page;
 	if (prot & STLB_PROT_EXEC)
 		e->addr_code = page;
-	h->v->stlb_dirty |= 1u << ((table - &h->v->stlb[0][0]) / STLB_SIZE);
+	stlb_note_fill(h->v, (unsigned int)((table - &h->v->stlb[0][0]) / STLB_SIZE),
+		       (unsigned int)(e - table));
 	h->v->stat.stlb_fills++;
 }
 
