@@ -212,8 +212,13 @@ static struct gva_node *node_alloc(struct kvm *kvm, struct gva_root *root, int l
 /* Empty leaf idx of level-1 node n. Returns true if it held a mapping. */
 static bool leaf_clear(struct gva_node *n, unsigned int idx)
 {
-	uint64_t old = atomic_exchange_explicit(&n->e[idx], 0, memory_order_release);
+	/* No exchange: every writer holds gva.lock but a refill setting A,
+	 * whose bit this store drops along with the rest. */
+	uint64_t old = atomic_load_explicit(&n->e[idx], memory_order_relaxed);
 	struct gva_rmap *r = &n->rmap[idx];
+
+	if (old)
+		atomic_store_explicit(&n->e[idx], 0, memory_order_release);
 
 	if (r->pprev) {
 		*r->pprev = r->next;
@@ -247,7 +252,7 @@ static void leaf_set(struct kvm *kvm, struct gva_node *n, unsigned int idx, gfn_
 /* Drop what n's entries were built from: leaves go, links lose VALID (the
  * children mirror other pages and keep their entries). Returns leaves
  * cleared. */
-static unsigned long node_reset(struct gva_node *n)
+static unsigned long node_reset_count(struct gva_node *n, unsigned long *used)
 {
 	unsigned long cleared = 0;
 
@@ -259,9 +264,10 @@ static unsigned long node_reset(struct gva_node *n)
 			uint64_t e = atomic_load_explicit(&n->e[i], memory_order_relaxed);
 
 			bits &= bits - 1;
-			if (n->level == 1)
+			if (n->level == 1) {
+				*used += (e & (GVA_VALID | GVA_A)) == (GVA_VALID | GVA_A);
 				cleared += leaf_clear(n, i);
-			else if (e & GVA_VALID)
+			} else if (e & GVA_VALID)
 				atomic_store_explicit(&n->e[i], e & ~GVA_VALID,
 						      memory_order_release);
 		}
@@ -270,6 +276,13 @@ static unsigned long node_reset(struct gva_node *n)
 			n->used[w] = 0;
 	}
 	return cleared;
+}
+
+static unsigned long node_reset(struct gva_node *n)
+{
+	unsigned long used = 0;
+
+	return node_reset_count(n, &used);
 }
 
 /* n and everything below it: for a node about to mirror another page. */
@@ -287,20 +300,41 @@ static void subtree_reset(struct gva_node *n)
 	node_reset(n);
 }
 
+/*
+ * Empty root. If most of what it held was never refilled (a leaf's A is
+ * set by a refill, not by its install), the guest flushes it faster than
+ * it reuses it -- an address space switched to with ASID 0 and a full
+ * fence every time -- and an install, which costs a few walks, is wasted:
+ * the next GVA_COLD_FACTOR times as many installs as it held (at least
+ * GVA_COLD_MIN) are skipped (the misses just walk), then installing is
+ * tried again: one install in 33 while the guest keeps flushing, all of
+ * them again as soon as one entry serves a refill.
+ */
+#define GVA_COLD_MIN    8
+#define GVA_COLD_FACTOR 4
+
 static void root_reset(struct gva_root *root)
 {
+	unsigned long leaves = 0, used = 0;
+
 	for (struct gva_node *n = root->nodes; n; n = n->root_next)
-		node_reset(n);
+		leaves += node_reset_count(n, &used);
+	atomic_store_explicit(&root->skip_installs,
+			      leaves && used * 4 < leaves ?
+			      (uint32_t)(GVA_COLD_FACTOR * MAX(leaves, GVA_COLD_MIN)) : 0,
+			      memory_order_relaxed);
 }
 
 /* Make root empty for a fence of it (lazily: it misses until reset). */
-/* A full flush: every root misses until its next install empties it.
- * Called with gva.lock held (its only writers). */
+/*
+ * A full flush: every root misses until its next install empties it. No
+ * lock: an install that checked the epoch under gva.lock just before the
+ * bump sets its root's epoch to the old value, so its entry is a miss from
+ * the bump on, and the next install empties the root.
+ */
 static void gva_epoch_bump(struct kvm_gva *g)
 {
-	gva_assert_locked(g);
-	atomic_store_explicit(&g->epoch, atomic_load_explicit(&g->epoch, memory_order_relaxed) + 1,
-			      memory_order_release);
+	atomic_fetch_add_explicit(&g->epoch, 1, memory_order_release);
 }
 
 /* Every writer of seq holds gva.lock: no read-modify-write needed. */
@@ -497,6 +531,14 @@ int kvm_gva_install(struct kvm *kvm, struct gva_root *root, uint64_t token, uint
 
 	if ((seq & 1) || w->gfn > GVA_FRAME_MAX)
 		return -EAGAIN;
+	/* A root its guest flushes before it reuses it: let the miss walk
+	 * (root_reset). Racy between harts on one root, and harmless. */
+	uint32_t skip = atomic_load_explicit(&root->skip_installs, memory_order_relaxed);
+
+	if (skip) {
+		atomic_store_explicit(&root->skip_installs, skip - 1, memory_order_relaxed);
+		return -EAGAIN;
+	}
 	gva_lock(g);
 	if (atomic_load_explicit(&g->epoch, memory_order_relaxed) != epoch ||
 	    atomic_load_explicit(&root->seq, memory_order_relaxed) != seq ||
@@ -517,8 +559,11 @@ int kvm_gva_install(struct kvm *kvm, struct gva_root *root, uint64_t token, uint
 	spte = spte_mark_gva(kvm, w->gfn, w->host);
 	if (!spte || spte_to_pfn(spte) > GVA_FRAME_MAX)
 		goto skipped;
+	/* A clear: a refill sets it (the walk that installs has marked the
+	 * spte accessed already), so A also tells whether the entry ever
+	 * served a refill (root_reset). */
 	leaf = (uint64_t)w->gfn << GVA_GFN_SHIFT | (uint64_t)spte_to_pfn(spte) << GVA_PFN_SHIFT |
-	       GVA_VALID | GVA_A | (w->perms & GVA_PERMS);
+	       GVA_VALID | (w->perms & GVA_PERMS);
 	if (!(spte & SPTE_WRITABLE))
 		leaf &= ~GVA_W;         /* clean: the first write must reach the spte */
 
@@ -620,14 +665,13 @@ void kvm_gva_sfence(struct kvm *kvm, bool has_va, uint64_t va, bool has_asid, ui
 
 	if (has_va && (kvm->cfg.breaks & KVM_BREAK_GVA_SFENCE))
 		return;
-	gva_lock(g);
 	if (!has_va && !has_asid) {
-		/* Everything: one store; each root empties at its next install. */
+		/* Everything: one increment; each root empties at its next
+		 * install. */
 		gva_epoch_bump(g);
-		g->stat.root_flushes++;
-		gva_unlock(g);
 		return;
 	}
+	gva_lock(g);
 	for (unsigned int i = 0; i < g->nr_roots + 2; i++) {
 		struct gva_root *r = i < g->nr_roots ? g->roots[i] : g->global[i - g->nr_roots];
 		uint64_t key = atomic_load_explicit(&r->key, memory_order_relaxed);
@@ -771,7 +815,10 @@ void kvm_gva_get_stats(struct kvm *kvm, struct kvm_stats *st)
 	st->gva_zapped_leaves = g->stat.zapped_leaves;
 	st->gva_zapped_nodes = g->stat.zapped_nodes;
 	st->gva_sfence_zaps = g->stat.sfence_zaps;
-	st->gva_root_flushes = g->stat.root_flushes;
+	/* The epoch counts full fences and FLUSH_ALL zaps. */
+	st->gva_root_flushes = g->stat.root_flushes +
+			       atomic_load_explicit(&g->epoch, memory_order_relaxed) -
+			       g->stat.flush_all;
 	st->gva_rekeys = g->stat.rekeys;
 	st->gva_flush_all = g->stat.flush_all;
 	gva_unlock(g);

@@ -140,6 +140,7 @@ struct gva_root {
 	_Atomic uint64_t key;           /* the guest's satp (mode | ASID | root PPN) */
 	_Atomic bool stale;             /* flushed by an ASID fence: misses until reset */
 	_Atomic uint32_t epoch;         /* kvm_gva.epoch it was last emptied for */
+	_Atomic uint32_t skip_installs; /* cold: installs still to skip (root_reset) */
 	struct gva_node *_Atomic top;
 	/* Under gva.lock. */
 	int levels;

@@ -320,7 +320,19 @@ static struct gva_root *hart_gva_root(struct rv_hart *h)
 	if (likely(root && h->gva_key == h->satp &&
 		   atomic_load_explicit(&root->key, memory_order_relaxed) == h->satp))
 		return root;
+	for (unsigned int i = 0; i < RV_GVA_RECENT; i++) {
+		root = h->gva_recent[i].root;
+		if (root && h->gva_recent[i].key == h->satp &&
+		    atomic_load_explicit(&root->key, memory_order_relaxed) == h->satp)
+			goto out;
+	}
 	root = kvm_gva_root_get(h->kvm, h->satp);
+	if (root) {
+		h->gva_recent[h->gva_recent_next].key = h->satp;
+		h->gva_recent[h->gva_recent_next].root = root;
+		h->gva_recent_next = (h->gva_recent_next + 1) % RV_GVA_RECENT;
+	}
+out:
 	h->gva_root = root;
 	h->gva_key = h->satp;
 	return root;

@@ -117,6 +117,7 @@ struct rv_code_page {
 	uint64_t raw[PAGE_SIZE / 8];
 };
 
+#define RV_GVA_RECENT   8       /* per-hart cache of GVA roots by satp */
 #define RV_CODE_HASH    1024
 #define RV_CODE_MAX     768     /* pages; beyond, the whole cache goes */
 
@@ -145,6 +146,14 @@ struct rv_hart {
 	struct gva_root *gva_root;
 	uint64_t gva_key;
 	bool gva_on;
+	/* The roots of the last few address spaces this hart ran, so that a
+	 * switch back finds its root without gva.lock (a root reused for
+	 * another space fails the key check and is fetched again). */
+	struct {
+		uint64_t key;
+		struct gva_root *root;
+	} gva_recent[RV_GVA_RECENT];
+	unsigned int gva_recent_next;
 
 	/* CSRs. */
 	uint64_t mstatus, misa, medeleg, mideleg, mie, mip_sw;
