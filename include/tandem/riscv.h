@@ -127,6 +127,8 @@ struct rv_hart_stats {
 	uint64_t sfence_vma;
 	uint64_t gva_refills;           /* soft-TLB misses refilled from a GVA table */
 	uint64_t gva_installs;          /* GVA entries built after a full walk */
+	uint64_t gva_cold_skips;        /* full walks not installed: their root is
+					 * flushed before it is reused (gva.c) */
 	uint64_t fence_i;
 	uint64_t mmio;
 };

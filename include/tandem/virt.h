@@ -118,6 +118,7 @@ struct virt_stats {
 	uint64_t exceptions, interrupts, wfi_sleeps;
 	uint64_t ptw_walks;             /* guest page-table walks (soft-TLB misses, paging on) */
 	uint64_t gva_refills;           /* soft-TLB misses refilled from a GVA table */
+	uint64_t gva_cold_skips;        /* walks not installed: cold root */
 	uint64_t sfence_vma;
 	uint64_t code_pages_decoded;    /* decoded-code pages built or rebuilt */
 	uint64_t mmio_exits;            /* dispatched to a device */

@@ -348,7 +348,7 @@ int cmd_boot(int argc, char **argv)
 	fprintf(stderr,
 		"tandem boot: %llu instructions in %.2f s (%.1f MIPS), faults %llu, "
 		"invalidations %llu, swap in %llu out %llu, mmio %llu, resets %llu, "
-		"walks %llu, gva refills %llu installs %llu zapped %llu, sfence.vma %llu, "
+		"walks %llu, gva refills %llu installs %llu cold %llu zapped %llu, sfence.vma %llu, "
 		"exit %s, status %d\n",
 		(unsigned long long)vs.instret, (double)vs.run_ns / NSEC_PER_SEC,
 		vs.run_ns ? (double)vs.instret * 1e3 / (double)vs.run_ns : 0.0,
@@ -357,6 +357,7 @@ int cmd_boot(int argc, char **argv)
 		(unsigned long long)hs.events[PSWPOUT], (unsigned long long)vs.mmio_exits,
 		(unsigned long long)vs.resets, (unsigned long long)vs.ptw_walks,
 		(unsigned long long)vs.gva_refills, (unsigned long long)ks.gva_installs,
+		(unsigned long long)vs.gva_cold_skips,
 		(unsigned long long)ks.gva_zapped_leaves, (unsigned long long)vs.sfence_vma,
 		virt_exit_name(virt_exit_reason(vm)), status);
 	virt_destroy(vm);

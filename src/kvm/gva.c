@@ -265,7 +265,7 @@ static unsigned long node_reset_count(struct gva_node *n, unsigned long *used)
 
 			bits &= bits - 1;
 			if (n->level == 1) {
-				*used += (e & (GVA_VALID | GVA_A)) == (GVA_VALID | GVA_A);
+				*used += (e & (GVA_VALID | GVA_A2)) == (GVA_VALID | GVA_A2);
 				cleared += leaf_clear(n, i);
 			} else if (e & GVA_VALID)
 				atomic_store_explicit(&n->e[i], e & ~GVA_VALID,
@@ -301,10 +301,11 @@ static void subtree_reset(struct gva_node *n)
 }
 
 /*
- * Empty root. If most of what it held was never refilled (a leaf's A is
- * set by a refill, not by its install), the guest flushes it faster than
- * it reuses it -- an address space switched to with ASID 0 and a full
- * fence every time -- and an install, which costs a few walks, is wasted:
+ * Empty root. If most of what it held served fewer than two refills (a
+ * leaf's A is set by a refill, not by its install, and A2 by the next),
+ * the guest flushes it faster than it reuses it -- an address space
+ * switched to with ASID 0 and a full fence every time, the code that makes
+ * the switch -- and an install, which costs about three walks, is wasted:
  * the next GVA_COLD_FACTOR times as many installs as it held (at least
  * GVA_COLD_MIN) are skipped (the misses just walk), then installing is
  * tried again: one install in 33 while the guest keeps flushing, all of
@@ -515,7 +516,8 @@ static bool node_mark(struct kvm *kvm, struct gva_node *n, const struct gva_walk
  * read are still mapped, or their zap is waiting for it right now), with
  * token as kvm_gva_begin returned before the walk. Skipped (-EAGAIN) if the
  * root was fenced or rekeyed, or the VM fully flushed, since token, or if an spte the walk used no
- * longer maps what it read; -ENOMEM if a node could not be allocated.
+ * longer maps what it read; -EBUSY if the root is cold (root_reset); -ENOMEM
+ * if a node could not be allocated.
  */
 int kvm_gva_install(struct kvm *kvm, struct gva_root *root, uint64_t token, uint64_t va,
 		    const struct gva_walk *w)
@@ -537,7 +539,7 @@ int kvm_gva_install(struct kvm *kvm, struct gva_root *root, uint64_t token, uint
 
 	if (skip) {
 		atomic_store_explicit(&root->skip_installs, skip - 1, memory_order_relaxed);
-		return -EAGAIN;
+		return -EBUSY;
 	}
 	gva_lock(g);
 	if (atomic_load_explicit(&g->epoch, memory_order_relaxed) != epoch ||

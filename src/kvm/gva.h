@@ -31,7 +31,8 @@
  *                     it, R/W/X/U/G as the guest PTE allows -- W only if
  *                     the PTE had D set and the spte was writable (and
  *                     dirty) when installed -- and A, set by a refill since
- *                     aging last cleared it. 28 bits each: a gfn or pfn
+ *                     aging last cleared it, and A2, by a refill after that
+ *                     (root_reset: was the entry worth its install?). 28 bits each: a gfn or pfn
  *                     beyond (1 TiB) is not installed.
  *
  * Coherence with the guest (the RISC-V rules):
@@ -86,6 +87,7 @@
 #define GVA_NO_GFN      ((gfn_t)-1)
 
 #define GVA_VALID   (1ULL << 0)   /* = TDP_TABLE_BIT: tdp_iter walks GVA trees */
+#define GVA_A2      (1ULL << 1)   /* a leaf refilled again after A was set */
 #define GVA_R       (1ULL << 2)
 #define GVA_W       (1ULL << 3)
 #define GVA_X       (1ULL << 4)

@@ -899,6 +899,7 @@ void virt_get_stats(struct virt *vm, struct virt_stats *st)
 		st->wfi_sleeps += hs.wfi_sleeps;
 		st->ptw_walks += hs.ptw_walks;
 		st->gva_refills += hs.gva_refills;
+		st->gva_cold_skips += hs.gva_cold_skips;
 		st->sfence_vma += hs.sfence_vma;
 		st->code_pages_decoded += hs.code_pages_decoded;
 	}

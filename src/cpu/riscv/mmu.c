@@ -371,10 +371,13 @@ static int translate_host(struct rv_hart *h, uint64_t va, enum rv_acc acc, gpa_t
 		    (*prot = gva_prot(h, priv, e, acc))) {
 			uint64_t off = va & (PAGE_SIZE - 1);
 
-			/* Used since aging looked: the host sees it here. A
-			 * failed exchange lost to a zap or another refill. */
-			if (!(e & GVA_A))
+			/* Used since aging looked: the host sees it here (A);
+			 * and reused (A2: gva.c's root_reset). A failed
+			 * exchange lost to a zap or another refill. */
+			if (unlikely(!(e & GVA_A)))
 				atomic_compare_exchange_strong(leafp, &e, e | GVA_A);
+			else if (unlikely(!(e & GVA_A2)))
+				atomic_compare_exchange_strong(leafp, &e, e | GVA_A2);
 			*gpa = (gva_leaf_gfn(e) << PAGE_SHIFT) | off;
 			*host = h->kvm->arena + (gva_leaf_pfn(e) << PAGE_SHIFT) + off;
 			h->stat.gva_refills++;
@@ -399,9 +402,13 @@ static int translate_host(struct rv_hart *h, uint64_t va, enum rv_acc acc, gpa_t
 			walk.host = (void *)((uintptr_t)*host & ~(uintptr_t)(PAGE_SIZE - 1));
 			bool g = walk.perms & GVA_G;
 
-			if (kvm_gva_install(h->kvm, g ? global : root, g ? gtoken : token, va,
-					    &walk) == 0)
+			int ri = kvm_gva_install(h->kvm, g ? global : root, g ? gtoken : token,
+						 va, &walk);
+
+			if (ri == 0)
 				h->stat.gva_installs++;
+			else if (ri == -EBUSY)
+				h->stat.gva_cold_skips++;
 		}
 		return r;
 	}
