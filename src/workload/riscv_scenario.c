@@ -229,9 +229,11 @@ static void take_sample(struct host *host, struct rv_vm *vms, unsigned int n,
 	s->t = clock_now_ns();
 	for (unsigned int i = 0; i < n; i++) {
 		struct kvm_stats ks;
+		struct virt_live live;
 
-		s->instret[i] = virt_instret(vms[i].virt);
-		s->total_instret += s->instret[i];
+		virt_get_live(vms[i].virt, &live);
+		s->instret[i] = live.instret;
+		s->total_instret += live.instret;
 		kvm_get_stats(vmm_kvm(virt_vmm(vms[i].virt)), &ks);
 		s->faults += ks.faults + ks.fast_faults;
 		s->invalidations += ks.invalidations;
