@@ -355,9 +355,16 @@ static int translate_host(struct rv_hart *h, uint64_t va, enum rv_acc acc, gpa_t
 			uint64_t off = va & (PAGE_SIZE - 1);
 
 			/* Used since aging looked: the host sees it here. A
-			 * failed exchange lost to a zap or another refill. */
-			if (!(e & GVA_A))
-				atomic_compare_exchange_strong(leafp, &e, e | GVA_A);
+			 * failed exchange lost to a zap or another refill; e
+			 * stays what was read (the exchange must not reload
+			 * it: a zap's 0 would send this access to gfn 0 and
+			 * host frame 0). What e maps stays this vCPU's until
+			 * it leaves guest mode: a zap's flush waits for that. */
+			if (!(e & GVA_A)) {
+				uint64_t expected = e;
+
+				atomic_compare_exchange_strong(leafp, &expected, e | GVA_A);
+			}
 			*gpa = (gva_leaf_gfn(e) << PAGE_SHIFT) | off;
 			*host = h->kvm->gva.arena + (gva_leaf_pfn(e) << PAGE_SHIFT) + off;
 			h->stat.gva_refills++;
