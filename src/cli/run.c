@@ -348,10 +348,10 @@ static int riscv_opts(struct run_opts *o, uint64_t given, struct rv_scenario_con
 			return EXIT_USAGE;
 		}
 	if (o->cfg.breaks & ~RV_SCENARIO_BREAKS) {
-		fprintf(stderr, "tandem " CMD ": --break=%s applies to --guest c only: its race "
-			"needs the C guests' stall points and churn, and the RISC-V harts "
-			"would write host frames already freed; --guest riscv takes "
-			"gva-sfence and gva-zap\n", break_name(o->cfg.breaks & ~RV_SCENARIO_BREAKS));
+		fprintf(stderr, "tandem " CMD ": --break=%s is a C guests' break (seq, "
+			"flush-wait, zap, aging: their stall points, churn and working-set "
+			"reports show them); --guest riscv takes gva-sfence and gva-zap\n",
+			break_name(o->cfg.breaks & ~RV_SCENARIO_BREAKS));
 		return EXIT_USAGE;
 	}
 	if (!opt_given(&run_table, given, "churn"))
