@@ -276,10 +276,14 @@ static void scan_line(struct rv_scenario_vm_result *vr, char *line)
 		return;
 	if (strncmp(line, "kernel: OK", 10) == 0)
 		return;
-	/* "kernel: FAILED (panic)" follows the PANIC line: not a failure of
-	 * its own. */
+	/* "kernel: FAILED (panic)" follows the PANIC line: a failure of its
+	 * own only when that line is missing (a panic whose message faulted
+	 * panics again before printing it). */
 	if (strstr(line, "FAILURE") || strstr(line, "PANIC"))
 		count_failure(vr, line_kind(line));
+	else if (strncmp(line, "kernel: FAILED (panic)", 22) == 0 &&
+		 !(vr->fail_kinds & (1u << RV_FAIL_PANIC)))
+		count_failure(vr, RV_FAIL_PANIC);
 	if (vr->nr_fail_lines < RV_SCENARIO_FAIL_LINES)
 		snprintf(vr->fail_lines[vr->nr_fail_lines++], sizeof(vr->fail_lines[0]), "%s",
 			 line);
@@ -435,16 +439,20 @@ static void run_loop(const struct rv_scenario_config *cfg, struct host *host,
 
 /* ---- the verdicts ----------------------------------------------------------- */
 
-/* "stale translation x2, wrong data x1": the kinds of the kernel's lines. */
+/* "stale translation x2, wrong data x1": the kinds of the kernel's lines,
+ * the first failure's first. */
 static void line_kinds_text(const struct rv_scenario_vm_result *vr, char *buf, size_t len)
 {
 	size_t off = 0;
 
 	buf[0] = '\0';
-	for (int k = 0; k < RV_NR_FAIL_KINDS && off < len; k++)
-		if (vr->fail_count[k])
+	for (int i = -1; i < RV_NR_FAIL_KINDS && off < len; i++) {
+		int k = i < 0 ? (int)vr->fail_kind : i;
+
+		if (vr->fail_count[k] && (i < 0 || k != (int)vr->fail_kind))
 			off += (size_t)snprintf(buf + off, len - off, "%s%s x%u", off ? ", " : "",
 						rv_fail_kind_name(k), vr->fail_count[k]);
+	}
 }
 
 /* A failure of the machine's end (no line of the kernel's says it). */
