@@ -103,6 +103,7 @@ struct kvm_config {
 };
 
 enum kvm_gva_mode kvm_gva_mode(struct kvm *kvm);
+const char *kvm_gva_mode_name(enum kvm_gva_mode mode);   /* "targeted", ... */
 /* Tests: the GVA leaf that address space satp (a RISC-V satp value) has for
  * va, as a lockless walk would find it now; 0 if none. */
 uint64_t kvm_gva_probe(struct kvm *kvm, uint64_t satp, uint64_t va);

@@ -135,9 +135,13 @@ struct rv_hart_stats {
 /* Approximate while the hart runs (its thread writes them). Cumulative
  * over the run: rv_hart_reset does not clear them. */
 void rv_hart_get_stats(struct rv_hart *hart, struct rv_hart_stats *st);
-/* Instructions retired, any thread, while the hart runs too: exact as of
- * the interpreter's last return to its run loop (a few thousand branches
- * behind at most). For rates sampled during a run. */
-uint64_t rv_hart_instret(struct rv_hart *hart);
+/* The counters of rv_hart_stats that a sampler reads while the hart runs. */
+struct rv_hart_live {
+	uint64_t instret, ptw_walks, gva_refills, sfence_vma;
+};
+/* Any thread, while the hart runs too: exact as of the interpreter's last
+ * return to its run loop (a few thousand branches behind at most). For
+ * rates sampled during a run. */
+void rv_hart_get_live(struct rv_hart *hart, struct rv_hart_live *live);
 
 #endif

@@ -129,9 +129,17 @@ struct virt_stats {
 	uint64_t run_ns;                /* since virt_start (to the exit, if any) */
 };
 void virt_get_stats(struct virt *vm, struct virt_stats *st);
-/* Instructions retired by all harts: any thread, while the machine runs
- * too (virt_get_stats reads counters the harts write: call it while they
- * are stopped, or accept a torn figure). */
-uint64_t virt_instret(struct virt *vm);
+/* What a sampler may read while the harts run (virt_get_stats reads
+ * counters the harts write: call it while they are stopped, or accept a
+ * torn figure): summed over harts, each as of its interpreter's last
+ * return to its run loop. */
+struct virt_live {
+	uint64_t instret;
+	uint64_t ptw_walks;             /* as virt_stats */
+	uint64_t gva_refills;
+	uint64_t sfence_vma;
+};
+/* Any thread, while the machine runs too. */
+void virt_get_live(struct virt *vm, struct virt_live *live);
 
 #endif

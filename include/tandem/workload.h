@@ -119,6 +119,12 @@ struct scenario_progress {
 	double mips;
 	double vm_mips[WL_MAX_VMS];
 	bool vm_ended[WL_MAX_VMS];
+	/* RISC-V VMs' GVA tables, summed over VMs, in the interval: soft-TLB
+	 * misses refilled from a GVA table and full guest page-table walks
+	 * (GVA misses), per second; sfence.vma the harts executed; GVA
+	 * entries cleared by host invalidations (leaves; nodes reset). */
+	double gva_refills_per_s, gva_misses_per_s;
+	uint64_t sfence_vma, gva_zapped_leaves, gva_zapped_nodes;
 };
 
 /* What scenario_config.end_when sees. */
@@ -349,14 +355,23 @@ int host_scenario_run(const struct host_scenario_config *cfg,
  * pressure. No DONTNEED, mprotect or remap: a real guest would read zeroes
  * or fault.
  *
+ * The harts refill their soft TLBs from the VM's GVA page tables (kvm.h:
+ * enum kvm_gva_mode, default targeted); the GVA breaks (KVM_BREAK_GVA_*)
+ * disable one of their coherence steps, for every VM or for one.
+ *
  * Verdict: OK iff every VM's console ends with its kernel's "kernel: OK"
  * line for its own vm id with failures=0 and the machine powered off with
  * status 0 before the timeout, AND after teardown the host passes
  * host_check_invariants, every frame and swap slot is free, no freed frame
- * was written (poison, debug builds) and host_destroy succeeds.
+ * was written (poison, debug builds) and host_destroy succeeds. A VM that
+ * failed is named with the kinds of its failures (enum rv_fail_kind), read
+ * from its kernel's failure lines or from how the machine ended.
  */
 
 #define RV_SCENARIO_FAIL_LINES  4       /* console failure lines kept per VM */
+/* The breaks a RISC-V VM takes: the GVA tables' (the others open races of
+ * the C guests' engine and churn). */
+#define RV_SCENARIO_BREAKS (KVM_BREAK_GVA_SFENCE | KVM_BREAK_GVA_ZAP)
 
 struct rv_scenario_config {
 	unsigned int nr_vms;            /* 1..WL_MAX_VMS */
@@ -374,6 +389,9 @@ struct rv_scenario_config {
 	const char *kernel;             /* guests/kernel's kernel.elf */
 	const char *bootargs;           /* appended to every VM's (may be NULL) */
 	const char *vm_bootargs[WL_MAX_VMS];    /* appended to VM i's only (tests) */
+	enum kvm_gva_mode gva;          /* every VM's GVA tables (default targeted) */
+	unsigned int breaks;            /* RV_SCENARIO_BREAKS, every VM */
+	unsigned int vm_breaks[WL_MAX_VMS];     /* more, VM i's only (tests) */
 	void (*progress)(const struct scenario_progress *p, void *arg);
 	void *progress_arg;
 };
@@ -396,9 +414,54 @@ struct rv_kernel_report {
 	uint64_t sfences, rfences, probes, kills, ms, failures;
 };
 
+/*
+ * What went wrong in a VM that failed. The kernel's failure lines
+ * (guests/kernel: "work: FAILURE ...", "kernel: FAILURE ...", "kernel:
+ * PANIC ...") give the first six kinds; the machine the last three.
+ */
+enum rv_fail_kind {
+	RV_FAIL_STALE_TRANSLATION,      /* a translation outlived its guest fence:
+					 * a probe's store after mprotect(PROT_READ)
+					 * or load after munmap did not fault, or a
+					 * fresh mapping showed the unmapped page */
+	RV_FAIL_WRONG_DATA,             /* a page's stamp was not the one written (a
+					 * lost write, stale or foreign data) */
+	RV_FAIL_PANIC,                  /* "kernel: PANIC" */
+	RV_FAIL_KILLED,                 /* a process died of a fault its kernel did
+					 * not explain (or went missing) */
+	RV_FAIL_LEAK,                   /* the kernel's pages not all returned */
+	RV_FAIL_OTHER,                  /* another failure line (sbrk, mmap, ...) */
+	RV_FAIL_NO_REPORT,              /* no "kernel: OK|FAILED" line at the end */
+	RV_FAIL_TIMEOUT,                /* not ended by cfg.timeout_ns */
+	RV_FAIL_MACHINE,                /* kernel OK, but another VM's id, or the
+					 * machine did not power off with status 0 */
+	RV_NR_FAIL_KINDS
+};
+const char *rv_fail_kind_name(enum rv_fail_kind kind);  /* "stale translation" */
+const char *rv_fail_kind_key(enum rv_fail_kind kind);   /* "stale_translation" */
+
+/* A VM's GVA tables (kvm_stats' gva_*) and its harts' use of them. */
+struct rv_gva_stats {
+	uint64_t refills;               /* soft-TLB misses refilled from a GVA table */
+	uint64_t misses;                /* full guest page-table walks (paging on) */
+	uint64_t sfence_vma;            /* executed by the harts */
+	uint64_t installs, install_skipped, install_raced;
+	uint64_t zapped_leaves;         /* entries cleared by host invalidations */
+	uint64_t zapped_nodes;          /* nodes reset: their guest page table zapped */
+	uint64_t sfence_zaps, root_flushes, rekeys, flush_all;
+	uint64_t nodes;                 /* at the end */
+};
+
 struct rv_scenario_vm_result {
 	bool ok;
-	char verdict[256];              /* "OK", or "vm1: ..." what failed */
+	char verdict[384];              /* "OK", or "vm1: ..." what failed */
+	/* !ok: the kind of the first failure (of the kernel's lines if it
+	 * printed any, else of the machine's end), every kind seen (1 << kind),
+	 * and how many: the kernel's failure lines of each kind, 1 for the
+	 * machine's kinds. */
+	enum rv_fail_kind fail_kind;
+	unsigned int fail_kinds;
+	unsigned int fail_count[RV_NR_FAIL_KINDS];
 	int exit_status;                /* the machine's (virt_wait); -ETIMEDOUT */
 	const char *exit_name;          /* virt_exit_name() */
 	double ended_at_s;              /* since the harts started */
@@ -409,6 +472,8 @@ struct rv_scenario_vm_result {
 	uint64_t console_bytes;
 	uint64_t instret, exceptions, interrupts, ptw_walks, churn_ops;
 	struct kvm_stats kvm;
+	struct rv_gva_stats gva;
+	unsigned int breaks;            /* the VM's (cfg.breaks | cfg.vm_breaks[i]) */
 	uint64_t rss_pages, swap_pages; /* just before teardown */
 };
 
@@ -419,13 +484,14 @@ struct rv_scenario_result {
 	unsigned int nr_vms;
 	uint64_t instret;               /* all harts */
 	struct kvm_stats kvm;           /* summed over VMs */
+	struct rv_gva_stats gva;        /* summed over VMs */
 	struct host_stats host;         /* after the VMs stopped, before teardown */
 	struct rv_scenario_vm_result vm[WL_MAX_VMS];
 	/* The host after teardown. */
 	int invariants;                 /* host_check_invariants(): 0 */
 	uint64_t frames_in_use, swap_slots_in_use, poison_hits;
 	bool ok;
-	char verdict[512];              /* "OK", or what failed, VMs named */
+	char verdict[1024];             /* "OK", or what failed, VMs named */
 };
 
 /*

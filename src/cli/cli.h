@@ -69,6 +69,8 @@ struct scenario_progress;
 struct rv_scenario_config;
 /* The "memory:" progress line of `tandem run`. */
 void run_progress_memory(FILE *f, const struct scenario_progress *p);
+/* The --break names of breaks (enum kvm_break), comma-separated; "none". */
+void run_break_names(unsigned int breaks, char *buf, size_t len);
 /* `tandem run --guest riscv` once run.c has parsed and checked the options:
  * runs cfg, prints progress (unless quiet) and the summary (text or JSON);
  * returns the exit status. */

@@ -33,6 +33,7 @@ struct run_opts {
 	/* --guest riscv */
 	unsigned int guest;             /* enum run_guest */
 	unsigned int smp;
+	unsigned int gva;               /* enum kvm_gva_mode */
 	const char *kernel, *bios, *append;
 };
 
@@ -48,6 +49,13 @@ static const struct opt_choice break_choices[] = {
 	  "the secondary MMU reports nothing young; reclaim then\n"
 	  "evicts pages only guests use (hot set); no stall,\n"
 	  "churn unchanged" },
+	{ "gva-sfence", KVM_BREAK_GVA_SFENCE,
+	  "--guest riscv: sfence.vma with an address leaves the\n"
+	  "GVA tables' entries in place (a kernel's probe\n"
+	  "finds a store after mprotect that did not fault)" },
+	{ "gva-zap", KVM_BREAK_GVA_ZAP,
+	  "--guest riscv: host invalidations (fork, reclaim)\n"
+	  "do not reach the GVA tables" },
 };
 
 static bool break_choice(unsigned int i, struct opt_choice *c)
@@ -55,6 +63,20 @@ static bool break_choice(unsigned int i, struct opt_choice *c)
 	if (i >= ARRAY_SIZE(break_choices))
 		return false;
 	*c = break_choices[i];
+	return true;
+}
+
+static bool gva_choice(unsigned int i, struct opt_choice *c)
+{
+	static const struct opt_choice modes[] = {
+		{ "targeted", KVM_GVA_TARGETED, NULL },
+		{ "flush-all", KVM_GVA_FLUSH_ALL, NULL },
+		{ "off", KVM_GVA_OFF, NULL },
+	};
+
+	if (i >= ARRAY_SIZE(modes))
+		return false;
+	*c = modes[i];
 	return true;
 }
 
@@ -155,9 +177,11 @@ static const struct opt run_options[] = {
 	  .help = "disable one piece of the protocol to watch the\n"
 		  "checker catch the race (comma list or repeated):\n"
 		  "{choices}\n"
-		  "(all but aging imply --stall; the run ends at the\n"
-		  "first failure; zap with fork or remap churn may\n"
-		  "corrupt the host)" },
+		  "(--guest c: all but aging imply --stall; the run\n"
+		  "ends at the first failure; zap with fork or remap\n"
+		  "churn may corrupt the host. --guest riscv: every\n"
+		  "VM runs broken; the verdict names each failure's\n"
+		  "kind)" },
 	{ "stall", 0, OPT_FLAG, CFG(stall),
 	  .help = "stall vCPUs at the protocol's vulnerable points until\n"
 		  "the next host operation is done (harmless unless a\n"
@@ -182,6 +206,13 @@ static const struct opt run_options[] = {
 	{ "bios", 0, OPT_PATH, OPT_FIELD(struct run_opts, bios), .arg = "FILE",
 	  .help = "--guest riscv: the firmware (default Debian's\n"
 		  "OpenSBI fw_jump.elf, package opensbi)" },
+	{ "gva", 0, OPT_CHOICE, OPT_FIELD(struct run_opts, gva), .choices = gva_choice,
+	  .arg = "MODE",
+	  .help = "--guest riscv: the GVA page tables that refill the\n"
+		  "harts' soft TLBs without a guest page-table walk:\n"
+		  "targeted (host zaps clear the entries built on the\n"
+		  "zapped pages; the default), flush-all (any host zap\n"
+		  "empties them all), off (every miss walks)" },
 	{ "append", 0, OPT_PATH, OPT_FIELD(struct run_opts, append), .arg = "STR",
 	  .help = "--guest riscv: more kernel bootargs, after\n"
 		  "'vm=N secs=DURATION' (e.g. 'verbose=1', 'break=cow')" },
@@ -267,10 +298,21 @@ static int check_fits_machine(uint64_t host_mem, bool given)
 
 /* The options of each kind of guest alone. */
 static const char *const c_only_opts[] = {
-	"workload", "write-ratio", "seed", "break", "stall", "kick", "wss-interval",
+	"workload", "write-ratio", "seed", "stall", "kick", "wss-interval",
 	"swap-fail-writes", "swap-fail-reads",
 };
-static const char *const riscv_only_opts[] = { "smp", "kernel", "bios", "append" };
+static const char *const riscv_only_opts[] = { "smp", "kernel", "bios", "append", "gva" };
+
+/* The name of the first break of mask (break_choices). */
+static const char *break_name(unsigned int mask)
+{
+	struct opt_choice c;
+
+	for (unsigned int i = 0; break_choice(i, &c); i++)
+		if (mask & c.value)
+			return c.name;
+	return "?";
+}
 
 /* build/kernel/kernel.elf from the working directory, else from beside the
  * binary (build/<variant>/tandem); NULL if neither is there. */
@@ -305,6 +347,13 @@ static int riscv_opts(struct run_opts *o, uint64_t given, struct rv_scenario_con
 				c_only_opts[i]);
 			return EXIT_USAGE;
 		}
+	if (o->cfg.breaks & ~RV_SCENARIO_BREAKS) {
+		fprintf(stderr, "tandem " CMD ": --break=%s is a C guests' break (seq, "
+			"flush-wait, zap, aging: their stall points, churn and working-set "
+			"reports show them); --guest riscv takes gva-sfence and gva-zap\n",
+			break_name(o->cfg.breaks & ~RV_SCENARIO_BREAKS));
+		return EXIT_USAGE;
+	}
 	if (!opt_given(&run_table, given, "churn"))
 		o->cfg.churn = fork_only;
 	if (o->cfg.churn & ~fork_only) {
@@ -324,6 +373,8 @@ static int riscv_opts(struct run_opts *o, uint64_t given, struct rv_scenario_con
 	rc->duration_ns = o->cfg.duration_ns;
 	rc->churn_interval_ms = o->cfg.churn ? o->cfg.churn_interval_us / 1000 : 0;
 	rc->bootargs = o->append;
+	rc->gva = (enum kvm_gva_mode)o->gva;
+	rc->breaks = o->cfg.breaks;
 	rc->bios = o->bios ? o->bios : DEFAULT_BIOS;
 	rc->kernel = o->kernel ? o->kernel : find_kernel();
 	if (!rc->kernel) {
@@ -351,6 +402,11 @@ static int riscv_opts(struct run_opts *o, uint64_t given, struct rv_scenario_con
 		fprintf(stderr, "tandem " CMD ": %s\n", why);
 		return EXIT_USAGE;
 	}
+	if (rc->breaks & KVM_BREAK_GVA_ZAP)
+		fprintf(stderr, "tandem " CMD ": note: with --break=gva-zap the harts write "
+			"host frames after the host freed them (COW breaks after the churn's "
+			"forks, swap-out), which may hold host page tables by then: the host "
+			"may crash before the verdict\n");
 	return check_fits_machine(rc->host_mem ? rc->host_mem : rv_scenario_host_mem(rc),
 				  rc->host_mem != 0);
 }
@@ -570,6 +626,13 @@ void run_progress_memory(FILE *f, const struct scenario_progress *p)
 }
 
 /* The names of the bits set in mask, comma-separated; "none" if none. */
+static void name_list(opt_choices_fn choices, unsigned int mask, char *buf, size_t len);
+
+void run_break_names(unsigned int breaks, char *buf, size_t len)
+{
+	name_list(break_choice, breaks, buf, len);
+}
+
 static void name_list(opt_choices_fn choices, unsigned int mask, char *buf, size_t len)
 {
 	struct opt_choice c;
@@ -809,6 +872,12 @@ int cmd_run(int argc, char **argv)
 				riscv_only_opts[i]);
 			return EXIT_USAGE;
 		}
+	if (o.cfg.breaks & RV_SCENARIO_BREAKS) {
+		fprintf(stderr, "tandem " CMD ": --break=%s needs --guest riscv (the C guests' "
+			"vCPUs have no guest page tables, so no GVA tables)\n",
+			break_name(o.cfg.breaks & RV_SCENARIO_BREAKS));
+		return EXIT_USAGE;
+	}
 	status = check_opts(&o, given);
 	if (status)
 		return status;

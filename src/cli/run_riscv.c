@@ -2,9 +2,10 @@
 /*
  * run_riscv.c - `tandem run --guest riscv`: prints what
  * rv_scenario_run (src/workload/riscv_scenario.c) did. run.c parses the
- * options. One progress pair a second (guest MIPS, secondary-MMU rates;
- * memory), then a summary ending `integrity: OK` (exit 0) or
- * `integrity: FAILED: <what>` (exit 1), naming each VM that failed.
+ * options. Three progress lines a second (guest MIPS, secondary-MMU rates;
+ * GVA tables; memory), then a summary ending `integrity: OK` (exit 0) or
+ * `integrity: FAILED: <what>` (exit 1), naming each VM that failed and the
+ * kinds of its failures.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -40,6 +41,32 @@ static const struct report_field kernel_fields[] = {
 
 /* The secondary MMU's table is run.c's (run_kvm_table). */
 
+#define GVA(m) REPORT_AT(struct rv_gva_stats, m)
+
+/* "GVA tables:" in text; "gva", totals and each VM's, in JSON. */
+static const struct report_field gva_fields[] = {
+	{ "refills", "refills", REPORT_U64, GVA(refills), REPORT_BOTH,
+	  .note = "  ({/s}/s; soft-TLB misses served by a GVA table)" },
+	{ "misses", "misses", REPORT_U64, GVA(misses), REPORT_BOTH,
+	  .note = "  ({/s}/s; full guest page-table walks)" },
+	{ "installs", "installs", REPORT_U64, GVA(installs), REPORT_BOTH,
+	  .note = "  (skipped {install_skipped}, raced a fence {install_raced})" },
+	{ "install_skipped", NULL, REPORT_U64, GVA(install_skipped), REPORT_JSON },
+	{ "install_raced", NULL, REPORT_U64, GVA(install_raced), REPORT_JSON },
+	{ "sfence_vma", "sfence.vma", REPORT_U64, GVA(sfence_vma), REPORT_BOTH,
+	  .note = "  (page zaps {sfence_zaps}, root flushes {root_flushes})" },
+	{ "sfence_zaps", NULL, REPORT_U64, GVA(sfence_zaps), REPORT_JSON },
+	{ "root_flushes", NULL, REPORT_U64, GVA(root_flushes), REPORT_JSON },
+	{ "zapped_leaves", "zapped by the host", REPORT_U64, GVA(zapped_leaves), REPORT_BOTH,
+	  .note = " leaves, {zapped_nodes} nodes  (host invalidations; flush-all "
+		  "flushes {flush_all})" },
+	{ "zapped_nodes", NULL, REPORT_U64, GVA(zapped_nodes), REPORT_JSON },
+	{ "flush_all", NULL, REPORT_U64, GVA(flush_all), REPORT_JSON },
+	{ "rekeys", "root rekeys", REPORT_U64, GVA(rekeys), REPORT_BOTH,
+	  .note = "  (a root reused for another address space)" },
+	{ "nodes", "nodes", REPORT_U64, GVA(nodes), REPORT_BOTH, .note = "  at the end" },
+};
+
 #define RES(m) REPORT_AT(struct rv_scenario_result, m)
 
 /* "memory (host totals; pages):" in text, "memory" in JSON. */
@@ -71,8 +98,15 @@ static const struct report_field host_fields[] = {
 };
 
 static const struct report_table kernel_table = REPORT_TABLE(kernel_fields);
+static const struct report_table gva_table = REPORT_TABLE(gva_fields);
 static const struct report_table memory_table = REPORT_TABLE(memory_fields);
 static const struct report_table host_table = REPORT_TABLE(host_fields);
+
+/* Of the soft-TLB misses with paging on, the share a GVA table served. */
+static double refilled_pct(double refills, double misses)
+{
+	return refills + misses > 0 ? 100.0 * refills / (refills + misses) : 0;
+}
 
 static void progress(const struct scenario_progress *p, void *arg)
 {
@@ -84,8 +118,21 @@ static void progress(const struct scenario_progress *p, void *arg)
 	fprintf(f, ")  faults/s %7s  invalidations/s %6s  retries %5llu  tlb-flushes %6llu\n",
 		report_human(p->faults_per_s), report_human(p->invalidations_per_s),
 		U(p->retries), U(p->tlb_flushes));
+	fprintf(f, "[%5.1fs] gva: refills/s %7s  misses/s %7s (%4.1f%% refilled)  "
+		"sfence.vma %6llu  zapped by host %5llu leaves %4llu nodes\n", p->t_s,
+		report_human(p->gva_refills_per_s), report_human(p->gva_misses_per_s),
+		refilled_pct(p->gva_refills_per_s, p->gva_misses_per_s), U(p->sfence_vma),
+		U(p->gva_zapped_leaves), U(p->gva_zapped_nodes));
 	run_progress_memory(f, p);
 	fflush(f);
+}
+
+static const char *break_list(unsigned int breaks)
+{
+	static char buf[64];
+
+	run_break_names(breaks, buf, sizeof(buf));
+	return buf;
 }
 
 static double mips(uint64_t instret, double s)
@@ -99,14 +146,18 @@ static void print_text(const struct rv_scenario_config *cfg,
 	const struct report_style st = {
 		.indent = 2, .label_width = 22, .value_width = 14, .seconds = r->elapsed_s,
 	};
+	char brk[64];
 
+	run_break_names(cfg->breaks, brk, sizeof(brk));
 	printf("tandem run --guest riscv: %u VMs x %u harts, %llu MiB guest RAM each, host "
 	       "%llu MiB, swap %llu MiB, churn %s", cfg->nr_vms, cfg->nr_harts,
 	       U(cfg->guest_mem >> 20), U(r->host_mem >> 20), U(r->swap_bytes >> 20),
 	       cfg->churn_interval_ms ? "fork/reclaim every " : "none");
 	if (cfg->churn_interval_ms)
 		printf("%u ms", cfg->churn_interval_ms);
-	printf(", secs=%llu%s%s\n", U((cfg->duration_ns + 999999999) / 1000000000),
+	printf(", gva %s%s%s, secs=%llu%s%s\n", kvm_gva_mode_name(cfg->gva),
+	       cfg->breaks ? ", BREAK " : "", cfg->breaks ? brk : "",
+	       U((cfg->duration_ns + 999999999) / 1000000000),
 	       cfg->bootargs ? ", bootargs + " : "", cfg->bootargs ? cfg->bootargs : "");
 	printf("  kernel %s, bios %s\n", cfg->kernel, cfg->bios);
 	printf("  ran %.2f s (setup %.2f s, teardown %.2f s); %llu instructions, %.1f MIPS\n",
@@ -127,6 +178,10 @@ static void print_text(const struct rv_scenario_config *cfg,
 	}
 	printf("secondary MMU:\n");
 	report_text(stdout, &st, &run_kvm_table, &r->kvm);
+	printf("GVA tables (%s; %.1f%% of soft-TLB misses refilled):\n",
+	       kvm_gva_mode_name(cfg->gva),
+	       refilled_pct((double)r->gva.refills, (double)r->gva.misses));
+	report_text(stdout, &st, &gva_table, &r->gva);
 	printf("per VM:\n");
 	for (unsigned int i = 0; i < r->nr_vms; i++) {
 		const struct rv_scenario_vm_result *v = &r->vm[i];
@@ -139,6 +194,13 @@ static void print_text(const struct rv_scenario_config *cfg,
 		       report_human((double)(v->kvm.faults + v->kvm.fast_faults)),
 		       report_human((double)v->kvm.invalidations), U(v->churn_ops),
 		       MIB(v->rss_pages), MIB(v->swap_pages));
+		printf("       gva refills %s  misses %s  installs %s  sfence.vma %s  zapped by "
+		       "host %s leaves %s nodes%s%s\n", report_human((double)v->gva.refills),
+		       report_human((double)v->gva.misses), report_human((double)v->gva.installs),
+		       report_human((double)v->gva.sfence_vma),
+		       report_human((double)v->gva.zapped_leaves),
+		       report_human((double)v->gva.zapped_nodes), v->breaks ? "  BREAK " : "",
+		       v->breaks ? break_list(v->breaks) : "");
 	}
 	printf("memory (host totals; pages):\n");
 	report_text(stdout, &st, &memory_table, r);
@@ -152,6 +214,11 @@ static void print_text(const struct rv_scenario_config *cfg,
 			if (v->ok)
 				continue;
 			printf("  %s\n", v->verdict);
+			printf("    vm%u kind: %s", i, rv_fail_kind_name(v->fail_kind));
+			for (int k = 0; k < RV_NR_FAIL_KINDS; k++)
+				if ((v->fail_kinds & (1u << k)) && k != (int)v->fail_kind)
+					printf(", %s", rv_fail_kind_name(k));
+			printf("\n");
 			for (unsigned int j = 0; j < v->nr_fail_lines; j++)
 				printf("    vm%u console: %s\n", i, v->fail_lines[j]);
 			if (v->kernel_line[0])
@@ -177,10 +244,14 @@ static void print_json(const struct rv_scenario_config *cfg,
 	json_print_string(stdout, cfg->bios);
 	printf(", \"bootargs\": ");
 	json_print_string(stdout, cfg->bootargs ? cfg->bootargs : "");
+	printf(", \"gva\": \"%s\", \"break\": \"%s\"", kvm_gva_mode_name(cfg->gva),
+	       break_list(cfg->breaks));
 	printf("},\n \"elapsed_s\": %.3f, \"setup_s\": %.3f, \"teardown_s\": %.3f, "
 	       "\"instret\": %llu,\n \"kvm\": {", r->elapsed_s, r->setup_s, r->teardown_s,
 	       U(r->instret));
 	report_json(stdout, &run_kvm_table, &r->kvm);
+	printf("},\n \"gva\": {");
+	report_json(stdout, &gva_table, &r->gva);
 	printf("},\n \"vms\": [");
 	for (unsigned int i = 0; i < r->nr_vms; i++) {
 		const struct rv_scenario_vm_result *v = &r->vm[i];
@@ -203,6 +274,21 @@ static void print_json(const struct rv_scenario_config *cfg,
 		report_json(stdout, &kernel_table, &v->kernel);
 		printf("}, \"kvm\": {");
 		report_json(stdout, &run_kvm_table, &v->kvm);
+		printf("}, \"gva\": {");
+		report_json(stdout, &gva_table, &v->gva);
+		printf("}, \"break\": \"%s\", \"failure_kind\": ", break_list(v->breaks));
+		if (v->ok)
+			printf("null");
+		else
+			printf("\"%s\"", rv_fail_kind_key(v->fail_kind));
+		printf(", \"failures\": {");
+		for (int k = 0, first = 1; k < RV_NR_FAIL_KINDS; k++) {
+			if (!(v->fail_kinds & (1u << k)))
+				continue;
+			printf("%s\"%s\": %u", first ? "" : ", ", rv_fail_kind_key(k),
+			       v->fail_count[k]);
+			first = 0;
+		}
 		printf("}, \"failure_lines\": [");
 		for (unsigned int j = 0; j < v->nr_fail_lines; j++) {
 			printf("%s", j ? ", " : "");

@@ -471,6 +471,16 @@ const char *kvm_kick_mode_name(enum kvm_kick_mode mode)
 	return "?";
 }
 
+const char *kvm_gva_mode_name(enum kvm_gva_mode mode)
+{
+	switch (mode) {
+	case KVM_GVA_TARGETED: return "targeted";
+	case KVM_GVA_FLUSH_ALL: return "flush-all";
+	case KVM_GVA_OFF: return "off";
+	}
+	return "?";
+}
+
 void kvm_get_stats(struct kvm *kvm, struct kvm_stats *st)
 {
 	memset(st, 0, sizeof(*st));

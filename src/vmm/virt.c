@@ -870,14 +870,20 @@ uint64_t virt_dtb_addr(struct virt *vm)
 	return vm->dtb_addr;
 }
 
-uint64_t virt_instret(struct virt *vm)
+void virt_get_live(struct virt *vm, struct virt_live *live)
 {
-	uint64_t n = 0;
+	memset(live, 0, sizeof(*live));
+	for (unsigned int i = 0; i < vm->nr_harts; i++) {
+		struct rv_hart_live hl;
 
-	for (unsigned int i = 0; i < vm->nr_harts; i++)
-		if (vm->harts[i].hart)
-			n += rv_hart_instret(vm->harts[i].hart);
-	return n;
+		if (!vm->harts[i].hart)
+			continue;
+		rv_hart_get_live(vm->harts[i].hart, &hl);
+		live->instret += hl.instret;
+		live->ptw_walks += hl.ptw_walks;
+		live->gva_refills += hl.gva_refills;
+		live->sfence_vma += hl.sfence_vma;
+	}
 }
 
 void virt_get_stats(struct virt *vm, struct virt_stats *st)

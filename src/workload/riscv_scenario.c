@@ -13,7 +13,8 @@
  *             which only this thread may do), a progress sample a second,
  *             and at cfg.timeout_ns every VM still running is stopped
  *   CHECK     per VM: stop (joins harts and churn), stats, its console
- *             scanned for the kernel's last line and its failure lines
+ *             scanned for the kernel's last line and its failure lines,
+ *             each classified (enum rv_fail_kind: line_kind)
  *   TEARDOWN  virt_destroy every VM; then the host, as `tandem boot`
  *             judges it: frames given a moment to come back (kswapd may
  *             hold an isolated page or a last mmput), host_check_invariants,
@@ -21,7 +22,10 @@
  *
  * A VM whose kernel fails does not end the others' runs: each kernel
  * drains its processes and reports, and the verdict names every VM that
- * failed.
+ * failed and the kinds of its failures.
+ *
+ * Each VM's kvm_config gets cfg.gva and cfg.breaks | cfg.vm_breaks[id]: a
+ * GVA break on one VM shows its kind of failure in that VM alone.
  *
  * The console is a memfd rather than a pipe: the UART writes it from the
  * hart's thread and nobody has to drain it while the guest runs; the
@@ -59,6 +63,7 @@ struct rv_sample {
 	uint64_t t;
 	uint64_t instret[WL_MAX_VMS], total_instret;
 	uint64_t faults, invalidations, retries, flushes, churn;
+	uint64_t gva_refills, gva_misses, sfence_vma, gva_zapped_leaves, gva_zapped_nodes;
 	uint64_t pswpin, pswpout, free_pages, swap_free, swap_slots;
 };
 
@@ -89,6 +94,16 @@ uint64_t rv_scenario_swap_bytes(const struct rv_scenario_config *cfg)
 	return wl_swap_bytes_for(cfg->nr_vms, cfg->guest_mem, cfg->host_mem, cfg->swap_bytes);
 }
 
+/* Every VM's breaks together. */
+static unsigned int all_breaks(const struct rv_scenario_config *cfg)
+{
+	unsigned int all = cfg->breaks;
+
+	for (unsigned int i = 0; i < WL_MAX_VMS; i++)
+		all |= cfg->vm_breaks[i];
+	return all;
+}
+
 int rv_scenario_check_config(const struct rv_scenario_config *cfg, char *why, size_t len)
 {
 	if (cfg->nr_vms < 1 || cfg->nr_vms > WL_MAX_VMS)
@@ -106,6 +121,9 @@ int rv_scenario_check_config(const struct rv_scenario_config *cfg, char *why, si
 	else if (cfg->churn_interval_ms > 60000)
 		snprintf(why, len, "churn interval: %u ms is more than 60 s",
 			 cfg->churn_interval_ms);
+	else if (cfg->gva > KVM_GVA_OFF)
+		snprintf(why, len, "GVA mode: %u is not targeted, flush-all or off",
+			 (unsigned int)cfg->gva);
 	else if (!cfg->bios || !cfg->kernel)
 		snprintf(why, len, "no %s image given", cfg->bios ? "kernel" : "bios");
 	else if (cfg->host_mem && (cfg->host_mem < HOST_RAM_MIN ||
@@ -128,12 +146,84 @@ int rv_scenario_check_config(const struct rv_scenario_config *cfg, char *why, si
 	else if (!cfg->host_mem && rv_host_mem_min(cfg) > HOST_RAM_MAX)
 		snprintf(why, len, "guest memory: %u VMs x %llu MiB does not fit a 64G host",
 			 cfg->nr_vms, (unsigned long long)(cfg->guest_mem / MiB));
+	else if (all_breaks(cfg) & ~RV_SCENARIO_BREAKS)
+		snprintf(why, len, "breaks: RISC-V VMs take only the GVA tables' "
+			 "(KVM_BREAK_GVA_SFENCE, KVM_BREAK_GVA_ZAP)");
 	else
 		return 0;
 	return -EINVAL;
 }
 
 /* ---- the console: the kernel's last line and its failures ---------------- */
+
+static const struct { const char *key, *name; } fail_kinds[RV_NR_FAIL_KINDS] = {
+	[RV_FAIL_STALE_TRANSLATION] = { "stale_translation", "stale translation" },
+	[RV_FAIL_WRONG_DATA] = { "wrong_data", "wrong data" },
+	[RV_FAIL_PANIC] = { "panic", "panic" },
+	[RV_FAIL_KILLED] = { "killed", "process killed" },
+	[RV_FAIL_LEAK] = { "leak", "pages leaked" },
+	[RV_FAIL_OTHER] = { "other", "other failure" },
+	[RV_FAIL_NO_REPORT] = { "no_report", "no report" },
+	[RV_FAIL_TIMEOUT] = { "timeout", "timed out" },
+	[RV_FAIL_MACHINE] = { "machine", "machine" },
+};
+
+const char *rv_fail_kind_name(enum rv_fail_kind kind)
+{
+	return (unsigned int)kind < RV_NR_FAIL_KINDS ? fail_kinds[kind].name : "?";
+}
+
+const char *rv_fail_kind_key(enum rv_fail_kind kind)
+{
+	return (unsigned int)kind < RV_NR_FAIL_KINDS ? fail_kinds[kind].key : "?";
+}
+
+#define INIT_STATUS "init exited with status "
+
+/*
+ * The kind of one of the kernel's failure lines, by what guests/kernel
+ * prints (user/work.c, main.c): -1 for init's exit status, which only
+ * follows from the failures its processes reported (a kind of its own
+ * only if nothing came before it).
+ */
+static int line_kind(const char *line)
+{
+	const char *st;
+
+	if (strstr(line, "PANIC"))
+		return RV_FAIL_PANIC;                   /* kernel: PANIC hart N: ... */
+	if (strstr(line, "did not fault"))             /* the mprotect and munmap probes */
+		return RV_FAIL_STALE_TRANSLATION;
+	/* A page mapped fresh (zeroed by its kernel) that shows a stamp
+	 * (0x5a in the top byte): the page munmap removed, still mapped.
+	 * Anything else there is wrong data. */
+	if ((st = strstr(line, "fresh mmap word")))
+		return (st = strstr(st, " = ")) && strtoull(st + 3, NULL, 16) >> 56 == 0x5a ?
+		       RV_FAIL_STALE_TRANSLATION : RV_FAIL_WRONG_DATA;
+	if (strstr(line, "page says"))
+		return RV_FAIL_WRONG_DATA;
+	if (strstr(line, " killed (status") || strstr(line, ": wait "))
+		return RV_FAIL_KILLED;
+	if (strstr(line, "pages not returned"))
+		return RV_FAIL_LEAK;
+	if ((st = strstr(line, INIT_STATUS)))
+		/* 0x100 | scause: the kernel killed init. */
+		return strtol(st + strlen(INIT_STATUS), NULL, 10) & 0x100 ? RV_FAIL_KILLED : -1;
+	return RV_FAIL_OTHER;
+}
+
+static void count_failure(struct rv_scenario_vm_result *vr, int kind)
+{
+	if (kind < 0) {
+		if (vr->fail_kinds)
+			return;
+		kind = RV_FAIL_OTHER;
+	}
+	if (!vr->fail_kinds)
+		vr->fail_kind = (enum rv_fail_kind)kind;
+	vr->fail_kinds |= 1u << kind;
+	vr->fail_count[kind]++;
+}
 
 static void report_parse(struct rv_kernel_report *k, const char *line)
 {
@@ -186,6 +276,14 @@ static void scan_line(struct rv_scenario_vm_result *vr, char *line)
 		return;
 	if (strncmp(line, "kernel: OK", 10) == 0)
 		return;
+	/* "kernel: FAILED (panic)" follows the PANIC line: a failure of its
+	 * own only when that line is missing (a panic whose message faulted
+	 * panics again before printing it). */
+	if (strstr(line, "FAILURE") || strstr(line, "PANIC"))
+		count_failure(vr, line_kind(line));
+	else if (strncmp(line, "kernel: FAILED (panic)", 22) == 0 &&
+		 !(vr->fail_kinds & (1u << RV_FAIL_PANIC)))
+		count_failure(vr, RV_FAIL_PANIC);
 	if (vr->nr_fail_lines < RV_SCENARIO_FAIL_LINES)
 		snprintf(vr->fail_lines[vr->nr_fail_lines++], sizeof(vr->fail_lines[0]), "%s",
 			 line);
@@ -229,14 +327,21 @@ static void take_sample(struct host *host, struct rv_vm *vms, unsigned int n,
 	s->t = clock_now_ns();
 	for (unsigned int i = 0; i < n; i++) {
 		struct kvm_stats ks;
+		struct virt_live live;
 
-		s->instret[i] = virt_instret(vms[i].virt);
-		s->total_instret += s->instret[i];
+		virt_get_live(vms[i].virt, &live);
+		s->instret[i] = live.instret;
+		s->total_instret += live.instret;
+		s->gva_refills += live.gva_refills;
+		s->gva_misses += live.ptw_walks;
+		s->sfence_vma += live.sfence_vma;
 		kvm_get_stats(vmm_kvm(virt_vmm(vms[i].virt)), &ks);
 		s->faults += ks.faults + ks.fast_faults;
 		s->invalidations += ks.invalidations;
 		s->retries += ks.fault_retries;
 		s->flushes += ks.tlb_flushes;
+		s->gva_zapped_leaves += ks.gva_zapped_leaves;
+		s->gva_zapped_nodes += ks.gva_zapped_nodes;
 	}
 	host_get_stats(host, &hs);
 	s->pswpin = hs.events[PSWPIN];
@@ -262,6 +367,11 @@ static void report_progress(const struct rv_scenario_config *cfg, struct rv_vm *
 	p.retries = b->retries - a->retries;
 	p.tlb_flushes = b->flushes - a->flushes;
 	p.mips = (double)(b->total_instret - a->total_instret) / dt / 1e6;
+	p.gva_refills_per_s = (double)(b->gva_refills - a->gva_refills) / dt;
+	p.gva_misses_per_s = (double)(b->gva_misses - a->gva_misses) / dt;
+	p.sfence_vma = b->sfence_vma - a->sfence_vma;
+	p.gva_zapped_leaves = b->gva_zapped_leaves - a->gva_zapped_leaves;
+	p.gva_zapped_nodes = b->gva_zapped_nodes - a->gva_zapped_nodes;
 	p.free_pages = b->free_pages;
 	p.swap_pages = b->swap_slots;
 	p.swap_free_pages = b->swap_free;
@@ -329,35 +439,71 @@ static void run_loop(const struct rv_scenario_config *cfg, struct host *host,
 
 /* ---- the verdicts ----------------------------------------------------------- */
 
+/* "stale translation x2, wrong data x1": the kinds of the kernel's lines,
+ * the first failure's first. */
+static void line_kinds_text(const struct rv_scenario_vm_result *vr, char *buf, size_t len)
+{
+	size_t off = 0;
+
+	buf[0] = '\0';
+	for (int i = -1; i < RV_NR_FAIL_KINDS && off < len; i++) {
+		int k = i < 0 ? (int)vr->fail_kind : i;
+
+		if (vr->fail_count[k] && (i < 0 || k != (int)vr->fail_kind))
+			off += (size_t)snprintf(buf + off, len - off, "%s%s x%u", off ? ", " : "",
+						rv_fail_kind_name(k), vr->fail_count[k]);
+	}
+}
+
+/* A failure of the machine's end (no line of the kernel's says it). */
+static void machine_failure(struct rv_scenario_vm_result *vr, enum rv_fail_kind kind)
+{
+	if (!vr->fail_kinds)
+		vr->fail_kind = kind;
+	vr->fail_kinds |= 1u << kind;
+	vr->fail_count[kind] = 1;
+}
+
 static void judge_vm(const struct rv_vm *v, struct rv_scenario_vm_result *vr,
 		     double timeout_s)
 {
 	const struct rv_kernel_report *k = &vr->kernel;
-	char *w = vr->verdict;
+	char *w = vr->verdict, kinds[160];
 	size_t len = sizeof(vr->verdict);
+	const char *first = vr->nr_fail_lines ? vr->fail_lines[0] : "";
+	const char *first_sep = vr->nr_fail_lines ? "; first: " : "";
 
 	vr->ok = false;
-	if (v->timed_out)
-		snprintf(w, len, "vm%u: no end after %.0f s (timed out; harts stopped)%s%s",
-			 v->id, timeout_s, vr->nr_fail_lines ? "; first failure: " : "",
-			 vr->nr_fail_lines ? vr->fail_lines[0] : "");
-	else if (!k->seen)
-		snprintf(w, len, "vm%u: no 'kernel: OK|FAILED' line on its console (%s, status "
-			 "%d)%s%s", v->id, vr->exit_name, v->status,
-			 vr->nr_fail_lines ? "; first failure: " : "",
-			 vr->nr_fail_lines ? vr->fail_lines[0] : "");
-	else if (!k->ok || k->failures)
-		snprintf(w, len, "vm%u: kernel: FAILED, failures=%llu (%s, status %d)%s%s", v->id,
-			 (unsigned long long)k->failures, vr->exit_name, v->status,
-			 vr->nr_fail_lines ? "; first: " : "",
-			 vr->nr_fail_lines ? vr->fail_lines[0] : "");
-	else if (k->vm != (int64_t)v->id)
+	line_kinds_text(vr, kinds, sizeof(kinds));
+	if (v->timed_out) {
+		machine_failure(vr, RV_FAIL_TIMEOUT);
+		snprintf(w, len, "vm%u: timed out: no end after %.0f s (harts stopped)%s%s%s%s",
+			 v->id, timeout_s, kinds[0] ? "; kernel failures: " : "", kinds,
+			 first_sep, first);
+	} else if (!k->seen) {
+		machine_failure(vr, RV_FAIL_NO_REPORT);
+		snprintf(w, len, "vm%u: no report: no 'kernel: OK|FAILED' line on its console "
+			 "(%s, status %d)%s%s%s%s", v->id, vr->exit_name, v->status,
+			 kinds[0] ? "; kernel failures: " : "", kinds, first_sep, first);
+	} else if (!k->ok || k->failures) {
+		if (!vr->fail_kinds) {
+			/* FAILED with no failure line we know. */
+			count_failure(vr, RV_FAIL_OTHER);
+			line_kinds_text(vr, kinds, sizeof(kinds));
+		}
+		snprintf(w, len, "vm%u: kernel: FAILED: %s (failures=%llu; %s, status %d)%s%s",
+			 v->id, kinds, (unsigned long long)k->failures, vr->exit_name, v->status,
+			 first_sep, first);
+	} else if (k->vm != (int64_t)v->id) {
+		machine_failure(vr, RV_FAIL_MACHINE);
 		snprintf(w, len, "vm%u: its kernel reported vm=%lld", v->id, (long long)k->vm);
-	else if (v->exit != VIRT_EXIT_POWEROFF || v->status != 0)
+	} else if (v->exit != VIRT_EXIT_POWEROFF || v->status != 0) {
+		machine_failure(vr, RV_FAIL_MACHINE);
 		snprintf(w, len, "vm%u: kernel: OK, but the machine ended with %s, status %d",
 			 v->id, vr->exit_name, v->status);
-	else
+	} else {
 		vr->ok = true;
+	}
 	if (vr->ok)
 		snprintf(w, len, "OK");
 }
@@ -439,10 +585,40 @@ static int vm_setup(const struct rv_scenario_config *cfg, struct host *host,
 	vc.bootargs = args;
 	vc.console_out = v->console_fd;
 	vc.churn_interval_ms = cfg->churn_interval_ms;
+	vc.kvm.gva = cfg->gva;
+	vc.kvm.breaks = cfg->breaks | cfg->vm_breaks[v->id];
 	ret = virt_create(host, &vc, &v->virt, err, sizeof(err));
 	if (ret)
 		snprintf(why, len, "vm%u: %s", v->id, err);
 	return ret;
+}
+
+static void gva_stats(struct rv_gva_stats *g, const struct virt_stats *vs,
+		      const struct kvm_stats *ks)
+{
+	g->refills = vs->gva_refills;
+	g->misses = vs->ptw_walks;
+	g->sfence_vma = vs->sfence_vma;
+	g->installs = ks->gva_installs;
+	g->install_skipped = ks->gva_install_skipped;
+	g->install_raced = ks->gva_install_raced;
+	g->zapped_leaves = ks->gva_zapped_leaves;
+	g->zapped_nodes = ks->gva_zapped_nodes;
+	g->sfence_zaps = ks->gva_sfence_zaps;
+	g->root_flushes = ks->gva_root_flushes;
+	g->rekeys = ks->gva_rekeys;
+	g->flush_all = ks->gva_flush_all;
+	g->nodes = ks->gva_nodes;
+}
+
+static void gva_stats_add(struct rv_gva_stats *sum, const struct rv_gva_stats *g)
+{
+	const uint64_t *from = (const uint64_t *)g;
+	uint64_t *to = (uint64_t *)sum;
+
+	_Static_assert(sizeof(*g) % sizeof(uint64_t) == 0, "rv_gva_stats: uint64_t only");
+	for (size_t i = 0; i < sizeof(*g) / sizeof(uint64_t); i++)
+		to[i] += from[i];
 }
 
 static void collect_vm(struct rv_vm *v, struct rv_scenario_vm_result *vr, uint64_t start_ns)
@@ -460,6 +636,7 @@ static void collect_vm(struct rv_vm *v, struct rv_scenario_vm_result *vr, uint64
 	vr->ptw_walks = vs.ptw_walks;
 	vr->churn_ops = vs.churn_ops;
 	kvm_get_stats(vmm_kvm(virt_vmm(v->virt)), &vr->kvm);
+	gva_stats(&vr->gva, &vs, &vr->kvm);
 	vr->rss_pages = get_mm_counter(mm, MM_ANONPAGES);
 	vr->swap_pages = get_mm_counter(mm, MM_SWAPENTS);
 	scan_console(vr, v->console_fd);
@@ -491,6 +668,9 @@ int rv_scenario_run(const struct rv_scenario_config *cfg, struct rv_scenario_res
 	hc.ram_bytes = res->host_mem;
 	hc.swap_bytes = res->swap_bytes;
 	hc.swap_path = cfg->swap_path;
+	/* Under gva-zap the harts write frames the host freed: count them
+	 * (the verdict names them) rather than stop at the first. */
+	hc.poison_count_only = (all_breaks(cfg) & KVM_BREAK_GVA_ZAP) != 0;
 	err = host_create(&hc, &host);
 	if (err) {
 		snprintf(res->verdict, sizeof(res->verdict), "host_create (%llu MiB, swap %llu "
@@ -501,6 +681,7 @@ int rv_scenario_run(const struct rv_scenario_config *cfg, struct rv_scenario_res
 	for (; nr_up < cfg->nr_vms; nr_up++) {
 		vms[nr_up].id = nr_up;
 		vms[nr_up].console_fd = -1;
+		res->vm[nr_up].breaks = cfg->breaks | cfg->vm_breaks[nr_up];
 		err = vm_setup(cfg, host, &vms[nr_up], why, sizeof(why));
 		if (err) {
 			nr_up++;        /* its memfd, maybe */
@@ -531,6 +712,7 @@ int rv_scenario_run(const struct rv_scenario_config *cfg, struct rv_scenario_res
 					       2 * cfg->duration_ns + 60 * NSEC_PER_SEC) / 1e9);
 		res->instret += vr->instret;
 		wl_kvm_stats_add(&res->kvm, &vr->kvm);
+		gva_stats_add(&res->gva, &vr->gva);
 	}
 	host_get_stats(host, &res->host);
 

@@ -12,7 +12,19 @@
  * end: every hart made passes with no wrong stamp, pages went to swap and
  * came back, the host's invariants hold and every frame came back.
  *
+ * memstress runs without paging, so the GVA tables (seed 002) serve none
+ * of its accesses. The second part is paged: `tandem run --guest riscv`'s
+ * scenario, two VMs running the project's kernel (many Sv39 address
+ * spaces, ASIDs recycled, COW fork, targeted fences) for the same time
+ * over a host with half their RAM, swapping, with each VM's fork/reclaim
+ * churn: their harts refill from the GVA tables while the host's zaps and
+ * the guests' fences clear them. Judged by the scenario's verdict (each
+ * kernel's own checks, the host's), with the GVA tables targeted (the
+ * default), then for half the time in the flush-all mode.
+ *
  * Knobs: STRESS_RISCV_SECS (default 3), STRESS_RISCV_HARTS (default 2).
+ * The kernel and OpenSBI: make guest-kernel, Debian's opensbi (skipped
+ * without it).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -21,11 +33,15 @@
 #include <cmocka.h>
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <unistd.h>
 #include "tandem/virt.h"
+#include "tandem/workload.h"
 #include "harness/util.h"
 
 #define ELF        "build/rv-tests/memstress.elf"
+#define KERNEL     "build/kernel/kernel.elf"
+#define BIOS       "/usr/lib/riscv64-linux-gnu/opensbi/generic/fw_jump.elf"
 #define MBOX       0x80300000ULL
 #define MBOX_MAGIC 0x4d454d5354524553ULL
 #define MAX_HARTS  8
@@ -115,10 +131,87 @@ static void test_harts_over_swapping_churning_host(void **state)
 	    (unsigned int)env_u64("STRESS_RISCV_SECS", 3));
 }
 
+/* The kernels start lineages for secs, then drain; the host has half
+ * the guests' RAM. */
+static void run_kernels(enum kvm_gva_mode gva, unsigned int harts, unsigned int secs)
+{
+	struct rv_scenario_config cfg;
+	struct rv_scenario_result *r = calloc(1, sizeof(*r));
+
+	assert_non_null(r);
+	if (access(BIOS, R_OK)) {
+		free(r);
+		print_message("      %s missing (Debian package opensbi): skipped\n", BIOS);
+		skip();
+	}
+	if (access(KERNEL, R_OK))
+		fail_msg("%s is missing: make guest-kernel", KERNEL);
+	rv_scenario_config_default(&cfg);
+	cfg.nr_vms = 2;
+	cfg.nr_harts = harts;
+	cfg.guest_mem = 64ULL << 20;
+	cfg.host_mem = 64ULL << 20;
+	cfg.duration_ns = (uint64_t)secs * NSEC_PER_SEC;
+	cfg.timeout_ns = 20ULL * (secs + 10) * NSEC_PER_SEC;
+	cfg.churn_interval_ms = 5;
+	cfg.bios = BIOS;
+	cfg.kernel = KERNEL;
+	cfg.gva = gva;
+	assert_int_equal(rv_scenario_run(&cfg, r), 0);
+	print_message("      %s, %u harts: %.2f s, %llu M instructions, swap in %llu out %llu; "
+		      "gva refills %llu misses %llu, zapped %llu leaves %llu nodes, flush-all "
+		      "%llu; %s\n", kvm_gva_mode_name(gva), harts, r->elapsed_s,
+		      (unsigned long long)(r->instret / 1000000),
+		      (unsigned long long)r->host.events[PSWPIN],
+		      (unsigned long long)r->host.events[PSWPOUT],
+		      (unsigned long long)r->gva.refills, (unsigned long long)r->gva.misses,
+		      (unsigned long long)r->gva.zapped_leaves,
+		      (unsigned long long)r->gva.zapped_nodes,
+		      (unsigned long long)r->gva.flush_all, r->verdict);
+	for (unsigned int i = 0; i < r->nr_vms && !r->ok; i++)
+		for (unsigned int j = 0; j < r->vm[i].nr_fail_lines; j++)
+			print_message("      vm%u: %s\n", i, r->vm[i].fail_lines[j]);
+	assert_true(r->ok);
+	for (unsigned int i = 0; i < r->nr_vms; i++) {
+		assert_true(r->vm[i].kernel.ok);
+		assert_true(r->vm[i].kernel.procs > 1);
+		assert_true(r->vm[i].churn_ops > 0);
+	}
+	assert_true(r->host.events[PSWPIN] > 0);
+	assert_true(r->host.events[PSWPOUT] > 0);
+	assert_true(r->gva.refills > 0);
+	if (gva == KVM_GVA_TARGETED)
+		assert_true(r->gva.zapped_leaves > 0);
+	else
+		assert_true(r->gva.flush_all > 0);
+	assert_int_equal(r->invariants, 0);
+	assert_int_equal(r->frames_in_use, 0);
+	assert_int_equal(r->swap_slots_in_use, 0);
+	assert_int_equal(r->poison_hits, 0);
+	free(r);
+}
+
+static void test_kernels_gva_targeted(void **state)
+{
+	run_kernels(KVM_GVA_TARGETED, (unsigned int)env_u64("STRESS_RISCV_HARTS", 2),
+		    (unsigned int)env_u64("STRESS_RISCV_SECS", 3));
+}
+
+/* The seed's way, for half the time: every host zap empties every table. */
+static void test_kernels_gva_flush_all(void **state)
+{
+	unsigned int secs = (unsigned int)env_u64("STRESS_RISCV_SECS", 3);
+
+	run_kernels(KVM_GVA_FLUSH_ALL, (unsigned int)env_u64("STRESS_RISCV_HARTS", 2),
+		    secs > 1 ? secs / 2 : 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_harts_over_swapping_churning_host),
+		cmocka_unit_test(test_kernels_gva_targeted),
+		cmocka_unit_test(test_kernels_gva_flush_all),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -5,9 +5,14 @@
  * VMs of two harts running the project's kernel (build/kernel/kernel.elf,
  * `make guest-kernel`) under OpenSBI over a host with half the RAM they
  * have, swapping and churning: both kernels end OK, swap ran both ways,
- * the host gets every frame back. A kernel told to break its COW
- * (`break=cow`) makes the verdict FAILED naming that VM and no other. Bad
- * configs are refused with a reason.
+ * the harts refilled their soft TLBs from the GVA tables and the host's
+ * invalidations cleared GVA entries, the host gets every frame back; the
+ * same in the flush-all and off GVA modes. A kernel told to break its COW
+ * (`break=cow`) makes the verdict FAILED naming that VM and no other, and
+ * so does each GVA break on one VM, with the kind of failure it causes:
+ * gva-sfence a stale translation (a store after mprotect that did not
+ * fault, an unmapped page still visible), gva-zap wrong data or a panic
+ * with freed host frames written. Bad configs are refused with a reason.
  *
  * Run from the top of the tree (the kernel's path is relative). Skipped if
  * Debian's OpenSBI is not installed.
@@ -48,6 +53,20 @@
 #define WORK "secs=0 gens=20"
 #endif
 
+/* gva-zap's run (one hart) needs swap-out before its work is done: a
+ * smaller host under TSan, where the work is 20 times the other runs'
+ * (it ends at its first failure, 10-15 s in). A kernel that spins for
+ * ever ends at the timeout. */
+#ifdef TSAN
+#define ZAP_HOST_MEM (24 * MB)
+#define ZAP_WORK "secs=0 gens=20"
+#define ZAP_TIMEOUT_NS (30 * 1000000000ULL)
+#else
+#define ZAP_HOST_MEM (48 * MB)
+#define ZAP_WORK WORK
+#define ZAP_TIMEOUT_NS (10 * 1000000000ULL)
+#endif
+
 static bool images_there(void)
 {
 	if (access(BIOS, R_OK)) {
@@ -76,6 +95,28 @@ static struct rv_scenario_config small_config(void)
 	cfg.kernel = KERNEL;
 	cfg.bootargs = WORK;
 	return cfg;
+}
+
+static void print_result(const struct rv_scenario_result *r)
+{
+	print_message("# %.2f s, %llu instructions, swap in %llu out %llu, faults %llu, "
+		      "invalidations %llu; gva refills %llu misses %llu installs %llu "
+		      "zapped %llu leaves %llu nodes, sfence.vma %llu: %s\n", r->elapsed_s,
+		      (unsigned long long)r->instret,
+		      (unsigned long long)r->host.events[PSWPIN],
+		      (unsigned long long)r->host.events[PSWPOUT],
+		      (unsigned long long)r->kvm.faults,
+		      (unsigned long long)r->kvm.invalidations,
+		      (unsigned long long)r->gva.refills, (unsigned long long)r->gva.misses,
+		      (unsigned long long)r->gva.installs,
+		      (unsigned long long)r->gva.zapped_leaves,
+		      (unsigned long long)r->gva.zapped_nodes,
+		      (unsigned long long)r->gva.sfence_vma, r->verdict);
+	for (unsigned int i = 0; i < r->nr_vms; i++) {
+		print_message("# vm%u: %s\n", i, r->vm[i].kernel_line);
+		for (unsigned int j = 0; j < r->vm[i].nr_fail_lines; j++)
+			print_message("# vm%u: %s\n", i, r->vm[i].fail_lines[j]);
+	}
 }
 
 static void assert_host_clean(const struct rv_scenario_result *r)
@@ -113,14 +154,7 @@ static void test_overcommitted_ok(void **state)
 	}
 	assert_non_null(r);
 	assert_int_equal(rv_scenario_run(&cfg, r), 0);
-	print_message("# %.2f s, %llu instructions, swap in %llu out %llu, faults %llu, "
-		      "invalidations %llu: %s\n", r->elapsed_s, (unsigned long long)r->instret,
-		      (unsigned long long)r->host.events[PSWPIN],
-		      (unsigned long long)r->host.events[PSWPOUT],
-		      (unsigned long long)r->kvm.faults,
-		      (unsigned long long)r->kvm.invalidations, r->verdict);
-	for (unsigned int i = 0; i < cfg.nr_vms; i++)
-		print_message("# vm%u: %s\n", i, r->vm[i].kernel_line);
+	print_result(r);
 	assert_true(r->ok);
 	assert_string_equal(r->verdict, "OK");
 	assert_true(r->swap_bytes > 0);
@@ -143,8 +177,68 @@ static void test_overcommitted_ok(void **state)
 	/* The host paged guest memory out and the guests paged it back. */
 	assert_true(r->host.events[PSWPOUT] > 0);
 	assert_true(r->host.events[PSWPIN] > 0);
+	/* The GVA tables (targeted, the default) served soft-TLB misses, and
+	 * the host's invalidations (the churn's forks write-protect, swap-out
+	 * unmaps) cleared entries built on the pages they hit. */
+	for (unsigned int i = 0; i < cfg.nr_vms; i++) {
+		const struct rv_gva_stats *g = &r->vm[i].gva;
+
+		assert_true(g->refills > 0);
+		assert_true(g->misses > 0);
+		assert_true(g->installs > 0);
+		assert_true(g->sfence_vma > 0);
+		assert_true(g->zapped_leaves > 0);
+		assert_int_equal(g->flush_all, 0);
+	}
+	assert_int_equal(r->gva.refills, r->vm[0].gva.refills + r->vm[1].gva.refills);
 	assert_host_clean(r);
 	free(r);
+}
+
+/* The other GVA modes end OK too: flush-all empties every table at each
+ * host zap (flush_all counts them, no entry is zapped one by one); off
+ * builds none (every soft-TLB miss is a walk). One VM, half the work. */
+static void run_gva_mode(enum kvm_gva_mode mode)
+{
+	struct rv_scenario_config cfg = small_config();
+	struct rv_scenario_result *r = calloc(1, sizeof(*r));
+
+	if (!images_there()) {
+		free(r);
+		skip();
+	}
+	assert_non_null(r);
+	cfg.nr_vms = 1;
+	cfg.host_mem = 48 * MB;
+	cfg.gva = mode;
+	assert_int_equal(rv_scenario_run(&cfg, r), 0);
+	print_result(r);
+	assert_true(r->ok);
+	assert_true(r->vm[0].kernel.ok);
+	assert_true(r->vm[0].kernel.procs > 1);
+	assert_true(r->gva.misses > 0);
+	assert_int_equal(r->gva.zapped_leaves, 0);
+	assert_int_equal(r->gva.zapped_nodes, 0);
+	if (mode == KVM_GVA_FLUSH_ALL) {
+		assert_true(r->gva.refills > 0);
+		assert_true(r->gva.installs > 0);
+		assert_true(r->gva.flush_all > 0);
+	} else {
+		assert_int_equal(r->gva.refills, 0);
+		assert_int_equal(r->gva.installs, 0);
+	}
+	assert_host_clean(r);
+	free(r);
+}
+
+static void test_gva_flush_all_ok(void **state)
+{
+	run_gva_mode(KVM_GVA_FLUSH_ALL);
+}
+
+static void test_gva_off_ok(void **state)
+{
+	run_gva_mode(KVM_GVA_OFF);
 }
 
 /* One kernel breaks copy-on-write on purpose: its run fails, by name; the
@@ -173,7 +267,116 @@ static void test_kernel_failure_named(void **state)
 	assert_true(r->vm[1].nr_fail_lines > 0);
 	assert_non_null(strstr(r->verdict, "vm1: kernel: FAILED"));
 	assert_null(strstr(r->verdict, "vm0"));
+	/* First another process's stamps in a page (then also init's copies
+	 * overwritten, processes killed, pages leaked). */
+	assert_int_equal(r->vm[1].fail_kind, RV_FAIL_WRONG_DATA);
+	assert_true(r->vm[1].fail_count[RV_FAIL_WRONG_DATA] > 0);
+	assert_non_null(strstr(r->verdict, "vm1: kernel: FAILED: wrong data x"));
+	assert_int_equal(r->vm[0].fail_kinds, 0);
 	assert_host_clean(r);
+	free(r);
+}
+
+/*
+ * VM 1's targeted sfence.vma leaves its GVA entries in place: its kernel's
+ * probes find a store after mprotect(PROT_READ), or a load after munmap,
+ * that did not fault, and fresh mappings that show the unmapped page's
+ * stamps -- a stale translation, first -- and pages with another
+ * process's stamps (wrong data), nothing worse: a stale entry maps a frame
+ * the guest still owns. VM 0 is OK and the host whole: the host's own
+ * invalidations still reach the tables.
+ */
+static void test_break_gva_sfence(void **state)
+{
+	struct rv_scenario_config cfg = small_config();
+	struct rv_scenario_result *r = calloc(1, sizeof(*r));
+
+	if (!images_there()) {
+		free(r);
+		skip();
+	}
+	assert_non_null(r);
+	cfg.vm_breaks[1] = KVM_BREAK_GVA_SFENCE;
+	assert_int_equal(rv_scenario_run(&cfg, r), 0);
+	print_result(r);
+	assert_false(r->ok);
+	assert_true(r->vm[0].ok);
+	assert_false(r->vm[1].ok);
+	assert_int_equal(r->vm[1].breaks, KVM_BREAK_GVA_SFENCE);
+	assert_true(r->vm[1].kernel.seen);
+	assert_false(r->vm[1].kernel.ok);
+	assert_true(r->vm[1].kernel.failures > 0);
+	assert_int_equal(r->vm[1].fail_kind, RV_FAIL_STALE_TRANSLATION);
+	assert_true(r->vm[1].fail_count[RV_FAIL_STALE_TRANSLATION] > 0);
+	/* Wrong data too, no worse: a parent's stale writable entry after
+	 * fork's write protection writes the page its child shares. */
+	assert_int_equal(r->vm[1].fail_kinds & ~(1u << RV_FAIL_STALE_TRANSLATION |
+						   1u << RV_FAIL_WRONG_DATA), 0);
+	assert_non_null(strstr(r->verdict, "vm1: kernel: FAILED: stale translation x"));
+	assert_true(strstr(r->verdict, "did not fault") || strstr(r->verdict, "fresh mmap"));
+	assert_null(strstr(r->verdict, "vm0"));
+	/* The break: no fence with an address reached VM 1's tables. */
+	assert_int_equal(r->vm[1].gva.sfence_zaps, 0);
+	assert_true(r->vm[0].gva.sfence_zaps > 0);
+	assert_host_clean(r);
+	free(r);
+}
+
+/*
+ * Host invalidations do not reach the GVA tables: after a swap-out the
+ * hart goes on using the frame the host took back (debug builds fill it
+ * with 0x6b), and the kernel's own memory goes first: it panics (a trap
+ * at 0x6b6b..., "bad page"), or finds wrong data or a process killed, or
+ * it never ends (a trap taken for ever through a trap vector read from a
+ * freed frame: the timeout).
+ * Never a stale translation alone: that is what gva-sfence shows.
+ *
+ * One VM of one hart, so that no other guest owns the frames it writes;
+ * no churn, so that the host allocates no page tables for forks from them
+ * (with forks the host itself may be corrupted, as by --break=zap in the
+ * C guests' runs); the host reclaims under its own pressure.
+ */
+static void test_break_gva_zap(void **state)
+{
+	struct rv_scenario_config cfg = small_config();
+	struct rv_scenario_result *r = calloc(1, sizeof(*r));
+	const unsigned int memory_kinds = 1u << RV_FAIL_PANIC | 1u << RV_FAIL_WRONG_DATA |
+					  1u << RV_FAIL_KILLED | 1u << RV_FAIL_TIMEOUT;
+
+	if (!images_there()) {
+		free(r);
+		skip();
+	}
+	assert_non_null(r);
+	cfg.nr_vms = 1;
+	cfg.nr_harts = 1;
+	cfg.host_mem = ZAP_HOST_MEM;
+	cfg.churn_interval_ms = 0;
+	cfg.bootargs = ZAP_WORK;
+	cfg.timeout_ns = ZAP_TIMEOUT_NS;
+	cfg.breaks = KVM_BREAK_GVA_ZAP;
+	assert_int_equal(rv_scenario_run(&cfg, r), 0);
+	print_result(r);
+	print_message("# kinds %#x, first %s; freed frames written %llu\n", r->vm[0].fail_kinds,
+		      rv_fail_kind_name(r->vm[0].fail_kind), (unsigned long long)r->poison_hits);
+	assert_false(r->ok);
+	assert_false(r->vm[0].ok);
+	assert_int_equal(r->vm[0].breaks, KVM_BREAK_GVA_ZAP);
+	assert_non_null(strstr(r->verdict, "vm0: "));
+	/* The host reclaimed, and nothing reached the GVA tables. */
+	assert_true(r->host.events[PSWPOUT] > 0);
+	assert_int_equal(r->gva.zapped_leaves, 0);
+	assert_int_equal(r->gva.zapped_nodes, 0);
+	assert_true(r->vm[0].fail_kinds & memory_kinds);
+	assert_true(r->vm[0].fail_kind == RV_FAIL_PANIC ||
+		    r->vm[0].fail_kind == RV_FAIL_WRONG_DATA ||
+		    r->vm[0].fail_kind == RV_FAIL_KILLED || r->vm[0].fail_kind == RV_FAIL_TIMEOUT);
+	assert_int_equal(r->vm[0].fail_kinds & ~(memory_kinds | 1u << RV_FAIL_STALE_TRANSLATION |
+						   1u << RV_FAIL_LEAK | 1u << RV_FAIL_OTHER), 0);
+	/* The host's structures are whole: only guest data went to freed frames. */
+	assert_int_equal(r->invariants, 0);
+	assert_int_equal(r->frames_in_use, 0);
+	assert_int_equal(r->swap_slots_in_use, 0);
 	free(r);
 }
 
@@ -247,6 +450,10 @@ int main(void)
 		cmocka_unit_test(test_missing_kernel),
 		cmocka_unit_test(test_overcommitted_ok),
 		cmocka_unit_test(test_kernel_failure_named),
+		cmocka_unit_test(test_gva_flush_all_ok),
+		cmocka_unit_test(test_gva_off_ok),
+		cmocka_unit_test(test_break_gva_sfence),
+		cmocka_unit_test(test_break_gva_zap),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -694,12 +694,12 @@ op_ILLEGAL_sys: {
 out:
 	h->pc = pc;
 	h->instret += icount;
-	rv_publish_instret(h);
+	rv_publish_live(h);
 	return 0;
 out_err:
 	/* -EINTR or a fatal host error; outside guest mode. */
 	h->pc = pc;
 	h->instret += icount;
-	rv_publish_instret(h);
+	rv_publish_live(h);
 	return r;
 }

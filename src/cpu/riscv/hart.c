@@ -287,7 +287,7 @@ static void rv_hart_reset_state(struct rv_hart *h, const struct rv_hart_config *
 	 * before (rv_hart_get_stats adds them). */
 	h->stat.instret += h->instret;
 	h->instret = 0;
-	rv_publish_instret(h);
+	rv_publish_live(h);
 	h->fence_word = 0;
 
 	h->lr_valid = false;
@@ -360,7 +360,10 @@ void rv_hart_get_stats(struct rv_hart *h, struct rv_hart_stats *st)
 	st->instret = h->stat.instret + h->instret;
 }
 
-uint64_t rv_hart_instret(struct rv_hart *h)
+void rv_hart_get_live(struct rv_hart *h, struct rv_hart_live *live)
 {
-	return atomic_load_explicit(&h->pub_instret, memory_order_relaxed);
+	live->instret = atomic_load_explicit(&h->pub_instret, memory_order_relaxed);
+	live->ptw_walks = atomic_load_explicit(&h->pub_ptw_walks, memory_order_relaxed);
+	live->gva_refills = atomic_load_explicit(&h->pub_gva_refills, memory_order_relaxed);
+	live->sfence_vma = atomic_load_explicit(&h->pub_sfence_vma, memory_order_relaxed);
 }

@@ -373,11 +373,17 @@ static int translate_host(struct rv_hart *h, uint64_t va, enum rv_acc acc, gpa_t
 
 			/* Used since aging looked: the host sees it here (A);
 			 * and reused (A2: gva.c's root_reset). A failed
-			 * exchange lost to a zap or another refill. */
-			if (unlikely(!(e & GVA_A)))
-				atomic_compare_exchange_strong(leafp, &e, e | GVA_A);
-			else if (unlikely(!(e & GVA_A2)))
-				atomic_compare_exchange_strong(leafp, &e, e | GVA_A2);
+			 * exchange lost to a zap or another refill; e stays
+			 * what was read (the exchange must not reload it: a
+			 * zap's 0 would send this access to gfn 0 and host
+			 * frame 0). What e maps stays this vCPU's until it
+			 * leaves guest mode: a zap's flush waits for that. */
+			if (unlikely((e & (GVA_A | GVA_A2)) != (GVA_A | GVA_A2))) {
+				uint64_t expected = e;
+
+				atomic_compare_exchange_strong(leafp, &expected,
+							       e | ((e & GVA_A) ? GVA_A2 : GVA_A));
+			}
 			*gpa = (gva_leaf_gfn(e) << PAGE_SHIFT) | off;
 			*host = h->kvm->arena + (gva_leaf_pfn(e) << PAGE_SHIFT) + off;
 			h->stat.gva_refills++;

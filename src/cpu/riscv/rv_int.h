@@ -173,10 +173,11 @@ struct rv_hart {
 	_Atomic uint64_t mip_lines;     /* MSIP, MEIP, SEIP from devices */
 	_Atomic uint64_t mtimecmp;
 	_Atomic int irq_hint;           /* leave the interpreter: look again */
-	/* stat.instret + instret as of the interpreter's last return to the
-	 * run loop (every chunk of at most RV_BUDGET branches): what
-	 * rv_hart_instret reads from other threads while the hart runs. */
-	_Atomic uint64_t pub_instret;
+	/* stat.instret + instret and the translation counters as of the
+	 * interpreter's last return to the run loop (every chunk of at most
+	 * RV_BUDGET branches): what rv_hart_get_live reads from other threads
+	 * while the hart runs. */
+	_Atomic uint64_t pub_instret, pub_ptw_walks, pub_gva_refills, pub_sfence_vma;
 	pthread_mutex_t wfi_lock;
 	pthread_cond_t wfi_cond;
 
@@ -233,12 +234,15 @@ void rv_code_page_reset(struct rv_hart *h, struct rv_code_page *p);
 int rv_exec(struct rv_hart *h);
 const void *rv_decode_handler(void);
 
-/* On the hart's thread: make the instructions retired so far visible to
- * rv_hart_instret. */
-static inline void rv_publish_instret(struct rv_hart *h)
+/* On the hart's thread: make the instructions retired so far, and the
+ * translation counters, visible to rv_hart_get_live. */
+static inline void rv_publish_live(struct rv_hart *h)
 {
 	atomic_store_explicit(&h->pub_instret, h->stat.instret + h->instret,
 			      memory_order_relaxed);
+	atomic_store_explicit(&h->pub_ptw_walks, h->stat.ptw_walks, memory_order_relaxed);
+	atomic_store_explicit(&h->pub_gva_refills, h->stat.gva_refills, memory_order_relaxed);
+	atomic_store_explicit(&h->pub_sfence_vma, h->stat.sfence_vma, memory_order_relaxed);
 }
 
 static inline uint64_t rv_time(const struct rv_hart *h)
