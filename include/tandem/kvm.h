@@ -52,10 +52,12 @@ enum kvm_break {
 					  * the GVA tables' entries in place */
 	KVM_BREAK_GVA_ZAP     = 1u << 5, /* host invalidations do not reach
 					  * the GVA tables */
+	KVM_BREAK_GPC_INVALIDATE = 1u << 6, /* the notifier leaves gfn_to_pfn
+					  * caches valid */
 };
 #define KVM_BREAK_ALL (KVM_BREAK_SEQ_CHECK | KVM_BREAK_FLUSH_WAIT | \
 		       KVM_BREAK_RANGE_ZAP | KVM_BREAK_AGING | KVM_BREAK_GVA_SFENCE | \
-		       KVM_BREAK_GVA_ZAP)
+		       KVM_BREAK_GVA_ZAP | KVM_BREAK_GPC_INVALIDATE)
 /* The breaks that let a present spte outlive its host PTE, so that a later
  * fault finds it mapping another frame: only under these is that not a
  * BUG (the checker is left to report the damage). */
@@ -153,6 +155,48 @@ struct kvm_stats {
 };
 void kvm_get_stats(struct kvm *kvm, struct kvm_stats *st);
 
+
+/* ---- gfn_to_pfn_cache (seed 001) ----------------------------------- */
+
+/*
+ * A guest page the host itself writes many times a second (a clock page,
+ * a run-state area), mapped without a lasting reference: refresh looks the
+ * page up through GUP, keeps its host address and drops the reference; the
+ * notifier's invalidate_range_start marks the cache invalid (under the
+ * write lock) before the host may change the page. A user takes the read
+ * lock, checks, and writes through khva without sleeping; if check fails
+ * it drops the lock and refreshes (which may sleep). See pfncache.c.
+ */
+struct gfn_to_pfn_cache {
+	struct kvm *kvm;
+	pthread_rwlock_t lock;          /* guards everything below: read to use khva */
+	pthread_mutex_t refresh_lock;   /* one refresh (or deactivate) at a time */
+	gpa_t gpa;
+	hva_t uhva;                     /* of gpa's page, as its memslot maps it */
+	uint64_t generation;            /* of the memslots uhva was found in */
+	void *khva;                     /* host address of gpa (valid: usable) */
+	pfn_t pfn;
+	bool active;                    /* on kvm's list: invalidations reach it */
+	bool valid;                     /* khva maps gpa now (check says more) */
+	struct gfn_to_pfn_cache *next;  /* kvm's list, under its gpc_lock */
+	struct {                        /* under lock (write) */
+		uint64_t refreshes, invalidations, retries, waits;
+	} stat;
+};
+
+void kvm_gpc_init(struct gfn_to_pfn_cache *gpc, struct kvm *kvm);
+/* Start caching gpa's page for len bytes from gpa (one page at most) and
+ * refresh: 0, -EINVAL (crosses a page), -EFAULT (no memslot), -ENOMEM. */
+int kvm_gpc_activate(struct gfn_to_pfn_cache *gpc, gpa_t gpa, unsigned int len);
+/* With gpc->lock held for read (kvm_gpc_read_lock): may len bytes at gpa
+ * be used through khva now? */
+bool kvm_gpc_check(struct gfn_to_pfn_cache *gpc, unsigned int len);
+void kvm_gpc_read_lock(struct gfn_to_pfn_cache *gpc);
+void kvm_gpc_read_unlock(struct gfn_to_pfn_cache *gpc);
+/* Make check succeed again (may sleep; no lock held): 0 or -errno. */
+int kvm_gpc_refresh(struct gfn_to_pfn_cache *gpc, unsigned int len);
+void kvm_gpc_deactivate(struct gfn_to_pfn_cache *gpc);
+void kvm_gpc_destroy(struct gfn_to_pfn_cache *gpc);
 
 /* ---- the vCPU object ------------------------------------------------- */
 
@@ -255,6 +299,8 @@ enum kvm_hook_point {
 	KVM_HOOK_SLOT_INVALID,  /* a slot update: the INVALID copy published and
 				 * its grace period over; the zap not yet done
 				 * (vcpu NULL) */
+	KVM_HOOK_GPC_AFTER_GUP, /* a gfn_to_pfn_cache refresh: page looked up,
+				 * not yet installed (vcpu NULL) */
 	KVM_NR_HOOKS
 };
 typedef void (*kvm_hook_fn)(struct kvm *kvm, enum kvm_hook_point at,

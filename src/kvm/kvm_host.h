@@ -142,6 +142,14 @@ struct kvm {
 
 	struct kvm_gva gva;                         /* GVA page tables (gva.h) */
 
+	/* gfn_to_pfn caches (pfncache.c): the active ones, which every
+	 * invalidate_range_start looks at. */
+	struct mutex gpc_lock;
+	struct gfn_to_pfn_cache *gpc_list;
+	/* The published memslots' generation, readable without RCU (a
+	 * cache's check compares it). */
+	_Atomic uint64_t memslots_generation;
+
 	struct mutex slots_lock;                    /* serializes slot updates */
 	struct kvm_memslots *_Atomic memslots;      /* RCU */
 
@@ -195,6 +203,9 @@ void kvm_gva_zap_gfn(struct kvm *kvm, gfn_t gfn, bool unmapped);
 void kvm_gva_flush_all(struct kvm *kvm);
 bool kvm_gva_age_gfn(struct kvm *kvm, gfn_t gfn, bool clear);
 void kvm_gva_get_stats(struct kvm *kvm, struct kvm_stats *st);
+
+/* pfncache.c */
+void gfn_to_pfn_cache_invalidate_start(struct kvm *kvm, hva_t start, hva_t end);
 
 /* kvm.c */
 void kvm_flush_remote_tlbs(struct kvm *kvm);

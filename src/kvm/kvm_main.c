@@ -178,6 +178,9 @@ static int invalidate_range_start_nonblock(struct kvm *kvm,
 	kvm_stat_inc(kvm, invalidations);
 	kvm->mn_active_invalidate_count++;
 	mutex_unlock(&kvm->mn_invalidate_lock);
+	/* Readers of a cache hold its lock for a few stores, never across a
+	 * sleep: taking it here does not wait for a vCPU. */
+	gfn_to_pfn_cache_invalidate_start(kvm, range->start, range->end);
 	mmu_invalidate_begin(kvm, range->start, range->end);
 	up_write(&kvm->mmu_lock);
 	return 0;
@@ -197,6 +200,9 @@ static int kvm_mmu_notifier_invalidate_range_start(struct mmu_notifier *mn,
 
 	kvm_stat_inc(kvm, invalidations);
 	mn_active_invalidate_inc(kvm);
+	/* Counted first: a refresh that looked the page up before this sees
+	 * the count (pfncache.c). */
+	gfn_to_pfn_cache_invalidate_start(kvm, range->start, range->end);
 
 	rcu_read_lock();
 	down_write(&kvm->mmu_lock);
@@ -382,6 +388,7 @@ static void kvm_free(struct kvm *kvm)
 	mutex_destroy(&kvm->mn_invalidate_lock);
 	mutex_destroy(&kvm->slots_lock);
 	mutex_destroy(&kvm->lock);
+	mutex_destroy(&kvm->gpc_lock);
 	free(kvm);
 }
 
@@ -416,6 +423,7 @@ int kvm_create_vm(struct mm *mm, const struct kvm_config *cfg, struct kvm **out)
 	pthread_cond_init(&kvm->mn_invalidate_done, NULL);
 	mutex_init(&kvm->slots_lock);
 	mutex_init(&kvm->lock);
+	mutex_init(&kvm->gpc_lock);
 	kvm->memslots = fault_calloc(FAULT_SITE_MEMSLOTS, 1, sizeof(struct kvm_memslots));
 	if (!kvm->memslots) {
 		err = -ENOMEM;
@@ -450,6 +458,7 @@ void kvm_destroy_vm(struct kvm *kvm)
 	/* Calls release (zap everything) unless exit already did. */
 	mmu_notifier_unregister(&kvm->mmu_notifier, kvm->mm);
 	BUG_ON(kvm->mn_active_invalidate_count != 0);
+	BUG_ON(kvm->gpc_list);          /* every cache deactivated */
 	kvm_gva_destroy(kvm);
 	kvm_tdp_mmu_destroy(kvm);
 	kvm_free_memslots(kvm);

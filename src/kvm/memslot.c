@@ -91,6 +91,7 @@ static void slots_publish(struct kvm *kvm, struct kvm_memslots *n)
 {
 	lockdep_assert_held(&kvm->slots_lock);
 	__atomic_store_n(&kvm->memslots, n, __ATOMIC_RELEASE);
+	atomic_store_explicit(&kvm->memslots_generation, n->generation, memory_order_release);
 	kvm_stat_inc(kvm, memslot_updates);
 }
 

@@ -1,0 +1,244 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * pfncache.c - gfn_to_pfn_cache (seed 001, and Linux's virt/kvm/pfncache.c
+ * since): a guest page the host writes through a cached host address,
+ * with no reference held, kept coherent by invalidation.
+ *
+ * Refresh (may sleep; refresh_lock serializes refreshes):
+ *   1. wait -- sleep, not spin -- while any invalidation is between its
+ *      start and its end (mn_active_invalidate_count, whose drop to 0
+ *      broadcasts mn_invalidate_done): its end may not have come yet, and
+ *      a page looked up now could be the one it is taking away;
+ *   2. seq = mmu_invalidate_seq (acquire); resolve gpa -> memslot -> hva;
+ *   3. GUP the page for write (COW broken, swapped in), mark it dirty,
+ *      note its host address, drop the reference: nothing stays pinned;
+ *   4. take the write lock; if an invalidation has started since (the
+ *      count) or ended since (seq moved), the page may be gone: go to 1;
+ *   5. install khva / pfn / uhva / generation, valid = true; unlock.
+ *
+ * Invalidation (invalidate_range_start, after it counted itself in
+ * mn_active_invalidate_count, before it returns): every active cache whose
+ * uhva is in the range is marked invalid under its write lock. A user
+ * holds the read lock from its check to its last write through khva, so
+ * once start has the write lock no write through the old khva is left, and
+ * none can start. A refresh that looked the page up before start counted
+ * itself sees the count (or, once end ran, seq) at step 4 and starts over.
+ *
+ * The reference is dropped at step 3 because the host must stay free to
+ * swap, merge or migrate the page: the invalidation, not a pin, is what
+ * keeps khva honest (the seed's point). The page is marked dirty at
+ * refresh: writes through khva set no dirty bit, and the page cannot be
+ * cleaned (written to swap and unmapped) without an invalidation first.
+ *
+ * Lock order: kvm->gpc_lock > gpc->lock; refresh_lock > gpc->lock;
+ * mn_invalidate_lock is taken alone (inside gpc->lock in step 4).
+ */
+#include <errno.h>
+#include <string.h>
+#include "kvm_host.h"
+#include "base/rcu.h"
+
+void kvm_gpc_init(struct gfn_to_pfn_cache *gpc, struct kvm *kvm)
+{
+	memset(gpc, 0, sizeof(*gpc));
+	gpc->kvm = kvm;
+	BUG_ON(pthread_rwlock_init(&gpc->lock, NULL));
+	BUG_ON(pthread_mutex_init(&gpc->refresh_lock, NULL));
+}
+
+void kvm_gpc_read_lock(struct gfn_to_pfn_cache *gpc)
+{
+	BUG_ON(pthread_rwlock_rdlock(&gpc->lock));
+}
+
+void kvm_gpc_read_unlock(struct gfn_to_pfn_cache *gpc)
+{
+	BUG_ON(pthread_rwlock_unlock(&gpc->lock));
+}
+
+static void gpc_write_lock(struct gfn_to_pfn_cache *gpc)
+{
+	BUG_ON(pthread_rwlock_wrlock(&gpc->lock));
+}
+
+static void gpc_write_unlock(struct gfn_to_pfn_cache *gpc)
+{
+	BUG_ON(pthread_rwlock_unlock(&gpc->lock));
+}
+
+bool kvm_gpc_check(struct gfn_to_pfn_cache *gpc, unsigned int len)
+{
+	return gpc->active && gpc->valid && len &&
+	       (gpc->gpa & (PAGE_SIZE - 1)) + len <= PAGE_SIZE &&
+	       gpc->generation == atomic_load_explicit(&gpc->kvm->memslots_generation,
+						       memory_order_acquire);
+}
+
+/* Step 1: sleep until no invalidation is between start and end. */
+static void gpc_wait_invalidations(struct gfn_to_pfn_cache *gpc)
+{
+	struct kvm *kvm = gpc->kvm;
+
+	mutex_lock(&kvm->mn_invalidate_lock);
+	while (kvm->mn_active_invalidate_count) {
+		gpc->stat.waits++;      /* refresh_lock held: ours alone */
+		BUG_ON(pthread_cond_wait(&kvm->mn_invalidate_done,
+					 &kvm->mn_invalidate_lock.m));
+	}
+	mutex_unlock(&kvm->mn_invalidate_lock);
+}
+
+/* Step 4, with gpc->lock held for write: did an invalidation start or end
+ * since seq was taken? */
+static bool gpc_invalidate_retry(struct kvm *kvm, unsigned long seq)
+{
+	bool busy;
+
+	mutex_lock(&kvm->mn_invalidate_lock);
+	busy = kvm->mn_active_invalidate_count != 0;
+	mutex_unlock(&kvm->mn_invalidate_lock);
+	return busy || atomic_load_explicit(&kvm->mmu_invalidate_seq, memory_order_acquire) != seq;
+}
+
+/* Called with refresh_lock held. */
+static int gpc_refresh_locked(struct gfn_to_pfn_cache *gpc)
+{
+	struct kvm *kvm = gpc->kvm;
+
+	if (!gpc->active)
+		return -EINVAL;
+	for (;;) {
+		struct kvm_memory_slot *slot;
+		unsigned long seq;
+		uint64_t generation;
+		struct page *page;
+		bool writable;
+		hva_t hva;
+		int r;
+
+		gpc_wait_invalidations(gpc);
+		seq = atomic_load_explicit(&kvm->mmu_invalidate_seq, memory_order_acquire);
+		rcu_read_lock();
+		generation = atomic_load_explicit(&kvm->memslots_generation, memory_order_acquire);
+		slot = gfn_to_memslot(kvm_memslots(kvm), gpc->gpa >> PAGE_SHIFT);
+		if (!slot || (slot->flags & (KVM_MEMSLOT_INVALID | KVM_MEM_READONLY))) {
+			rcu_read_unlock();
+			if (slot && (slot->flags & KVM_MEMSLOT_INVALID)) {
+				gpc->stat.retries++;
+				continue;       /* being moved or deleted: wait it out */
+			}
+			return -EFAULT;
+		}
+		hva = slot_gfn_to_hva(slot, gpc->gpa >> PAGE_SHIFT);
+		rcu_read_unlock();
+		r = get_user_page(kvm->mm, hva, FOLL_WRITE, &page, &writable);
+		if (r)
+			return r;
+		set_page_dirty(page);
+		kvm_test_hook(kvm, KVM_HOOK_GPC_AFTER_GUP, NULL);
+
+		gpc_write_lock(gpc);
+		if (gpc_invalidate_retry(kvm, seq)) {
+			gpc->stat.retries++;
+			gpc_write_unlock(gpc);
+			put_page(page);
+			continue;
+		}
+		gpc->uhva = hva;
+		gpc->pfn = page_to_pfn(page);
+		gpc->khva = (char *)page_address(page) + (gpc->gpa & (PAGE_SIZE - 1));
+		gpc->generation = generation;
+		gpc->valid = true;
+		gpc->stat.refreshes++;
+		gpc_write_unlock(gpc);
+		put_page(page);         /* nothing stays pinned */
+		return 0;
+	}
+}
+
+int kvm_gpc_refresh(struct gfn_to_pfn_cache *gpc, unsigned int len)
+{
+	int r;
+
+	if (!len || (gpc->gpa & (PAGE_SIZE - 1)) + len > PAGE_SIZE)
+		return -EINVAL;
+	BUG_ON(pthread_mutex_lock(&gpc->refresh_lock));
+	r = gpc_refresh_locked(gpc);
+	BUG_ON(pthread_mutex_unlock(&gpc->refresh_lock));
+	return r;
+}
+
+int kvm_gpc_activate(struct gfn_to_pfn_cache *gpc, gpa_t gpa, unsigned int len)
+{
+	struct kvm *kvm = gpc->kvm;
+	int r;
+
+	if (!len || (gpa & (PAGE_SIZE - 1)) + len > PAGE_SIZE)
+		return -EINVAL;
+	BUG_ON(pthread_mutex_lock(&gpc->refresh_lock));
+	if (!gpc->active) {
+		mutex_lock(&kvm->gpc_lock);
+		gpc->next = kvm->gpc_list;
+		kvm->gpc_list = gpc;
+		mutex_unlock(&kvm->gpc_lock);
+	}
+	gpc_write_lock(gpc);
+	gpc->gpa = gpa;
+	gpc->valid = false;
+	gpc->active = true;
+	gpc_write_unlock(gpc);
+	r = gpc_refresh_locked(gpc);
+	BUG_ON(pthread_mutex_unlock(&gpc->refresh_lock));
+	return r;
+}
+
+/* Off the list first: then no invalidation looks at it, and nothing is
+ * left to invalidate. */
+void kvm_gpc_deactivate(struct gfn_to_pfn_cache *gpc)
+{
+	struct kvm *kvm = gpc->kvm;
+
+	BUG_ON(pthread_mutex_lock(&gpc->refresh_lock));
+	if (gpc->active) {
+		mutex_lock(&kvm->gpc_lock);
+		for (struct gfn_to_pfn_cache **pp = &kvm->gpc_list; *pp; pp = &(*pp)->next)
+			if (*pp == gpc) {
+				*pp = gpc->next;
+				break;
+			}
+		mutex_unlock(&kvm->gpc_lock);
+		gpc_write_lock(gpc);
+		gpc->active = false;
+		gpc->valid = false;
+		gpc->khva = NULL;
+		gpc_write_unlock(gpc);
+	}
+	BUG_ON(pthread_mutex_unlock(&gpc->refresh_lock));
+}
+
+void kvm_gpc_destroy(struct gfn_to_pfn_cache *gpc)
+{
+	kvm_gpc_deactivate(gpc);
+	BUG_ON(pthread_rwlock_destroy(&gpc->lock));
+	BUG_ON(pthread_mutex_destroy(&gpc->refresh_lock));
+}
+
+/*
+ * From invalidate_range_start, after it counted itself in
+ * mn_active_invalidate_count: every active cache whose page is in
+ * [start, end) is invalid before start returns.
+ */
+void gfn_to_pfn_cache_invalidate_start(struct kvm *kvm, hva_t start, hva_t end)
+{
+	mutex_lock(&kvm->gpc_lock);
+	for (struct gfn_to_pfn_cache *gpc = kvm->gpc_list; gpc; gpc = gpc->next) {
+		gpc_write_lock(gpc);
+		if (gpc->valid && gpc->uhva >= start && gpc->uhva < end &&
+		    !(kvm->cfg.breaks & KVM_BREAK_GPC_INVALIDATE)) {
+			gpc->valid = false;
+			gpc->stat.invalidations++;
+		}
+		gpc_write_unlock(gpc);
+	}
+	mutex_unlock(&kvm->gpc_lock);
+}
