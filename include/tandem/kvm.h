@@ -169,7 +169,10 @@ void kvm_get_stats(struct kvm *kvm, struct kvm_stats *st);
  */
 struct gfn_to_pfn_cache {
 	struct kvm *kvm;
-	pthread_rwlock_t lock;          /* guards everything below: read to use khva */
+	/* A reader-writer spinlock guarding everything below (read to use
+	 * khva): bit 31 a writer, the rest readers (pfncache.c). Readers hold
+	 * it for a few stores and never sleep, so a writer spins briefly. */
+	_Atomic uint32_t lock;
 	pthread_mutex_t refresh_lock;   /* one refresh (or deactivate) at a time */
 	gpa_t gpa;
 	hva_t uhva;                     /* of gpa's page, as its memslot maps it */

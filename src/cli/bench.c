@@ -38,6 +38,8 @@ static const struct bench benches[] = {
 	{ "gva", "GVA page tables: refill, full flush, context switch with and without\n"
 	  "         ASIDs, guest fork+exit/s, host invalidation; beside --gva off and\n"
 	  "         QEMU TCG (~2 min; needs make bench-guests guest-kernel)", bench_gva },
+	{ "gpc", "gfn_to_pfn_cache: a write through a valid cache beside the uncached\n"
+	  "         path (memslot, GUP, write, put_page) and a plain store; refresh", bench_gpc },
 };
 #define NR_BENCHES (sizeof(benches) / sizeof(benches[0]))
 

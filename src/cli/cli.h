@@ -126,6 +126,7 @@ int bench_idle(const struct bench_opts *o);
 int bench_swap(const struct bench_opts *o);
 int bench_riscv(const struct bench_opts *o);
 int bench_gva(const struct bench_opts *o);
+int bench_gpc(const struct bench_opts *o);
 
 /* The secondary MMU's metrics (run.c), printed by both tandem run modes. */
 struct report_table;

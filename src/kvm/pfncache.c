@@ -34,6 +34,7 @@
  * mn_invalidate_lock is taken alone (inside gpc->lock in step 4).
  */
 #include <errno.h>
+#include <sched.h>
 #include <string.h>
 #include "kvm_host.h"
 #include "base/rcu.h"
@@ -42,28 +43,60 @@ void kvm_gpc_init(struct gfn_to_pfn_cache *gpc, struct kvm *kvm)
 {
 	memset(gpc, 0, sizeof(*gpc));
 	gpc->kvm = kvm;
-	BUG_ON(pthread_rwlock_init(&gpc->lock, NULL));
+	atomic_init(&gpc->lock, 0);
 	BUG_ON(pthread_mutex_init(&gpc->refresh_lock, NULL));
+}
+
+/*
+ * The cache's reader-writer spinlock. A write through a cache is a few
+ * nanoseconds; pthread_rwlock_t cost several times that. Readers add one
+ * and back off while a writer holds bit 31; a writer takes bit 31 first
+ * (so new readers wait), then waits for the readers already in. Every
+ * holder does bounded work and never sleeps holding it; a spinner yields
+ * after a while (the holder may be preempted on these 2-core machines).
+ */
+#define GPC_WRITER (1u << 31)
+
+static void gpc_spin(unsigned int *spins)
+{
+	if (++*spins % 64 == 0)
+		sched_yield();
+	else
+		__builtin_ia32_pause();
 }
 
 void kvm_gpc_read_lock(struct gfn_to_pfn_cache *gpc)
 {
-	BUG_ON(pthread_rwlock_rdlock(&gpc->lock));
+	unsigned int spins = 0;
+
+	for (;;) {
+		if (!(atomic_fetch_add_explicit(&gpc->lock, 1, memory_order_acquire) & GPC_WRITER))
+			return;
+		atomic_fetch_sub_explicit(&gpc->lock, 1, memory_order_relaxed);
+		while (atomic_load_explicit(&gpc->lock, memory_order_relaxed) & GPC_WRITER)
+			gpc_spin(&spins);
+	}
 }
 
 void kvm_gpc_read_unlock(struct gfn_to_pfn_cache *gpc)
 {
-	BUG_ON(pthread_rwlock_unlock(&gpc->lock));
+	atomic_fetch_sub_explicit(&gpc->lock, 1, memory_order_release);
 }
 
 static void gpc_write_lock(struct gfn_to_pfn_cache *gpc)
 {
-	BUG_ON(pthread_rwlock_wrlock(&gpc->lock));
+	unsigned int spins = 0;
+
+	while (atomic_fetch_or_explicit(&gpc->lock, GPC_WRITER, memory_order_acquire) & GPC_WRITER)
+		gpc_spin(&spins);
+	/* Acquire: pairs with each reader's release on unlock. */
+	while (atomic_load_explicit(&gpc->lock, memory_order_acquire) & ~GPC_WRITER)
+		gpc_spin(&spins);
 }
 
 static void gpc_write_unlock(struct gfn_to_pfn_cache *gpc)
 {
-	BUG_ON(pthread_rwlock_unlock(&gpc->lock));
+	atomic_fetch_and_explicit(&gpc->lock, ~GPC_WRITER, memory_order_release);
 }
 
 bool kvm_gpc_check(struct gfn_to_pfn_cache *gpc, unsigned int len)
@@ -219,7 +252,7 @@ void kvm_gpc_deactivate(struct gfn_to_pfn_cache *gpc)
 void kvm_gpc_destroy(struct gfn_to_pfn_cache *gpc)
 {
 	kvm_gpc_deactivate(gpc);
-	BUG_ON(pthread_rwlock_destroy(&gpc->lock));
+	BUG_ON(atomic_load(&gpc->lock));
 	BUG_ON(pthread_mutex_destroy(&gpc->refresh_lock));
 }
 
