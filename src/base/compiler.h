@@ -11,6 +11,8 @@
 #ifndef TANDEM_BASE_COMPILER_H
 #define TANDEM_BASE_COMPILER_H
 
+#include <sched.h>
+
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -65,5 +67,18 @@ void tandem_warn(const char *file, int line, const char *cond);
 #else
 #define DEBUG_BUG_ON(c) do { (void)sizeof(c); } while (0)
 #endif
+
+/*
+ * One round of a spin-wait on a lock held for short, bounded work: a pause,
+ * and every 64th round a yield -- on these 2-core machines the holder may
+ * be a preempted thread that needs the CPU to finish.
+ */
+static inline void spin_relax(unsigned int *spins)
+{
+	if (++*spins % 64 == 0)
+		sched_yield();
+	else
+		__builtin_ia32_pause();
+}
 
 #endif

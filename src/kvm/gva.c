@@ -50,14 +50,9 @@ static void gva_lock(struct kvm_gva *g)
 	unsigned int spins = 0;
 
 	while (atomic_exchange_explicit(&g->lock, 1, memory_order_acquire)) {
-		do {
-			/* The holder may be a preempted vCPU thread: after a
-			 * short spin, let it run. */
-			if (++spins % 64 == 0)
-				sched_yield();
-			else
-				__builtin_ia32_pause();
-		} while (atomic_load_explicit(&g->lock, memory_order_relaxed));
+		do
+			spin_relax(&spins);     /* the holder may be a preempted vCPU */
+		while (atomic_load_explicit(&g->lock, memory_order_relaxed));
 	}
 }
 

@@ -34,7 +34,6 @@
  * mn_invalidate_lock is taken alone (inside gpc->lock in step 4).
  */
 #include <errno.h>
-#include <sched.h>
 #include <string.h>
 #include "kvm_host.h"
 #include "base/rcu.h"
@@ -57,14 +56,6 @@ void kvm_gpc_init(struct gfn_to_pfn_cache *gpc, struct kvm *kvm)
  */
 #define GPC_WRITER (1u << 31)
 
-static void gpc_spin(unsigned int *spins)
-{
-	if (++*spins % 64 == 0)
-		sched_yield();
-	else
-		__builtin_ia32_pause();
-}
-
 void kvm_gpc_read_lock(struct gfn_to_pfn_cache *gpc)
 {
 	unsigned int spins = 0;
@@ -74,7 +65,7 @@ void kvm_gpc_read_lock(struct gfn_to_pfn_cache *gpc)
 			return;
 		atomic_fetch_sub_explicit(&gpc->lock, 1, memory_order_relaxed);
 		while (atomic_load_explicit(&gpc->lock, memory_order_relaxed) & GPC_WRITER)
-			gpc_spin(&spins);
+			spin_relax(&spins);
 	}
 }
 
@@ -88,10 +79,10 @@ static void gpc_write_lock(struct gfn_to_pfn_cache *gpc)
 	unsigned int spins = 0;
 
 	while (atomic_fetch_or_explicit(&gpc->lock, GPC_WRITER, memory_order_acquire) & GPC_WRITER)
-		gpc_spin(&spins);
+		spin_relax(&spins);
 	/* Acquire: pairs with each reader's release on unlock. */
 	while (atomic_load_explicit(&gpc->lock, memory_order_acquire) & ~GPC_WRITER)
-		gpc_spin(&spins);
+		spin_relax(&spins);
 }
 
 static void gpc_write_unlock(struct gfn_to_pfn_cache *gpc)
