@@ -54,10 +54,15 @@ enum kvm_break {
 					  * the GVA tables */
 	KVM_BREAK_GPC_INVALIDATE = 1u << 6, /* the notifier leaves gfn_to_pfn
 					  * caches valid */
+	KVM_BREAK_GPC_REQUEST = 1u << 7, /* a guest-mode cache is marked
+					  * invalid, but its vCPU is neither
+					  * sent KVM_REQ_GPC_INVALIDATE nor
+					  * waited for: it goes on writing the
+					  * old frame at every entry */
 };
 #define KVM_BREAK_ALL (KVM_BREAK_SEQ_CHECK | KVM_BREAK_FLUSH_WAIT | \
 		       KVM_BREAK_RANGE_ZAP | KVM_BREAK_AGING | KVM_BREAK_GVA_SFENCE | \
-		       KVM_BREAK_GVA_ZAP | KVM_BREAK_GPC_INVALIDATE)
+		       KVM_BREAK_GVA_ZAP | KVM_BREAK_GPC_INVALIDATE | KVM_BREAK_GPC_REQUEST)
 /* The breaks that let a present spte outlive its host PTE, so that a later
  * fault finds it mapping another frame: only under these is that not a
  * BUG (the checker is left to report the damage). */
@@ -152,6 +157,17 @@ struct kvm_stats {
 	uint64_t gva_rekeys;        /* roots reused for another address space */
 	uint64_t gva_flush_all;     /* FLUSH_ALL mode: host zaps that emptied all */
 	uint64_t gva_nodes;         /* GVA table nodes now */
+	/* gfn_to_pfn caches (seed 001), every cache of the VM */
+	uint64_t gpc_refreshes;     /* caches (re)mapped by a refresh */
+	uint64_t gpc_invalidations; /* caches marked invalid by the notifier */
+	uint64_t gpc_requests;      /* KVM_REQ_GPC_INVALIDATE sent to a vCPU */
+	uint64_t gpc_request_waits; /* ... that found it in guest mode and
+				     * waited for its exit */
+	uint64_t gpc_nonblock_in_guest; /* non-blockable invalidations (OOM
+				     * reaper) that found a guest-mode user
+				     * in guest mode and did not wait: should
+				     * not happen, the VMM stops its vCPUs */
+	uint64_t runstate_updates;  /* run-state areas written at guest entry */
 };
 void kvm_get_stats(struct kvm *kvm, struct kvm_stats *st);
 
@@ -167,8 +183,18 @@ void kvm_get_stats(struct kvm *kvm, struct kvm_stats *st);
  * lock, checks, and writes through khva without sleeping; if check fails
  * it drops the lock and refreshes (which may sleep). See pfncache.c.
  */
+/* Who uses a cache's host address (as seed 001's enum pfn_cache_usage). */
+enum pfn_cache_usage {
+	KVM_HOST_USES_PFN  = 1u << 0,   /* host code, under the read lock */
+	KVM_GUEST_USES_PFN = 1u << 1,   /* a vCPU, in guest mode, with no lock:
+					 * invalidation must send it
+					 * KVM_REQ_GPC_INVALIDATE and wait */
+};
+
 struct gfn_to_pfn_cache {
 	struct kvm *kvm;
+	struct kvm_vcpu *vcpu;          /* KVM_GUEST_USES_PFN: its user */
+	unsigned int usage;             /* enum pfn_cache_usage bits */
 	/* A reader-writer spinlock guarding everything below (read to use
 	 * khva): bit 31 a writer, the rest readers (pfncache.c). Readers hold
 	 * it for a few stores and never sleep, so a writer spins briefly. */
@@ -180,7 +206,10 @@ struct gfn_to_pfn_cache {
 	void *khva;                     /* host address of gpa (valid: usable) */
 	pfn_t pfn;
 	bool active;                    /* on kvm's list: invalidations reach it */
-	bool valid;                     /* khva maps gpa now (check says more) */
+	/* khva maps gpa now (check says more). Written under the write lock;
+	 * atomic because a guest-mode user's vCPU may glance at it without
+	 * the lock (kvm_vcpu_runstate_*). */
+	_Atomic bool valid;
 	struct gfn_to_pfn_cache *next;  /* kvm's list, under its gpc_lock */
 	struct {                        /* under lock (write) */
 		uint64_t refreshes, invalidations, retries, waits;
@@ -188,6 +217,11 @@ struct gfn_to_pfn_cache {
 };
 
 void kvm_gpc_init(struct gfn_to_pfn_cache *gpc, struct kvm *kvm);
+/* A cache whose host address vcpu uses in guest mode (usage has
+ * KVM_GUEST_USES_PFN): only vcpu's own thread, or anyone while it is not
+ * running, may activate or refresh it. */
+void kvm_gpc_init_for_vcpu(struct gfn_to_pfn_cache *gpc, struct kvm_vcpu *vcpu,
+			   unsigned int usage);
 /* Start caching gpa's page for len bytes from gpa (one page at most) and
  * refresh: 0, -EINVAL (crosses a page), -EFAULT (no memslot), -ENOMEM. */
 int kvm_gpc_activate(struct gfn_to_pfn_cache *gpc, gpa_t gpa, unsigned int len);
@@ -220,7 +254,10 @@ enum vcpu_mode {
 #define KVM_REQ_TLB_FLUSH 0     /* drop every soft-TLB entry */
 #define KVM_REQ_STOP      1     /* leave the run loop; stays set */
 #define KVM_REQ_EVENT     2     /* an interrupt may be pending: look (as KVM's) */
-#define KVM_NR_REQUESTS   3
+#define KVM_REQ_GPC_INVALIDATE 3 /* a cache this vCPU uses in guest mode was
+				 * invalidated: refresh it before entering
+				 * (kvm_vcpu_handle_gpc_invalidate) */
+#define KVM_NR_REQUESTS   4
 
 /* Test points where a hook may pause a vCPU thread (kvm_vcpu_set_hook). */
 enum vcpu_hook_point {
@@ -231,6 +268,66 @@ enum vcpu_hook_point {
 };
 struct kvm_vcpu;
 typedef void (*vcpu_hook_fn)(struct kvm_vcpu *vcpu, enum vcpu_hook_point at, void *arg);
+
+/*
+ * The run-state area: a vCPU's accounting, which the vCPU thread itself
+ * writes into guest memory at every guest entry through a gfn_to_pfn
+ * cache used in guest mode -- without the cache's lock (seed 001's
+ * "physical address used by a vCPU in guest mode"). Between entries the
+ * vCPU keeps the host address it wrote last (hva); only its handling of
+ * KVM_REQ_GPC_INVALIDATE, outside guest mode, changes it. So an
+ * invalidation of that page must send the request and wait until the vCPU
+ * is out of guest mode (pfncache.c).
+ *
+ * Two guest formats: the project's (struct kvm_runstate_info, for C and
+ * RISC-V guests that ask for it) and SBI's steal-time accounting
+ * extension (STA: struct sbi_sta_struct, set by the guest's
+ * SBI_EXT_STA_STEAL_TIME_SET_SHMEM call).
+ */
+enum kvm_runstate_fmt {
+	KVM_RUNSTATE_TANDEM = 1,
+	KVM_RUNSTATE_SBI_STA,
+};
+
+/* Guest ABI, little endian, 64 bytes, 64-byte aligned in guest memory.
+ * version is a seqcount: odd while the host writes, even when the rest is
+ * consistent. Times are nanoseconds and only grow. */
+struct kvm_runstate_info {
+	uint64_t version;
+	uint64_t entries;               /* guest entries */
+	uint64_t time_in_guest;         /* wall time in guest mode */
+	uint64_t time_outside;          /* wall time outside it: exits, faults,
+					 * requests, sleeps (WFI) */
+	uint64_t time_runnable;         /* runnable but not running on a host
+					 * CPU (steal; the thread's schedstat
+					 * run_delay), in and out of guest mode */
+	uint64_t state_entry_time;      /* host monotonic ns of the last entry */
+	uint64_t pad[2];
+};
+
+/* SBI STA shared memory (SBI spec 2.0, chapter 16), 64 bytes. */
+struct sbi_sta_struct {
+	uint32_t sequence;              /* odd while the host writes */
+	uint32_t flags;
+	uint64_t steal;                 /* ns */
+	uint8_t preempted;
+	uint8_t pad[47];
+};
+
+struct kvm_runstate {
+	struct gfn_to_pfn_cache gpc;    /* KVM_GUEST_USES_PFN, of this vCPU */
+	unsigned int fmt;               /* 0: off */
+	/* vCPU thread only (or while it is not running): */
+	void *hva;                      /* written at entry; NULL: none */
+	uint64_t t_last;                /* last entry or exit */
+	uint64_t time_in_guest, time_outside, time_runnable, entries;
+	uint64_t version;
+	uint64_t run_delay0;            /* schedstat run_delay at activation */
+	uint64_t steal_sample_at;       /* next schedstat read (ns) */
+	uint64_t retry_at;              /* refresh failed: next try (ns) */
+	int schedstat_fd;               /* -1 if closed; 0: not yet tried */
+	uint64_t updates;               /* areas written */
+};
 
 /*
  * struct kvm_vcpu - what the kvm layer knows of a vCPU. An execution engine
@@ -253,6 +350,7 @@ struct kvm_vcpu {
 	vcpu_hook_fn _Atomic hook;
 	void *hook_arg;
 	uint64_t guest_exits;           /* written by the vCPU thread only */
+	struct kvm_runstate runstate;   /* above; the vCPU thread's */
 };
 
 /*
@@ -275,6 +373,20 @@ void kvm_vcpu_set_hook(struct kvm_vcpu *vcpu, vcpu_hook_fn fn, void *arg);
  */
 int kvm_vcpu_enter_guest_mode(struct kvm_vcpu *vcpu);
 void kvm_vcpu_exit_guest_mode(struct kvm_vcpu *vcpu);
+
+/*
+ * Run-state area (struct kvm_runstate above), from the vCPU's thread or
+ * while it is not running. activate: gpa 64-byte aligned, in a writable
+ * memslot; the area is written at once and then at every entry. 0,
+ * -EINVAL, -EFAULT (no such RAM), -ENOMEM. deactivate stops the writes.
+ */
+int kvm_vcpu_runstate_activate(struct kvm_vcpu *vcpu, gpa_t gpa, enum kvm_runstate_fmt fmt);
+void kvm_vcpu_runstate_deactivate(struct kvm_vcpu *vcpu);
+/* Engines: on KVM_REQ_GPC_INVALIDATE (and at any exit if a refresh is
+ * owed), outside guest mode: refresh the vCPU's guest-mode caches. */
+void kvm_vcpu_handle_gpc_invalidate(struct kvm_vcpu *vcpu);
+/* What the vCPU's run-state area holds now (host accounting). */
+void kvm_vcpu_runstate_get(struct kvm_vcpu *vcpu, struct kvm_runstate_info *out);
 
 static inline bool kvm_request_pending(struct kvm_vcpu *vcpu)
 {

@@ -10,7 +10,8 @@
  * before entering again:
  *   KVM_REQ_TLB_FLUSH  empty the soft TLB (every mmu_idx);
  *   KVM_REQ_STOP       return -EINTR to the guest; the bit stays set, so
- *                      every later entry refuses too.
+ *                      every later entry refuses too;
+ *   KVM_REQ_GPC_INVALIDATE  refresh the run-state area's cache (kvm.h).
  */
 #include <errno.h>
 #include <sched.h>
@@ -32,6 +33,7 @@ static int vcpu_handle_requests(struct vcpu *v)
 	if (kvm_check_request(KVM_REQ_TLB_FLUSH, kv))
 		stlb_flush(v);
 	kvm_check_request(KVM_REQ_EVENT, kv);  /* C guests take no interrupts */
+	kvm_vcpu_handle_gpc_invalidate(kv);    /* KVM_REQ_GPC_INVALIDATE */
 	if (vcpu_should_stop(v))
 		return -EINTR;
 	return 0;

@@ -164,7 +164,8 @@ struct kvm {
 		atomic_ulong faults, fast_faults, fault_retries, invalidations,
 			nonblock_starts, nonblock_eagain, nonblock_flush_in_guest,
 			sptes_zapped, tlb_flushes, mmio_exits, age_calls,
-			memslot_updates;
+			memslot_updates, gpc_refreshes, gpc_invalidations,
+			gpc_requests, gpc_request_waits, gpc_nonblock_in_guest;
 	} stat;
 };
 
@@ -205,7 +206,13 @@ bool kvm_gva_age_gfn(struct kvm *kvm, gfn_t gfn, bool clear);
 void kvm_gva_get_stats(struct kvm *kvm, struct kvm_stats *st);
 
 /* pfncache.c */
-void gfn_to_pfn_cache_invalidate_start(struct kvm *kvm, hva_t start, hva_t end);
+void gfn_to_pfn_cache_invalidate_start(struct kvm *kvm, hva_t start, hva_t end,
+				       bool may_block);
+/* kvm_vcpu.c: set req on the vCPUs whose ids are in the mask, kick those
+ * in guest mode, and (wait) sleep until each of those has left guest mode
+ * once -- in either kick mode: a guest-mode cache user is no rseq section.
+ * Called with kvm->lock held. Returns the number found in guest mode. */
+int kvm_make_vcpus_request_mask(struct kvm *kvm, unsigned int req, uint64_t ids, bool wait);
 
 /* kvm.c */
 void kvm_flush_remote_tlbs(struct kvm *kvm);

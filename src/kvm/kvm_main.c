@@ -172,15 +172,17 @@ static int invalidate_range_start_nonblock(struct kvm *kvm,
 	}
 	/* Confirmed (RSEQ: membarrier aborted what ran in guest mode). */
 	kvm->tlb_flush_pending = false;
-	mutex_unlock(&kvm->lock);
 
 	/* Committed: this start succeeds and is owed its end. */
 	kvm_stat_inc(kvm, invalidations);
 	kvm->mn_active_invalidate_count++;
 	mutex_unlock(&kvm->mn_invalidate_lock);
 	/* Readers of a cache hold its lock for a few stores, never across a
-	 * sleep: taking it here does not wait for a vCPU. */
-	gfn_to_pfn_cache_invalidate_start(kvm, range->start, range->end);
+	 * sleep, and gpc_lock is never held across a wait for a vCPU: this
+	 * does not wait for one. Guest-mode users are sent their request
+	 * without a wait (pfncache.c), under kvm->lock (still held). */
+	gfn_to_pfn_cache_invalidate_start(kvm, range->start, range->end, false);
+	mutex_unlock(&kvm->lock);
 	mmu_invalidate_begin(kvm, range->start, range->end);
 	up_write(&kvm->mmu_lock);
 	return 0;
@@ -202,7 +204,7 @@ static int kvm_mmu_notifier_invalidate_range_start(struct mmu_notifier *mn,
 	mn_active_invalidate_inc(kvm);
 	/* Counted first: a refresh that looked the page up before this sees
 	 * the count (pfncache.c). */
-	gfn_to_pfn_cache_invalidate_start(kvm, range->start, range->end);
+	gfn_to_pfn_cache_invalidate_start(kvm, range->start, range->end, true);
 
 	rcu_read_lock();
 	down_write(&kvm->mmu_lock);
@@ -497,7 +499,14 @@ void kvm_get_stats(struct kvm *kvm, struct kvm_stats *st)
 	S(faults); S(fast_faults); S(fault_retries); S(invalidations);
 	S(nonblock_starts); S(nonblock_eagain); S(nonblock_flush_in_guest); S(sptes_zapped);
 	S(tlb_flushes); S(mmio_exits); S(age_calls); S(memslot_updates);
+	S(gpc_refreshes); S(gpc_invalidations); S(gpc_requests); S(gpc_request_waits);
+	S(gpc_nonblock_in_guest);
 #undef S
+	mutex_lock(&kvm->lock);
+	for (int i = 0; i < atomic_load(&kvm->nr_vcpus); i++)
+		st->runstate_updates += __atomic_load_n(&kvm->vcpus[i]->runstate.updates,
+							__ATOMIC_RELAXED);
+	mutex_unlock(&kvm->lock);
 	st->pgtable_pages = (uint64_t)atomic_load(&kvm->nr_tables);
 	kvm_gva_get_stats(kvm, st);
 }

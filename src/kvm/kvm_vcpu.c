@@ -73,8 +73,13 @@ static long futex(_Atomic uint32_t *uaddr, int op, uint32_t val)
 	return syscall(SYS_futex, (uint32_t *)uaddr, op, val, NULL, NULL, 0);
 }
 
+static void runstate_enter(struct kvm_vcpu *v);
+static void runstate_exit(struct kvm_vcpu *v);
+
 void kvm_vcpu_exit_guest_mode(struct kvm_vcpu *v)
 {
+	if (v->runstate.hva)
+		runstate_exit(v);
 	/* Release: the guest accesses made so far happen before anything a
 	 * requester does after seeing this exit. */
 	atomic_store_explicit(&v->mode, OUTSIDE_GUEST_MODE, memory_order_release);
@@ -91,6 +96,11 @@ int kvm_vcpu_enter_guest_mode(struct kvm_vcpu *v)
 		kvm_vcpu_exit_guest_mode(v);
 		return -EAGAIN;
 	}
+	/* In guest mode with no request pending: an invalidation of the
+	 * run-state page now waits for this vCPU to leave guest mode, or
+	 * set its request before we looked (and we would have exited). */
+	if (v->runstate.hva)
+		runstate_enter(v);
 	return 0;
 }
 
@@ -148,8 +158,34 @@ static bool request_pending(struct kvm_vcpu *v, unsigned int req)
 	return atomic_load_explicit(&v->requests, memory_order_acquire) & (1UL << req);
 }
 
-static int make_all_cpus_request_locked(struct kvm *kvm, unsigned int req,
-					enum req_sync sync)
+/* Sleep until v, seen in guest mode at exit_epoch snap, has left it (or
+ * consumed req: the header comment's lost wake-up). */
+static void wait_for_exit(struct kvm_vcpu *v, unsigned int req, uint32_t snap)
+{
+	atomic_fetch_add_explicit(&v->waiters, 1, memory_order_seq_cst);
+	while (atomic_load_explicit(&v->exit_epoch, memory_order_acquire) == snap &&
+	       request_pending(v, req))
+		futex(&v->exit_epoch, FUTEX_WAIT_PRIVATE, snap);
+	atomic_fetch_sub_explicit(&v->waiters, 1, memory_order_relaxed);
+}
+
+/* Set req on v and kick it: true if it was in guest mode (IN or EXITING),
+ * with *snap its exit epoch then. */
+static bool request_and_kick(struct kvm *kvm, struct kvm_vcpu *v, unsigned int req,
+			     uint32_t *snap)
+{
+	int mode = IN_GUEST_MODE;
+
+	atomic_fetch_or_explicit(&v->requests, 1UL << req, memory_order_seq_cst);
+	kvm_test_hook(kvm, KVM_HOOK_REQUEST_SET, v);
+	*snap = atomic_load_explicit(&v->exit_epoch, memory_order_seq_cst);
+	/* The kick: a running vCPU notices the bit at its next access;
+	 * EXITING tells it (and us) that it is on its way out. */
+	return atomic_compare_exchange_strong(&v->mode, &mode, EXITING_GUEST_MODE) ||
+	       mode != OUTSIDE_GUEST_MODE;
+}
+
+int kvm_make_vcpus_request_mask(struct kvm *kvm, unsigned int req, uint64_t ids, bool wait)
 {
 	uint32_t snap[KVM_MAX_VCPUS];
 	bool in_guest[KVM_MAX_VCPUS] = { 0 };
@@ -160,14 +196,30 @@ static int make_all_cpus_request_locked(struct kvm *kvm, unsigned int req,
 	for (int i = 0; i < n; i++) {
 		struct kvm_vcpu *v = kvm->vcpus[i];
 
-		atomic_fetch_or_explicit(&v->requests, 1UL << req, memory_order_seq_cst);
-		kvm_test_hook(kvm, KVM_HOOK_REQUEST_SET, v);
-		snap[i] = atomic_load_explicit(&v->exit_epoch, memory_order_seq_cst);
-		int mode = IN_GUEST_MODE;
-		/* The kick: a running vCPU notices the bit at its next access;
-		 * EXITING tells it (and us) that it is on its way out. */
-		if (!atomic_compare_exchange_strong(&v->mode, &mode, EXITING_GUEST_MODE) &&
-		    mode == OUTSIDE_GUEST_MODE)
+		if (!(ids & (1ULL << v->vcpu_id)))
+			continue;
+		if (req == KVM_REQ_GPC_INVALIDATE)
+			kvm_stat_inc(kvm, gpc_requests);
+		in_guest[i] = request_and_kick(kvm, v, req, &snap[i]);
+		nr_in_guest += in_guest[i];
+	}
+	for (int i = 0; wait && i < n; i++)
+		if (in_guest[i])
+			wait_for_exit(kvm->vcpus[i], req, snap[i]);
+	return nr_in_guest;
+}
+
+static int make_all_cpus_request_locked(struct kvm *kvm, unsigned int req,
+					enum req_sync sync)
+{
+	uint32_t snap[KVM_MAX_VCPUS];
+	bool in_guest[KVM_MAX_VCPUS] = { 0 };
+	int n, nr_in_guest = 0;
+
+	lockdep_assert_held(&kvm->lock);
+	n = atomic_load(&kvm->nr_vcpus);
+	for (int i = 0; i < n; i++) {
+		if (!request_and_kick(kvm, kvm->vcpus[i], req, &snap[i]))
 			continue;
 		in_guest[i] = true;
 		nr_in_guest++;
@@ -196,17 +248,9 @@ static int make_all_cpus_request_locked(struct kvm *kvm, unsigned int req,
 #endif
 	if (sync != REQ_SYNC_WAIT)
 		return nr_in_guest;
-	for (int i = 0; i < n; i++) {
-		struct kvm_vcpu *v = kvm->vcpus[i];
-
-		if (!in_guest[i])
-			continue;
-		atomic_fetch_add_explicit(&v->waiters, 1, memory_order_seq_cst);
-		while (atomic_load_explicit(&v->exit_epoch, memory_order_acquire) == snap[i] &&
-		       request_pending(v, req))
-			futex(&v->exit_epoch, FUTEX_WAIT_PRIVATE, snap[i]);
-		atomic_fetch_sub_explicit(&v->waiters, 1, memory_order_relaxed);
-	}
+	for (int i = 0; i < n; i++)
+		if (in_guest[i])
+			wait_for_exit(kvm->vcpus[i], req, snap[i]);
 	return nr_in_guest;
 }
 
@@ -267,6 +311,7 @@ int kvm_vcpu_init(struct kvm_vcpu *v, struct kvm *kvm, int id)
 	v->kvm = kvm;
 	v->vcpu_id = id;
 	atomic_init(&v->mode, OUTSIDE_GUEST_MODE);
+	kvm_gpc_init_for_vcpu(&v->runstate.gpc, v, KVM_GUEST_USES_PFN);
 	mutex_lock(&kvm->lock);
 	n = atomic_load(&kvm->nr_vcpus);
 	for (int i = 0; i < n; i++)
@@ -279,6 +324,8 @@ int kvm_vcpu_init(struct kvm_vcpu *v, struct kvm *kvm, int id)
 		atomic_store(&kvm->nr_vcpus, n + 1);
 	}
 	mutex_unlock(&kvm->lock);
+	if (err)
+		kvm_gpc_destroy(&v->runstate.gpc);
 	return err;
 }
 
@@ -288,6 +335,10 @@ void kvm_vcpu_uninit(struct kvm_vcpu *v)
 	int n;
 
 	BUG_ON(atomic_load(&v->mode) != OUTSIDE_GUEST_MODE);
+	/* Off the cache list first: an invalidation then finds no cache
+	 * naming this vCPU (it looks vCPUs up by id under kvm->lock). */
+	kvm_vcpu_runstate_deactivate(v);
+	kvm_gpc_destroy(&v->runstate.gpc);
 	mutex_lock(&kvm->lock);
 	n = atomic_load(&kvm->nr_vcpus);
 	for (int i = 0; i < n; i++) {
@@ -311,4 +362,222 @@ void kvm_vcpu_set_hook(struct kvm_vcpu *v, vcpu_hook_fn fn, void *arg)
 {
 	v->hook_arg = arg;
 	atomic_store_explicit(&v->hook, fn, memory_order_release);
+}
+
+/*
+ * ---- The run-state area (kvm.h, struct kvm_runstate) ----
+ *
+ * The vCPU thread accounts wall time at each entry and exit and, at each
+ * entry, writes the area through rs->hva with no lock: rs->hva is the
+ * cache's host address as of the vCPU's last refresh, and only its own
+ * handling of KVM_REQ_GPC_INVALIDATE (outside guest mode) changes it. An
+ * invalidation of the page marks the cache invalid, sends that request
+ * and waits for the vCPU to leave guest mode (pfncache.c), so a write
+ * through rs->hva always lands in the frame the guest sees.
+ *
+ * Steal time is the thread's schedstat run_delay (time runnable on a
+ * runqueue but not running), read at most once a millisecond from
+ * /proc/thread-self/schedstat, opened by the vCPU's thread itself (a new
+ * thread -- vcpu_run again -- is noticed by a failed read and reopened).
+ */
+#include <fcntl.h>
+#include <stdio.h>
+#include "base/clock.h"
+
+#define RUNSTATE_SIZE        64
+#define RUNSTATE_STEAL_EVERY NSEC_PER_MSEC
+#define RUNSTATE_RETRY_AFTER NSEC_PER_MSEC
+
+_Static_assert(sizeof(struct kvm_runstate_info) == RUNSTATE_SIZE, "runstate ABI");
+_Static_assert(sizeof(struct sbi_sta_struct) == RUNSTATE_SIZE, "SBI STA ABI");
+
+#define rs_add(rs, f, d) __atomic_store_n(&(rs)->f, (rs)->f + (d), __ATOMIC_RELAXED)
+
+/* schedstat's run_delay (ns), or false if it cannot be read. */
+static bool read_run_delay(struct kvm_runstate *rs, uint64_t *out)
+{
+	char buf[96];
+	unsigned long long exec, delay;
+	ssize_t n;
+
+	for (int tries = 0; tries < 2; tries++) {
+		if (rs->schedstat_fd <= 0) {
+			rs->schedstat_fd = open("/proc/thread-self/schedstat",
+						O_RDONLY | O_CLOEXEC);
+			if (rs->schedstat_fd < 0) {
+				rs->schedstat_fd = -1;
+				return false;
+			}
+			rs->run_delay0 = UINT64_MAX;    /* a new thread: no delta */
+		}
+		n = pread(rs->schedstat_fd, buf, sizeof(buf) - 1, 0);
+		if (n > 0) {
+			buf[n] = 0;
+			if (sscanf(buf, "%llu %llu", &exec, &delay) == 2) {
+				*out = delay;
+				return true;
+			}
+		}
+		close(rs->schedstat_fd);
+		rs->schedstat_fd = 0;
+	}
+	rs->schedstat_fd = -1;
+	return false;
+}
+
+static void runstate_sample_steal(struct kvm_runstate *rs, uint64_t now)
+{
+	uint64_t delay;
+
+	rs->steal_sample_at = now + RUNSTATE_STEAL_EVERY;
+	if (rs->schedstat_fd < 0 || !read_run_delay(rs, &delay))
+		return;
+	if (rs->run_delay0 != UINT64_MAX && delay > rs->run_delay0)
+		rs_add(rs, time_runnable, delay - rs->run_delay0);
+	rs->run_delay0 = delay;
+}
+
+/* Write the area through rs->hva (vCPU thread, in guest mode or not
+ * running). The seqcount: odd, release fence, the fields, even (release). */
+static void runstate_write(struct kvm_runstate *rs)
+{
+	if (rs->fmt == KVM_RUNSTATE_TANDEM) {
+		struct kvm_runstate_info *ri = rs->hva;
+
+		__atomic_store_n(&ri->version, rs->version + 1, __ATOMIC_RELAXED);
+		atomic_thread_fence(memory_order_release);
+		__atomic_store_n(&ri->entries, rs->entries, __ATOMIC_RELAXED);
+		__atomic_store_n(&ri->time_in_guest, rs->time_in_guest, __ATOMIC_RELAXED);
+		__atomic_store_n(&ri->time_outside, rs->time_outside, __ATOMIC_RELAXED);
+		__atomic_store_n(&ri->time_runnable, rs->time_runnable, __ATOMIC_RELAXED);
+		__atomic_store_n(&ri->state_entry_time, rs->t_last, __ATOMIC_RELAXED);
+		__atomic_store_n(&ri->version, rs->version + 2, __ATOMIC_RELEASE);
+	} else {
+		struct sbi_sta_struct *st = rs->hva;
+		uint32_t seq = (uint32_t)rs->version;
+
+		/* Guests read sequence, steal, sequence (Linux's
+		 * kvm_sbi_sta_steal_time): the same seqcount in 32 bits. */
+		__atomic_store_n(&st->sequence, seq + 1, __ATOMIC_RELAXED);
+		atomic_thread_fence(memory_order_release);
+		__atomic_store_n(&st->steal, rs->time_runnable, __ATOMIC_RELAXED);
+		__atomic_store_n(&st->preempted, 0, __ATOMIC_RELAXED);
+		__atomic_store_n(&st->sequence, seq + 2, __ATOMIC_RELEASE);
+	}
+	rs->version += 2;
+	rs_add(rs, updates, 1);
+}
+
+static void runstate_enter(struct kvm_vcpu *v)
+{
+	struct kvm_runstate *rs = &v->runstate;
+	uint64_t now = clock_now_ns();
+
+	if (now > rs->t_last)
+		rs_add(rs, time_outside, now - rs->t_last);
+	rs->t_last = now;
+	rs_add(rs, entries, 1);
+	if (now >= rs->steal_sample_at)
+		runstate_sample_steal(rs, now);
+	runstate_write(rs);
+}
+
+static void runstate_exit(struct kvm_vcpu *v)
+{
+	struct kvm_runstate *rs = &v->runstate;
+	uint64_t now = clock_now_ns();
+
+	if (now > rs->t_last)
+		rs_add(rs, time_in_guest, now - rs->t_last);
+	rs->t_last = now;
+}
+
+/* Outside guest mode: make rs->hva the cache's current address, refreshing
+ * it if an invalidation took it. On failure rs->hva stays NULL (no writes)
+ * and the next exit after RUNSTATE_RETRY_AFTER tries again. */
+static void runstate_refresh(struct kvm_vcpu *v, uint64_t now)
+{
+	struct kvm_runstate *rs = &v->runstate;
+	struct gfn_to_pfn_cache *gpc = &rs->gpc;
+
+	rs->hva = NULL;
+	kvm_gpc_read_lock(gpc);
+	while (!kvm_gpc_check(gpc, RUNSTATE_SIZE)) {
+		kvm_gpc_read_unlock(gpc);
+		if (kvm_gpc_refresh(gpc, RUNSTATE_SIZE)) {
+			rs->retry_at = now + RUNSTATE_RETRY_AFTER;
+			return;
+		}
+		kvm_gpc_read_lock(gpc);
+	}
+	/* Valid now; an invalidation from here on sets our request, which
+	 * the next entry sees before it writes (kvm_vcpu_enter_guest_mode). */
+	rs->hva = gpc->khva;
+	kvm_gpc_read_unlock(gpc);
+}
+
+void kvm_vcpu_handle_gpc_invalidate(struct kvm_vcpu *v)
+{
+	struct kvm_runstate *rs = &v->runstate;
+	bool req = kvm_check_request(KVM_REQ_GPC_INVALIDATE, v);
+	uint64_t now;
+
+	BUG_ON(atomic_load_explicit(&v->mode, memory_order_relaxed) != OUTSIDE_GUEST_MODE);
+	if (!rs->fmt || (!req && rs->hva))
+		return;
+	now = clock_now_ns();
+	if (!req && now < rs->retry_at)
+		return;
+	runstate_refresh(v, now);
+}
+
+int kvm_vcpu_runstate_activate(struct kvm_vcpu *v, gpa_t gpa, enum kvm_runstate_fmt fmt)
+{
+	struct kvm_runstate *rs = &v->runstate;
+	int r;
+
+	if ((fmt != KVM_RUNSTATE_TANDEM && fmt != KVM_RUNSTATE_SBI_STA) ||
+	    (gpa & (RUNSTATE_SIZE - 1)))
+		return -EINVAL;
+	BUG_ON(atomic_load_explicit(&v->mode, memory_order_relaxed) != OUTSIDE_GUEST_MODE);
+	kvm_vcpu_runstate_deactivate(v);
+	r = kvm_gpc_activate(&rs->gpc, gpa, RUNSTATE_SIZE);
+	if (r) {
+		kvm_gpc_deactivate(&rs->gpc);
+		return r;
+	}
+	rs->fmt = fmt;
+	rs->t_last = clock_now_ns();
+	rs->steal_sample_at = 0;
+	rs->retry_at = 0;
+	/* Its first write now, so the guest finds it filled at once. */
+	runstate_refresh(v, rs->t_last);
+	if (rs->hva)
+		runstate_write(rs);
+	return 0;
+}
+
+void kvm_vcpu_runstate_deactivate(struct kvm_vcpu *v)
+{
+	struct kvm_runstate *rs = &v->runstate;
+
+	rs->hva = NULL;
+	rs->fmt = 0;
+	kvm_gpc_deactivate(&rs->gpc);
+	/* A pending request about it is harmless: handled as a no-op. */
+	if (rs->schedstat_fd > 0)
+		close(rs->schedstat_fd);
+	rs->schedstat_fd = 0;
+}
+
+void kvm_vcpu_runstate_get(struct kvm_vcpu *v, struct kvm_runstate_info *out)
+{
+	struct kvm_runstate *rs = &v->runstate;
+
+	memset(out, 0, sizeof(*out));
+	out->version = __atomic_load_n(&rs->updates, __ATOMIC_RELAXED) * 2;
+	out->entries = __atomic_load_n(&rs->entries, __ATOMIC_RELAXED);
+	out->time_in_guest = __atomic_load_n(&rs->time_in_guest, __ATOMIC_RELAXED);
+	out->time_outside = __atomic_load_n(&rs->time_outside, __ATOMIC_RELAXED);
+	out->time_runnable = __atomic_load_n(&rs->time_runnable, __ATOMIC_RELAXED);
 }

@@ -42,8 +42,18 @@ void kvm_gpc_init(struct gfn_to_pfn_cache *gpc, struct kvm *kvm)
 {
 	memset(gpc, 0, sizeof(*gpc));
 	gpc->kvm = kvm;
+	gpc->usage = KVM_HOST_USES_PFN;
 	atomic_init(&gpc->lock, 0);
+	atomic_init(&gpc->valid, false);
 	BUG_ON(pthread_mutex_init(&gpc->refresh_lock, NULL));
+}
+
+void kvm_gpc_init_for_vcpu(struct gfn_to_pfn_cache *gpc, struct kvm_vcpu *vcpu,
+			   unsigned int usage)
+{
+	kvm_gpc_init(gpc, vcpu->kvm);
+	gpc->vcpu = vcpu;
+	gpc->usage = usage;
 }
 
 /*
@@ -92,7 +102,7 @@ static void gpc_write_unlock(struct gfn_to_pfn_cache *gpc)
 
 bool kvm_gpc_check(struct gfn_to_pfn_cache *gpc, unsigned int len)
 {
-	return gpc->active && gpc->valid && len &&
+	return gpc->active && atomic_load_explicit(&gpc->valid, memory_order_relaxed) && len &&
 	       (gpc->gpa & (PAGE_SIZE - 1)) + len <= PAGE_SIZE &&
 	       gpc->generation == atomic_load_explicit(&gpc->kvm->memslots_generation,
 						       memory_order_acquire);
@@ -172,8 +182,9 @@ static int gpc_refresh_locked(struct gfn_to_pfn_cache *gpc)
 		gpc->pfn = page_to_pfn(page);
 		gpc->khva = (char *)page_address(page) + (gpc->gpa & (PAGE_SIZE - 1));
 		gpc->generation = generation;
-		gpc->valid = true;
+		atomic_store_explicit(&gpc->valid, true, memory_order_relaxed);
 		gpc->stat.refreshes++;
+		kvm_stat_inc(kvm, gpc_refreshes);
 		gpc_write_unlock(gpc);
 		put_page(page);         /* nothing stays pinned */
 		return 0;
@@ -208,7 +219,7 @@ int kvm_gpc_activate(struct gfn_to_pfn_cache *gpc, gpa_t gpa, unsigned int len)
 	}
 	gpc_write_lock(gpc);
 	gpc->gpa = gpa;
-	gpc->valid = false;
+	atomic_store_explicit(&gpc->valid, false, memory_order_relaxed);
 	gpc->active = true;
 	gpc_write_unlock(gpc);
 	r = gpc_refresh_locked(gpc);
@@ -233,7 +244,7 @@ void kvm_gpc_deactivate(struct gfn_to_pfn_cache *gpc)
 		mutex_unlock(&kvm->gpc_lock);
 		gpc_write_lock(gpc);
 		gpc->active = false;
-		gpc->valid = false;
+		atomic_store_explicit(&gpc->valid, false, memory_order_relaxed);
 		gpc->khva = NULL;
 		gpc_write_unlock(gpc);
 	}
@@ -250,19 +261,67 @@ void kvm_gpc_destroy(struct gfn_to_pfn_cache *gpc)
 /*
  * From invalidate_range_start, after it counted itself in
  * mn_active_invalidate_count: every active cache whose page is in
- * [start, end) is invalid before start returns.
+ * [start, end) is invalid before start returns, and no vCPU still uses
+ * one in guest mode.
+ *
+ * A host user holds the read lock while it uses khva, so marking the cache
+ * invalid under the write lock is enough for it. A guest-mode user (a
+ * vCPU writing its run-state area at every entry) takes no lock: it keeps
+ * the address it got at its last refresh until it handles
+ * KVM_REQ_GPC_INVALIDATE outside guest mode. So each such vCPU is sent
+ * the request, and start waits until every one of them that was in guest
+ * mode has left it (kvm_make_vcpus_request_mask: the same Dekker pair as
+ * a TLB flush). The request goes out after gpc_lock is dropped: the wait
+ * may last a scheduler tick, and the OOM reaper's start takes gpc_lock.
+ *
+ * may_block false (the OOM reaper's start, which holds kvm->lock): send
+ * the request without waiting, as the seed does ("be sad if any needed
+ * to be IPI'd"): the VMM stops a victim's vCPUs, so none should be in
+ * guest mode; any that is gets counted (gpc_nonblock_in_guest). Such a
+ * vCPU is past its entry's write and sees the request before its next.
  */
-void gfn_to_pfn_cache_invalidate_start(struct kvm *kvm, hva_t start, hva_t end)
+void gfn_to_pfn_cache_invalidate_start(struct kvm *kvm, hva_t start, hva_t end,
+				       bool may_block)
 {
+	uint64_t vcpus = 0;
+	int nr;
+
+	if (!may_block)
+		lockdep_assert_held(&kvm->lock);
 	mutex_lock(&kvm->gpc_lock);
 	for (struct gfn_to_pfn_cache *gpc = kvm->gpc_list; gpc; gpc = gpc->next) {
 		gpc_write_lock(gpc);
-		if (gpc->valid && gpc->uhva >= start && gpc->uhva < end &&
+		if (atomic_load_explicit(&gpc->valid, memory_order_relaxed) &&
+		    gpc->uhva >= start && gpc->uhva < end &&
 		    !(kvm->cfg.breaks & KVM_BREAK_GPC_INVALIDATE)) {
-			gpc->valid = false;
+			atomic_store_explicit(&gpc->valid, false, memory_order_relaxed);
 			gpc->stat.invalidations++;
+			kvm_stat_inc(kvm, gpc_invalidations);
+			if ((gpc->usage & KVM_GUEST_USES_PFN) &&
+			    !(kvm->cfg.breaks & KVM_BREAK_GPC_REQUEST))
+				vcpus |= 1ULL << gpc->vcpu->vcpu_id;
 		}
 		gpc_write_unlock(gpc);
 	}
 	mutex_unlock(&kvm->gpc_lock);
+	if (!vcpus)
+		return;
+	if (may_block) {
+		/* By vCPU id, not pointer: a vCPU found on the list may have
+		 * been uninitialized since gpc_lock was dropped. */
+		mutex_lock(&kvm->lock);
+		nr = kvm_make_vcpus_request_mask(kvm, KVM_REQ_GPC_INVALIDATE, vcpus, true);
+		mutex_unlock(&kvm->lock);
+		atomic_fetch_add_explicit(&kvm->stat.gpc_request_waits, (unsigned long)nr,
+					  memory_order_relaxed);
+	} else {
+		nr = kvm_make_vcpus_request_mask(kvm, KVM_REQ_GPC_INVALIDATE, vcpus, false);
+		if (nr) {
+			atomic_fetch_add_explicit(&kvm->stat.gpc_nonblock_in_guest,
+						  (unsigned long)nr, memory_order_relaxed);
+			/* Loud, as the seed's WARN: the VMM should have stopped
+			 * them (once per process; the count says how often). */
+			WARN_ON_ONCE(nr && "non-blockable gpc invalidation: vCPU in guest mode");
+		}
+	}
 }

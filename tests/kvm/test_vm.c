@@ -29,7 +29,7 @@ static void test_create_bad_input(void **state)
 	struct kt *t = kt_create(0, KT_NO_VCPU);
 	struct kvm *kvm = NULL;
 	struct vcpu *v = NULL, *v2 = NULL;
-	struct kvm_config bad = { .breaks = 1u << 7 };
+	struct kvm_config bad = { .breaks = 1u << 30 };
 
 	assert_int_equal(kvm_create_vm(NULL, NULL, &kvm), -EINVAL);
 	assert_int_equal(kvm_create_vm(t->mm, NULL, NULL), -EINVAL);

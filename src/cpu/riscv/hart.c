@@ -156,6 +156,7 @@ int rv_handle_requests(struct rv_hart *h)
 		rv_flush_tlb_and_code(h);
 	/* Interrupts are looked at by the run loop after every chunk. */
 	kvm_check_request(KVM_REQ_EVENT, kv);
+	kvm_vcpu_handle_gpc_invalidate(kv);     /* KVM_REQ_GPC_INVALIDATE */
 	if (vcpu_should_stop(h->v))
 		return -EINTR;
 	return 0;
