@@ -12,7 +12,16 @@
  *   - a memslot move or delete makes check fail;
  *   - deactivate leaves nothing for a later invalidation to find;
  *   - a cache over a page that is swapped out, COW-broken, DONTNEED'd or
- *     remapped always writes the frame the guest sees, once refreshed.
+ *     remapped always writes the frame the guest sees, once refreshed;
+ *   - guest mode (the run-state area a vCPU writes at every entry with no
+ *     lock): an invalidation of its page does not return while the vCPU
+ *     is in guest mode, sends it KVM_REQ_GPC_INVALIDATE, and the vCPU's
+ *     next entries write the new frame; with --break=gpc-request the
+ *     vCPU is neither told nor waited for and writes the old frame;
+ *   - the OOM reaper's non-blockable invalidation sends the request
+ *     without waiting for a vCPU in guest mode, and counts it;
+ *   - deactivate racing an invalidation held open, or a refresh paused
+ *     after its GUP, leaves nothing behind.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -28,6 +37,7 @@
 #include "kvm/kvm_host.h"
 #include "harness/kvm_fixture.h"
 #include "harness/util.h"
+#include "tandem/mmu_notifier.h"
 
 /* ---- a pause at the refresh's KVM_HOOK_GPC_AFTER_GUP --------------------- */
 
@@ -325,6 +335,307 @@ static void test_writes_follow_the_host(void **state)
 	kt_destroy(t);
 }
 
+/* ---- guest mode: the run-state area ------------------------------------ */
+
+#define RS_PAGE 9                       /* the run-state area: page 9, offset 0 */
+#define RS_OFF(f) offsetof(struct kvm_runstate_info, f)
+
+static uint64_t rs_host(struct kt *t, size_t off)
+{
+	return host_load(t->mm, HVA(RS_PAGE) + off);
+}
+
+/* Activate t->v's run-state area at page RS_PAGE (the vCPU stopped
+ * meanwhile: activation is the vCPU's own business while it runs). */
+static void rs_activate(struct kt *t)
+{
+	assert_int_not_equal(vcpu_stop(t->v), -EINVAL);   /* the guest says -EINTR */
+	assert_int_equal(kvm_vcpu_runstate_activate(&t->v->kvm_vcpu, GPA(RS_PAGE),
+						    KVM_RUNSTATE_TANDEM), 0);
+	kt_vcpu_start(t);
+}
+
+/* Wait until the guest's page shows entries beyond min (the vCPU enters
+ * at least every millisecond: the mailbox guest checks requests). */
+static bool rs_wait_entries(struct kt *t, uint64_t min)
+{
+	for (int ms = 0; ms < TIMEOUT_MS; ms++) {
+		if (rs_host(t, RS_OFF(entries)) > min)
+			return true;
+		sleep_ms(1);
+	}
+	return false;
+}
+
+static bool gpc_request_pending(struct kt *t)
+{
+	return atomic_load(&t->v->kvm_vcpu.requests) & (1UL << KVM_REQ_GPC_INVALIDATE);
+}
+
+/* Bad input: alignment, format, no RAM. */
+static void test_runstate_bad_input(void **state)
+{
+	struct kt *t = kt_create(0, KT_NO_VCPU);
+	struct vcpu *v;
+
+	assert_int_equal(vcpu_create(t->kvm, 0, &v), 0);
+	assert_int_equal(kvm_vcpu_runstate_activate(&v->kvm_vcpu, GPA(1) + 8,
+						    KVM_RUNSTATE_TANDEM), -EINVAL);
+	assert_int_equal(kvm_vcpu_runstate_activate(&v->kvm_vcpu, GPA(1), 7), -EINVAL);
+	assert_int_equal(kvm_vcpu_runstate_activate(&v->kvm_vcpu, GPA_HOLE,
+						    KVM_RUNSTATE_TANDEM), -EFAULT);
+	assert_int_equal(kvm_vcpu_runstate_activate(&v->kvm_vcpu, GPA_RO,
+						    KVM_RUNSTATE_TANDEM), -EFAULT);
+	assert_null(t->kvm->gpc_list);          /* nothing left active */
+	/* A good one is written at once, version even. */
+	assert_int_equal(kvm_vcpu_runstate_activate(&v->kvm_vcpu, GPA(1) + 64,
+						    KVM_RUNSTATE_TANDEM), 0);
+	assert_int_equal(host_load(t->mm, HVA(1) + 64 + RS_OFF(version)), 2);
+	vcpu_destroy(v);                        /* deactivates it */
+	assert_null(t->kvm->gpc_list);
+	kt_destroy(t);
+}
+
+/*
+ * The vCPU is paused in guest mode after the entry that wrote its
+ * run-state area. An invalidation of that page (DONTNEED) marks the cache
+ * invalid, sends KVM_REQ_GPC_INVALIDATE and does not return while the
+ * vCPU is in guest mode: it might be writing through the old address. Once
+ * it leaves, the invalidation returns; the vCPU refreshes before entering
+ * again, and its later entries land in the guest's new page.
+ */
+static void test_guest_mode_invalidation_waits_for_vcpu(void **state)
+{
+	struct kt *t = kt_create(0, 0);
+	struct kvm_stats k0, k1;
+	uint64_t e0;
+
+	rs_activate(t);
+	assert_true(rs_wait_entries(t, 0));
+	pause_in_guest(t, 1);
+	e0 = rs_host(t, RS_OFF(entries));
+	assert_int_equal(rs_host(t, RS_OFF(version)) & 1, 0);
+	k0 = kstats(t);
+
+	bg_start(&t->bg, bg_dontneed, t, HVA(RS_PAGE));
+	assert_false(bg_done(&t->bg, BLOCK_MS));        /* waits for the vCPU */
+	assert_true(kt_paused(t));
+	assert_true(gpc_request_pending(t));
+	kt_release(t);
+	assert_int_equal(bg_join(&t->bg), 0);
+	k1 = kstats(t);
+	assert_int_equal(k1.gpc_invalidations - k0.gpc_invalidations, 1);
+	assert_int_equal(k1.gpc_requests - k0.gpc_requests, 1);
+	assert_int_equal(k1.gpc_request_waits - k0.gpc_request_waits, 1);
+
+	/* The new page (zeroes after DONTNEED) gets the vCPU's later entries,
+	 * which only grow. */
+	assert_true(rs_wait_entries(t, e0));
+	assert_int_equal(t->v->kvm_vcpu.runstate.gpc.pfn, host_pfn(t, HVA(RS_PAGE)));
+	assert_true(rs_host(t, RS_OFF(time_in_guest)) > 0);
+	kt_destroy(t);
+}
+
+/* With the vCPU outside guest mode the invalidation sends the request but
+ * has nobody to wait for; the vCPU refreshes at its next entry. */
+static void test_guest_mode_invalidation_vcpu_outside(void **state)
+{
+	struct kt *t = kt_create(0, 0);
+	struct kvm_stats k0, k1;
+	uint64_t e0;
+
+	rs_activate(t);
+	assert_true(rs_wait_entries(t, 0));
+	kt_arm(t, VCPU_HOOK_BEFORE_ENTER);              /* outside guest mode */
+	g_post(t, G_LOAD, GPA(2) + 8, 0);
+	assert_true(kt_wait_paused(t, TIMEOUT_MS));
+	e0 = rs_host(t, RS_OFF(entries));
+	k0 = kstats(t);
+	assert_int_equal(mm_madvise(t->mm, HVA(RS_PAGE), P, MADV_DONTNEED), 0);
+	k1 = kstats(t);
+	assert_int_equal(k1.gpc_requests - k0.gpc_requests, 1);
+	assert_int_equal(k1.gpc_request_waits - k0.gpc_request_waits, 0);
+	assert_true(gpc_request_pending(t));
+	kt_release(t);
+	assert_true(g_wait(t, TIMEOUT_MS));
+	assert_true(rs_wait_entries(t, e0));
+	assert_int_equal(t->v->kvm_vcpu.runstate.gpc.pfn, host_pfn(t, HVA(RS_PAGE)));
+	kt_destroy(t);
+}
+
+/*
+ * --break=gpc-request: the cache is marked invalid but the vCPU is neither
+ * told nor waited for, so the invalidation returns with the vCPU in guest
+ * mode, and the vCPU goes on writing the frame the host took back. (The
+ * test holds a reference on that frame so that the stale writes land in a
+ * frame nobody reuses; the checker of tandem run finds them by poison.)
+ */
+static void test_break_gpc_request(void **state)
+{
+	struct kt *t = kt_create(KVM_BREAK_GPC_REQUEST, 0);
+	struct page *old;
+	bool writable;
+	uint64_t e_old;
+
+	rs_activate(t);
+	assert_true(rs_wait_entries(t, 0));
+	assert_int_equal(get_user_page(t->mm, HVA(RS_PAGE), 0, &old, &writable), 0);
+	pause_in_guest(t, 1);
+	bg_start(&t->bg, bg_dontneed, t, HVA(RS_PAGE));
+	assert_true(bg_done(&t->bg, TIMEOUT_MS));       /* no wait */
+	assert_int_equal(bg_join(&t->bg), 0);
+	assert_true(kt_paused(t));
+	assert_false(gpc_request_pending(t));
+	assert_int_equal(kstats(t).gpc_requests, 0);
+	kt_release(t);
+	assert_true(g_wait(t, TIMEOUT_MS));
+	e_old = __atomic_load_n((uint64_t *)((char *)page_address(old) + RS_OFF(entries)),
+				__ATOMIC_RELAXED);
+	/* The old frame keeps counting (each access to a new page is an exit
+	 * and an entry); the guest's page stays zero. */
+	for (unsigned int i = 2; i < 6; i++)
+		g_read(t, GPA(i));
+	for (int ms = 0; ms < TIMEOUT_MS &&
+	     __atomic_load_n((uint64_t *)((char *)page_address(old) + RS_OFF(entries)),
+			     __ATOMIC_RELAXED) == e_old; ms++)
+		sleep_ms(1);
+	assert_true(__atomic_load_n((uint64_t *)((char *)page_address(old) + RS_OFF(entries)),
+				    __ATOMIC_RELAXED) > e_old);
+	assert_int_equal(rs_host(t, RS_OFF(entries)), 0);
+	assert_int_not_equal(vcpu_stop(t->v), -EINVAL);
+	put_page(old);
+	kt_vcpu_start(t);
+	kt_destroy(t);
+}
+
+/*
+ * The OOM reaper's non-blockable invalidation, over the run-state page
+ * while its vCPU is paused in guest mode: start returns 0 at once (no
+ * wait), having marked the cache invalid and sent the request, and counts
+ * the vCPU it found in guest mode. The page has no spte (only the host
+ * writes it), so no TLB flush is involved.
+ */
+/* start and end on one thread (the range lock is the thread's); what the
+ * test checks between them, recorded here. Static: kt_abandon. */
+static struct oom_call {
+	struct mmu_notifier_range r;
+	bool paused, pending;
+	struct kvm_stats k;
+} oom_call;
+
+static int bg_oom_range(struct kt *t, uintptr_t arg)
+{
+	int ret = mmu_notifier_invalidate_range_start_nonblock(&oom_call.r);
+
+	(void)arg;
+	if (ret)
+		return ret;
+	oom_call.paused = kt_paused(t);
+	oom_call.pending = gpc_request_pending(t);
+	oom_call.k = kstats(t);
+	mmu_notifier_invalidate_range_end(&oom_call.r);
+	return 0;
+}
+
+static void test_oom_reap_does_not_wait_for_guest_mode(void **state)
+{
+	struct kt *t = kt_create(0, KT_KICK_WAIT);
+	struct kvm_stats k0, *k1 = &oom_call.k;
+
+	rs_activate(t);
+	assert_true(rs_wait_entries(t, 0));
+	pause_in_guest(t, 1);
+	k0 = kstats(t);
+	memset(&oom_call, 0, sizeof(oom_call));
+	mmu_notifier_range_init(&oom_call.r, MMU_NOTIFY_UNMAP, 0, t->mm, HVA(RS_PAGE),
+				HVA(RS_PAGE + 1));
+	bg_start(&t->bg, bg_oom_range, t, 0);
+	assert_true(bg_done(&t->bg, TIMEOUT_MS));       /* while still paused */
+	assert_int_equal(bg_join(&t->bg), 0);
+	assert_true(oom_call.paused);
+	assert_true(oom_call.pending);
+	assert_true(kt_paused(t));
+	assert_int_equal(k1->gpc_invalidations - k0.gpc_invalidations, 1);
+	assert_int_equal(k1->gpc_requests - k0.gpc_requests, 1);
+	assert_int_equal(k1->gpc_nonblock_in_guest - k0.gpc_nonblock_in_guest, 1);
+	assert_int_equal(k1->gpc_request_waits, k0.gpc_request_waits);
+	kt_release(t);
+	/* The vCPU handles the request when it next leaves guest mode. */
+	for (int ms = 0; ms < TIMEOUT_MS && gpc_request_pending(t); ms++)
+		sleep_ms(1);
+	assert_false(gpc_request_pending(t));
+	kt_destroy(t);
+}
+
+/*
+ * Deactivate racing an invalidation: with kvm's start done (cache marked
+ * invalid) and the invalidation held open before its end, deactivate
+ * completes without waiting for the end, takes the cache off the list,
+ * and a refresh then refuses (inactive); the end finds nothing of it. A
+ * deactivate racing a refresh paused after its GUP waits for it (the
+ * refresh lock) and leaves the cache inactive with nothing mapped.
+ */
+static int bg_deactivate(struct kt *t, uintptr_t arg)
+{
+	(void)t;
+	kvm_gpc_deactivate((struct gfn_to_pfn_cache *)arg);
+	return 0;
+}
+
+static void test_deactivate_races_invalidation(void **state)
+{
+	struct kt *t = kt_create(0, KT_NO_VCPU | KT_REC_AFTER_KVM);
+	struct gup_pause p = { .armed = false };
+	struct gfn_to_pfn_cache gpc;
+	struct refresher r;
+	struct bg bg;
+
+	kvm_gpc_init(&gpc, t->kvm);
+	assert_int_equal(kvm_gpc_activate(&gpc, GPA(10), 8), 0);
+	rec_arm(&t->rec, &(struct rec_trigger){ .kinds = REC_F(REC_START),
+						.start = HVA(10), .end = HVA(10) + P,
+						.pause = true });
+	bg_start(&bg, bg_dontneed, t, HVA(10));
+	assert_true(rec_wait_paused(&t->rec, TIMEOUT_MS));
+	assert_false(gpc_valid(&gpc));
+	kvm_gpc_deactivate(&gpc);               /* does not wait for the end */
+	assert_null(t->kvm->gpc_list);
+	assert_null(gpc.khva);
+	assert_int_equal(kvm_gpc_refresh(&gpc, 8), -EINVAL);
+	rec_resume(&t->rec);
+	assert_int_equal(bg_join(&bg), 0);
+	assert_int_equal(gpc.stat.invalidations, 1);
+
+	/* Against a refresh paused after its GUP. */
+	sync_init(&p.m, &p.c);
+	assert_int_equal(kvm_gpc_activate(&gpc, GPA(10), 8), 0);
+	assert_int_equal(mm_madvise(t->mm, HVA(10), P, MADV_DONTNEED), 0);
+	p.armed = true;
+	kvm_set_test_hook(t->kvm, gup_pause_hook, &p);
+	refresher_start(&r, &gpc);
+	pthread_mutex_lock(&p.m);
+	assert_true(wait_flag(&p.m, &p.c, &p.paused, TIMEOUT_MS));
+	pthread_mutex_unlock(&p.m);
+	bg_start(&bg, bg_deactivate, t, (uintptr_t)&gpc);
+	assert_false(bg_done(&bg, BLOCK_MS));   /* behind the refresh */
+	pthread_mutex_lock(&p.m);
+	p.released = true;
+	pthread_cond_broadcast(&p.c);
+	pthread_mutex_unlock(&p.m);
+	assert_int_equal(refresher_join(&r), 0);
+	assert_int_equal(bg_join(&bg), 0);
+	kvm_set_test_hook(t->kvm, NULL, NULL);
+	assert_null(t->kvm->gpc_list);
+	assert_false(gpc_valid(&gpc));
+	assert_null(gpc.khva);
+	assert_int_equal(mm_madvise(t->mm, HVA(10), P, MADV_DONTNEED), 0);
+	assert_int_equal(gpc.stat.invalidations, 2);    /* the second activation's
+							 * DONTNEED; not this one */
+	kvm_gpc_destroy(&gpc);
+	sync_destroy(&p.m, &p.c);
+	kt_destroy(t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -335,6 +646,12 @@ int main(void)
 		KT_TEST(test_memslot_change_fails_check),
 		KT_TEST(test_deactivate_leaves_nothing),
 		KT_TEST(test_writes_follow_the_host),
+		KT_TEST(test_runstate_bad_input),
+		KT_TEST(test_guest_mode_invalidation_waits_for_vcpu),
+		KT_TEST(test_guest_mode_invalidation_vcpu_outside),
+		KT_TEST(test_break_gpc_request),
+		KT_TEST(test_oom_reap_does_not_wait_for_guest_mode),
+		KT_TEST(test_deactivate_races_invalidation),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
