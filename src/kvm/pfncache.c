@@ -30,13 +30,14 @@
  * refresh: writes through khva set no dirty bit, and the page cannot be
  * cleaned (written to swap and unmapped) without an invalidation first.
  *
- * Lock order: kvm->gpc_lock > gpc->lock; refresh_lock > gpc->lock;
- * mn_invalidate_lock is taken alone (inside gpc->lock in step 4).
+ * Lock order: kvm->lock > kvm->gpc_lock > gpc->lock > mn_invalidate_lock
+ * (step 4); refresh_lock > gpc->lock.
  */
 #include <errno.h>
 #include <string.h>
 #include "kvm_host.h"
 #include "base/rcu.h"
+#include "base/xalloc.h"
 
 void kvm_gpc_init(struct gfn_to_pfn_cache *gpc, struct kvm *kvm)
 {
@@ -57,23 +58,127 @@ void kvm_gpc_init_for_vcpu(struct gfn_to_pfn_cache *gpc, struct kvm_vcpu *vcpu,
 }
 
 /*
- * The cache's reader-writer spinlock. A write through a cache is a few
- * nanoseconds; pthread_rwlock_t cost several times that. Readers add one
- * and back off while a writer holds bit 31; a writer takes bit 31 first
- * (so new readers wait), then waits for the readers already in. Every
- * holder does bounded work and never sleeps holding it; a spinner yields
- * after a while (the holder may be preempted on these 2-core machines).
+ * The cache's reader-writer lock, made for readers: a write through a
+ * cache should cost about what a plain store does, and the atomic
+ * read-modify-writes of a counting rwlock (two per write) cost twice that.
+ *
+ * Each thread has a reader record (struct gpc_reader: a few slots, each
+ * naming the cache it reads, or NULL). A reader publishes the cache in a
+ * slot with a plain store, then checks the cache's writer bit; it backs
+ * off (clears its slot, waits for the bit to clear) if a writer is there.
+ * A writer takes the writer bit, then makes sure every reader's slot store
+ * is visible to it -- the asymmetric fence, membarrier(PRIVATE_EXPEDITED),
+ * which runs a full barrier on every CPU running one of our threads --
+ * then waits until no slot names its cache:
+ *
+ *   reader                               writer
+ *   slot = gpc                           lock |= WRITER
+ *   (compiler barrier)                   membarrier()   [full barrier on
+ *   if (lock & WRITER) back off                          every running
+ *   ... use khva ...                                     thread]
+ *   slot = NULL (release)                wait while any slot == gpc
+ *
+ * Either the reader's slot store precedes the barrier the membarrier puts
+ * in its thread, and the writer sees the slot and waits; or its load of
+ * lock follows it, and sees WRITER. (A thread that is not running has
+ * passed a full barrier in its context switch.) It is the scheme of
+ * liburcu's memb flavour, and of the kernel's sys_membarrier users.
+ *
+ * Where membarrier is not available, and in sanitizer builds
+ * (ThreadSanitizer does not model it), the reader's publication is an
+ * exchange instead (a full barrier itself): one atomic RMW per read
+ * section rather than two. Writers are rare (refresh, invalidation of the
+ * cache's own page, activate, deactivate) and pay a membarrier each.
+ *
+ * Records are never freed: a thread's record goes back to a free list at
+ * its exit and is reused by a later thread, so a writer walks the record
+ * list with no lock. Every holder does bounded work and never sleeps
+ * holding the lock; a spinner yields after a while (the holder may be
+ * preempted on these 2-core machines).
  */
-#define GPC_WRITER (1u << 31)
+#include <linux/membarrier.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#define GPC_WRITER       (1u << 31)
+#define GPC_READER_SLOTS 4              /* caches one thread reads at once */
+
+struct gpc_reader {
+	_Atomic(struct gfn_to_pfn_cache *) in[GPC_READER_SLOTS];
+	struct gpc_reader *next;        /* all records; pushed, never removed */
+	_Atomic bool free;              /* its thread exited: reusable */
+};
+
+static struct gpc_reader *_Atomic gpc_readers;
+static _Thread_local struct gpc_reader *gpc_self;
+static pthread_once_t gpc_once = PTHREAD_ONCE_INIT;
+static pthread_key_t gpc_key;
+static bool gpc_membarrier;
+
+static void gpc_reader_exit(void *arg)
+{
+	struct gpc_reader *r = arg;
+
+	for (int i = 0; i < GPC_READER_SLOTS; i++)
+		BUG_ON(atomic_load_explicit(&r->in[i], memory_order_relaxed));
+	atomic_store_explicit(&r->free, true, memory_order_release);
+}
+
+static void gpc_lock_init(void)
+{
+	BUG_ON(pthread_key_create(&gpc_key, gpc_reader_exit));
+#if !defined(__SANITIZE_THREAD__) && !defined(__SANITIZE_ADDRESS__)
+	gpc_membarrier = syscall(__NR_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED,
+				 0, 0) == 0;
+#endif
+}
+
+static struct gpc_reader *gpc_reader_register(void)
+{
+	struct gpc_reader *r;
+
+	pthread_once(&gpc_once, gpc_lock_init);
+	for (r = atomic_load_explicit(&gpc_readers, memory_order_acquire); r; r = r->next) {
+		bool was_free = true;
+
+		if (atomic_compare_exchange_strong(&r->free, &was_free, false))
+			break;
+	}
+	if (!r) {
+		r = xaligned_zalloc(64, sizeof(*r));   /* a line each: no false sharing */
+		r->next = atomic_load_explicit(&gpc_readers, memory_order_relaxed);
+		while (!atomic_compare_exchange_weak_explicit(&gpc_readers, &r->next, r,
+							      memory_order_release,
+							      memory_order_relaxed))
+			;
+	}
+	BUG_ON(pthread_setspecific(gpc_key, r));
+	gpc_self = r;
+	return r;
+}
 
 void kvm_gpc_read_lock(struct gfn_to_pfn_cache *gpc)
 {
-	unsigned int spins = 0;
+	struct gpc_reader *r = gpc_self;
+	unsigned int spins = 0, i = 0;
 
+	if (unlikely(!r))
+		r = gpc_reader_register();
+	while (atomic_load_explicit(&r->in[i], memory_order_relaxed)) {
+		i++;
+		BUG_ON(i == GPC_READER_SLOTS);  /* more nested read sections */
+	}
 	for (;;) {
-		if (!(atomic_fetch_add_explicit(&gpc->lock, 1, memory_order_acquire) & GPC_WRITER))
+		if (likely(gpc_membarrier)) {
+			atomic_store_explicit(&r->in[i], gpc, memory_order_relaxed);
+			atomic_signal_fence(memory_order_seq_cst);
+		} else {
+			atomic_exchange_explicit(&r->in[i], gpc, memory_order_seq_cst);
+		}
+		/* Acquire: pairs with the last writer's unlock (khva & co). */
+		if (likely(!(atomic_load_explicit(&gpc->lock, memory_order_acquire) & GPC_WRITER)))
 			return;
-		atomic_fetch_sub_explicit(&gpc->lock, 1, memory_order_relaxed);
+		atomic_store_explicit(&r->in[i], NULL, memory_order_release);
 		while (atomic_load_explicit(&gpc->lock, memory_order_relaxed) & GPC_WRITER)
 			spin_relax(&spins);
 	}
@@ -81,18 +186,37 @@ void kvm_gpc_read_lock(struct gfn_to_pfn_cache *gpc)
 
 void kvm_gpc_read_unlock(struct gfn_to_pfn_cache *gpc)
 {
-	atomic_fetch_sub_explicit(&gpc->lock, 1, memory_order_release);
+	struct gpc_reader *r = gpc_self;
+	int i = GPC_READER_SLOTS - 1;
+
+	while (atomic_load_explicit(&r->in[i], memory_order_relaxed) != gpc) {
+		BUG_ON(i == 0);                 /* not read-locked by this thread */
+		i--;
+	}
+	/* Release: the reader's uses of khva happen before a writer's next
+	 * change (the writer's acquire load of this slot). */
+	atomic_store_explicit(&r->in[i], NULL, memory_order_release);
 }
 
 static void gpc_write_lock(struct gfn_to_pfn_cache *gpc)
 {
 	unsigned int spins = 0;
 
+	pthread_once(&gpc_once, gpc_lock_init);
 	while (atomic_fetch_or_explicit(&gpc->lock, GPC_WRITER, memory_order_acquire) & GPC_WRITER)
 		spin_relax(&spins);
-	/* Acquire: pairs with each reader's release on unlock. */
-	while (atomic_load_explicit(&gpc->lock, memory_order_acquire) & ~GPC_WRITER)
-		spin_relax(&spins);
+	/* Every reader's slot store before this point is visible below;
+	 * every later reader sees WRITER (the comment above). */
+	if (gpc_membarrier)
+		BUG_ON(syscall(__NR_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0));
+	else
+		atomic_thread_fence(memory_order_seq_cst);
+	for (struct gpc_reader *r = atomic_load_explicit(&gpc_readers, memory_order_acquire);
+	     r; r = r->next)
+		for (int i = 0; i < GPC_READER_SLOTS; i++)
+			/* Acquire: pairs with the reader's unlock. */
+			while (atomic_load_explicit(&r->in[i], memory_order_acquire) == gpc)
+				spin_relax(&spins);
 }
 
 static void gpc_write_unlock(struct gfn_to_pfn_cache *gpc)
@@ -122,16 +246,13 @@ static void gpc_wait_invalidations(struct gfn_to_pfn_cache *gpc)
 	mutex_unlock(&kvm->mn_invalidate_lock);
 }
 
-/* Step 4, with gpc->lock held for write: did an invalidation start or end
- * since seq was taken? */
+/* Step 4, with gpc->lock held for write and mn_invalidate_lock held: did
+ * an invalidation start or end since seq was taken? */
 static bool gpc_invalidate_retry(struct kvm *kvm, unsigned long seq)
 {
-	bool busy;
-
-	mutex_lock(&kvm->mn_invalidate_lock);
-	busy = kvm->mn_active_invalidate_count != 0;
-	mutex_unlock(&kvm->mn_invalidate_lock);
-	return busy || atomic_load_explicit(&kvm->mmu_invalidate_seq, memory_order_acquire) != seq;
+	lockdep_assert_held(&kvm->mn_invalidate_lock);
+	return kvm->mn_active_invalidate_count != 0 ||
+	       atomic_load_explicit(&kvm->mmu_invalidate_seq, memory_order_acquire) != seq;
 }
 
 /* Called with refresh_lock held. */
@@ -172,7 +293,14 @@ static int gpc_refresh_locked(struct gfn_to_pfn_cache *gpc)
 		kvm_test_hook(kvm, KVM_HOOK_GPC_AFTER_GUP, NULL);
 
 		gpc_write_lock(gpc);
+		/* The check and the install under mn_invalidate_lock: an
+		 * invalidation counts itself under it before it looks at the
+		 * caches, so it either comes first (we retry) or finds this
+		 * install done (gfn_to_pfn_cache_invalidate_start may then
+		 * look at valid and uhva without the cache's lock). */
+		mutex_lock(&kvm->mn_invalidate_lock);
 		if (gpc_invalidate_retry(kvm, seq)) {
+			mutex_unlock(&kvm->mn_invalidate_lock);
 			gpc->stat.retries++;
 			gpc_write_unlock(gpc);
 			put_page(page);
@@ -183,6 +311,7 @@ static int gpc_refresh_locked(struct gfn_to_pfn_cache *gpc)
 		gpc->khva = (char *)page_address(page) + (gpc->gpa & (PAGE_SIZE - 1));
 		gpc->generation = generation;
 		atomic_store_explicit(&gpc->valid, true, memory_order_relaxed);
+		mutex_unlock(&kvm->mn_invalidate_lock);
 		gpc->stat.refreshes++;
 		kvm_stat_inc(kvm, gpc_refreshes);
 		gpc_write_unlock(gpc);
@@ -290,6 +419,13 @@ void gfn_to_pfn_cache_invalidate_start(struct kvm *kvm, hva_t start, hva_t end,
 		lockdep_assert_held(&kvm->lock);
 	mutex_lock(&kvm->gpc_lock);
 	for (struct gfn_to_pfn_cache *gpc = kvm->gpc_list; gpc; gpc = gpc->next) {
+		/* Only caches over the range pay for the write lock (a
+		 * membarrier): a valid cache's uhva was installed before this
+		 * invalidation counted itself, and none can be installed
+		 * until its end (the refresh's step 4). */
+		if (!atomic_load_explicit(&gpc->valid, memory_order_relaxed) ||
+		    gpc->uhva < start || gpc->uhva >= end)
+			continue;
 		gpc_write_lock(gpc);
 		if (atomic_load_explicit(&gpc->valid, memory_order_relaxed) &&
 		    gpc->uhva >= start && gpc->uhva < end &&
