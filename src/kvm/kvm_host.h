@@ -208,6 +208,9 @@ void kvm_gva_get_stats(struct kvm *kvm, struct kvm_stats *st);
 /* pfncache.c */
 void gfn_to_pfn_cache_invalidate_start(struct kvm *kvm, hva_t start, hva_t end,
 				       bool may_block);
+/* The cache lock's write side (pfncache.c; tests use it directly). */
+void gpc_write_lock(struct gfn_to_pfn_cache *gpc);
+void gpc_write_unlock(struct gfn_to_pfn_cache *gpc);
 /* kvm_vcpu.c: set req on the vCPUs whose ids are in the mask, kick those
  * in guest mode, and (wait) sleep until each of those has left guest mode
  * once -- in either kick mode: a guest-mode cache user is no rseq section.

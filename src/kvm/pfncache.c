@@ -198,7 +198,7 @@ void kvm_gpc_read_unlock(struct gfn_to_pfn_cache *gpc)
 	atomic_store_explicit(&r->in[i], NULL, memory_order_release);
 }
 
-static void gpc_write_lock(struct gfn_to_pfn_cache *gpc)
+void gpc_write_lock(struct gfn_to_pfn_cache *gpc)
 {
 	unsigned int spins = 0;
 
@@ -219,7 +219,7 @@ static void gpc_write_lock(struct gfn_to_pfn_cache *gpc)
 				spin_relax(&spins);
 }
 
-static void gpc_write_unlock(struct gfn_to_pfn_cache *gpc)
+void gpc_write_unlock(struct gfn_to_pfn_cache *gpc)
 {
 	atomic_fetch_and_explicit(&gpc->lock, ~GPC_WRITER, memory_order_release);
 }

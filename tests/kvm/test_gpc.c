@@ -21,7 +21,9 @@
  *   - the OOM reaper's non-blockable invalidation sends the request
  *     without waiting for a vCPU in guest mode, and counts it;
  *   - deactivate racing an invalidation held open, or a refresh paused
- *     after its GUP, leaves nothing behind.
+ *     after its GUP, leaves nothing behind;
+ *   - the cache lock: a writer (an invalidation) waits for a reader in its
+ *     read section, and a reader waits for a writer.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -636,6 +638,98 @@ static void test_deactivate_races_invalidation(void **state)
 	kt_destroy(t);
 }
 
+/* ---- the cache lock ------------------------------------------------------ */
+
+struct locker {
+	struct gfn_to_pfn_cache *gpc;
+	pthread_t th;
+	pthread_mutex_t m;
+	pthread_cond_t c;
+	bool in, leave;
+	atomic_long done;
+};
+
+/* A reader on its own thread: read-lock, say so, hold until told. */
+static void *reader_thread(void *arg)
+{
+	struct locker *l = arg;
+
+	kvm_gpc_read_lock(l->gpc);
+	pthread_mutex_lock(&l->m);
+	l->in = true;
+	pthread_cond_broadcast(&l->c);
+	wait_flag(&l->m, &l->c, &l->leave, TIMEOUT_MS);
+	pthread_mutex_unlock(&l->m);
+	kvm_gpc_read_unlock(l->gpc);
+	atomic_store(&l->done, 1);
+	return NULL;
+}
+
+static void locker_release(struct locker *l)
+{
+	pthread_mutex_lock(&l->m);
+	l->leave = true;
+	pthread_cond_broadcast(&l->c);
+	pthread_mutex_unlock(&l->m);
+}
+
+static void test_lock_readers_and_writers(void **state)
+{
+	struct kt *t = kt_create(0, KT_NO_VCPU);
+	struct gfn_to_pfn_cache gpc;
+	struct locker l = { .gpc = &gpc };
+	struct bg bg;
+
+	kvm_gpc_init(&gpc, t->kvm);
+	assert_int_equal(kvm_gpc_activate(&gpc, GPA(11), 8), 0);
+	sync_init(&l.m, &l.c);
+
+	/* A reader in its section holds off the invalidation's write lock. */
+	atomic_init(&l.done, 0);
+	assert_int_equal(pthread_create(&l.th, NULL, reader_thread, &l), 0);
+	pthread_mutex_lock(&l.m);
+	assert_true(wait_flag(&l.m, &l.c, &l.in, TIMEOUT_MS));
+	pthread_mutex_unlock(&l.m);
+	bg_start(&bg, bg_dontneed, t, HVA(11));
+	assert_false(bg_done(&bg, BLOCK_MS));
+	assert_int_equal(gpc.stat.invalidations, 0);
+	locker_release(&l);
+	assert_int_equal(bg_join(&bg), 0);
+	pthread_join(l.th, NULL);
+	assert_int_equal(gpc.stat.invalidations, 1);
+
+	/* A writer holds off a new reader. */
+	l.in = l.leave = false;
+	atomic_store(&l.done, 0);
+	gpc_write_lock(&gpc);
+	assert_int_equal(pthread_create(&l.th, NULL, reader_thread, &l), 0);
+	sleep_ms(BLOCK_MS);
+	pthread_mutex_lock(&l.m);
+	assert_false(l.in);
+	pthread_mutex_unlock(&l.m);
+	gpc_write_unlock(&gpc);
+	pthread_mutex_lock(&l.m);
+	assert_true(wait_flag(&l.m, &l.c, &l.in, TIMEOUT_MS));
+	pthread_mutex_unlock(&l.m);
+	locker_release(&l);
+	assert_true(wait_until_long(&l.done, 1, TIMEOUT_MS));
+	pthread_join(l.th, NULL);
+
+	/* Nested sections of two caches on one thread. */
+	struct gfn_to_pfn_cache g2;
+
+	kvm_gpc_init(&g2, t->kvm);
+	assert_int_equal(kvm_gpc_activate(&g2, GPA(12), 8), 0);
+	kvm_gpc_read_lock(&gpc);
+	kvm_gpc_read_lock(&g2);
+	kvm_gpc_read_unlock(&gpc);
+	kvm_gpc_read_unlock(&g2);
+	kvm_gpc_destroy(&g2);
+	kvm_gpc_destroy(&gpc);
+	sync_destroy(&l.m, &l.c);
+	kt_destroy(t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -652,6 +746,7 @@ int main(void)
 		KT_TEST(test_break_gpc_request),
 		KT_TEST(test_oom_reap_does_not_wait_for_guest_mode),
 		KT_TEST(test_deactivate_races_invalidation),
+		KT_TEST(test_lock_readers_and_writers),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
