@@ -217,8 +217,8 @@ static const struct opt run_options[] = {
 		  "at every guest entry) (default all)" },
 	{ "clock-period", 0, OPT_DURATION, CFG(clock_period_ns), .min = CLOCKDEV_PERIOD_MIN,
 	  .max = CLOCKDEV_PERIOD_MAX, .range_why = "must be 10us to 1s", .arg = "SECS",
-	  .help = "the clock device's period, e.g. 100us, 1ms, 0.5\n"
-		  "(default 100us)" },
+	  .help = "the clock device's period, e.g. 0.1ms, 1ms, 0.5\n"
+		  "(default 0.1ms, i.e. 100 us)" },
 	{ "stall", 0, OPT_FLAG, CFG(stall),
 	  .help = "stall vCPUs at the protocol's vulnerable points until\n"
 		  "the next host operation is done (harmless unless a\n"
