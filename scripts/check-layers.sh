@@ -50,7 +50,7 @@ header_layer() {
 	host.h|mmu_notifier.h|pgtable.h) echo host ;;
 	kvm.h) echo kvm ;;
 	cpu.h|cpu_rseq.h|riscv.h) echo cpu ;;
-	vmm.h|virt.h) echo vmm ;;
+	vmm.h|virt.h|clockdev.h) echo vmm ;;
 	workload.h) echo workload ;;
 	*) echo unknown ;;
 	esac

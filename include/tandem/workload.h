@@ -30,6 +30,7 @@
 #include "tandem/kvm.h"
 #include "tandem/mmu_notifier.h"
 #include "tandem/cpu.h"
+#include "tandem/clockdev.h"
 
 #define WL_MAX_VMS      16
 #define WL_MAX_VCPUS    16      /* per VM */
@@ -72,6 +73,10 @@ enum wl_fail_kind {
 	WL_FAIL_POISON,         /* host poison hits: freed frames written */
 	WL_FAIL_LEAK,           /* host frames in use after teardown */
 	WL_FAIL_KILLED,         /* VMs killed beyond what a run allows */
+	WL_FAIL_CLOCK,          /* a guest saw the clock page go backwards or torn */
+	WL_FAIL_CLOCK_LOST,     /* the clock device's last write is not in the page */
+	WL_FAIL_RUNSTATE,       /* a run-state area not the vCPU's last entry's,
+				 * torn, or going backwards */
 	WL_NR_FAIL_KINDS
 };
 
@@ -162,6 +167,17 @@ struct scenario_config {
 	bool cross_reads;               /* also read other vCPUs' pages */
 	bool prefault;                  /* pre-fault the host's RAM arena */
 	/*
+	 * The pages the host itself writes into each VM (seed 001), read and
+	 * checked by the guests: a clock page written by the VMM's clock
+	 * device (clockdev.h) every clock_period_ns (0: no clock device), and
+	 * with runstate each vCPU's run-state area (kvm.h), written by its
+	 * own thread at every guest entry. Both live in a small RAM region of
+	 * their own ("device pages", not checker data pages) that churn
+	 * discards, protects, remaps and forks like the rest.
+	 */
+	uint64_t clock_period_ns;
+	bool runstate;
+	/*
 	 * Working-set sampling (0: off): every interval, count each VM's guest
 	 * RAM pages used since the last mark (idle page tracking, host.h:
 	 * mm_idle_count_range) and mark all of it idle again.
@@ -220,6 +236,13 @@ struct scenario_counts {
 	uint64_t churn[WL_NR_CHURN];
 	uint64_t pages_checked_by_churn;/* hashed/compared by mprotect and fork */
 	uint64_t forks_skipped;         /* mm_fork -ENOMEM with swap on (RAM full) */
+	/* Device pages (cfg.clock_period_ns, cfg.runstate). */
+	uint64_t clock_reads;           /* consistent clock-page reads checked */
+	uint64_t runstate_reads;        /* own run-state area reads checked */
+	uint64_t runstate_sibling_reads;/* another vCPU's area */
+	uint64_t dev_zero_reads;        /* of those, found discarded (version 0) */
+	uint64_t dev_busy;              /* reads abandoned: the writer kept it odd */
+	uint64_t dev_churn;             /* churn ops on the device pages */
 };
 
 /* One VM's working set over the intervals of a run (cfg.wss_interval_ns). */
@@ -249,6 +272,7 @@ struct scenario_vm_result {
 	struct scenario_wss wss;        /* cfg.wss_interval_ns only */
 	struct kvm_stats kvm;
 	struct vcpu_stats vcpu;         /* summed over the VM's vCPUs */
+	struct clockdev_stats clock;    /* its clock page's */
 };
 
 struct scenario_result {
@@ -260,6 +284,7 @@ struct scenario_result {
 	struct scenario_counts total;
 	struct kvm_stats kvm;           /* summed over VMs */
 	struct vcpu_stats vcpu;
+	struct clockdev_stats clock;    /* summed over VMs (overruns: the device's) */
 	struct scenario_vm_result vm[WL_MAX_VMS];
 	uint64_t final_pages_checked;   /* re-read through the host at the end */
 	uint64_t poison_hits;

@@ -325,6 +325,9 @@ static void print_choices(FILE *f, const struct opt *o)
 		if (!c.help)
 			continue;
 		fprintf(f, "%*s%-*s", CHOICE_INDENT, "", CHOICE_WIDTH, c.name);
+		/* A name that fills its column gets its help on the next line. */
+		if (strlen(c.name) >= CHOICE_WIDTH)
+			fprintf(f, "\n%*s", CHOICE_INDENT + CHOICE_WIDTH, "");
 		print_lines(f, c.help, CHOICE_INDENT + CHOICE_WIDTH);
 	}
 }

@@ -34,6 +34,7 @@ struct run_opts {
 	unsigned int guest;             /* enum run_guest */
 	unsigned int smp;
 	unsigned int gva;               /* enum kvm_gva_mode */
+	unsigned int gpc;               /* GPC_* below: the pages the host writes */
 	const char *kernel, *bios, *append;
 };
 
@@ -56,7 +57,31 @@ static const struct opt_choice break_choices[] = {
 	{ "gva-zap", KVM_BREAK_GVA_ZAP,
 	  "--guest riscv: host invalidations (fork, reclaim)\n"
 	  "do not reach the GVA tables" },
+	{ "gpc-invalidate", KVM_BREAK_GPC_INVALIDATE,
+	  "the notifier leaves gfn_to_pfn caches valid: the\n"
+	  "clock device and the run-state writes go on\n"
+	  "through the old frame" },
+	{ "gpc-request", KVM_BREAK_GPC_REQUEST,
+	  "a run-state cache is marked invalid but its vCPU\n"
+	  "is neither told nor waited for" },
 };
+
+/* --gpc: the guest pages the host itself writes through gfn_to_pfn caches. */
+#define GPC_CLOCK       (1u << 0)
+#define GPC_RUNSTATE    (1u << 1)
+#define GPC_ALL         (GPC_CLOCK | GPC_RUNSTATE)
+
+static bool gpc_choice(unsigned int i, struct opt_choice *c)
+{
+	static const struct opt_choice users[] = {
+		{ "clock", GPC_CLOCK, NULL }, { "runstate", GPC_RUNSTATE, NULL },
+	};
+
+	if (i >= ARRAY_SIZE(users))
+		return false;
+	*c = users[i];
+	return true;
+}
 
 static bool break_choice(unsigned int i, struct opt_choice *c)
 {
@@ -177,11 +202,23 @@ static const struct opt run_options[] = {
 	  .help = "disable one piece of the protocol to watch the\n"
 		  "checker catch the race (comma list or repeated):\n"
 		  "{choices}\n"
-		  "(--guest c: all but aging imply --stall; the run\n"
-		  "ends at the first failure; zap with fork or remap\n"
-		  "churn may corrupt the host. --guest riscv: every\n"
-		  "VM runs broken; the verdict names each failure's\n"
-		  "kind)" },
+		  "(--guest c: seq, flush-wait and zap imply --stall;\n"
+		  "the run ends at the first failure; zap with fork\n"
+		  "or remap churn may corrupt the host. --guest\n"
+		  "riscv: every VM runs broken; the verdict names\n"
+		  "each failure's kind)" },
+	{ "gpc", 0, OPT_SET, OPT_FIELD(struct run_opts, gpc), .choices = gpc_choice,
+	  .flags = OPT_LIST | OPT_ALL_NONE, .arg = "LIST",
+	  .help = "the guest pages the host writes through gfn_to_pfn\n"
+		  "caches, which the guests check: all, none, or a\n"
+		  "comma list of clock (a clock device writes a clock\n"
+		  "page into each VM every --clock-period, in atomic\n"
+		  "mode), runstate (each vCPU's run-state area, written\n"
+		  "at every guest entry) (default all)" },
+	{ "clock-period", 0, OPT_DURATION, CFG(clock_period_ns), .min = CLOCKDEV_PERIOD_MIN,
+	  .max = CLOCKDEV_PERIOD_MAX, .range_why = "must be 10us to 1s", .arg = "SECS",
+	  .help = "the clock device's period, e.g. 0.1ms, 1ms, 0.5\n"
+		  "(default 0.1ms, i.e. 100 us)" },
 	{ "stall", 0, OPT_FLAG, CFG(stall),
 	  .help = "stall vCPUs at the protocol's vulnerable points until\n"
 		  "the next host operation is done (harmless unless a\n"
@@ -254,7 +291,7 @@ static unsigned int break_churn(unsigned int breaks)
 
 void run_usage(FILE *f)
 {
-	struct run_opts d = { 0 };
+	struct run_opts d = { .gpc = GPC_ALL };
 
 	scenario_config_default(&d.cfg);
 	fprintf(f,
@@ -299,7 +336,7 @@ static int check_fits_machine(uint64_t host_mem, bool given)
 /* The options of each kind of guest alone. */
 static const char *const c_only_opts[] = {
 	"workload", "write-ratio", "seed", "stall", "kick", "wss-interval",
-	"swap-fail-writes", "swap-fail-reads",
+	"swap-fail-writes", "swap-fail-reads", "gpc", "clock-period",
 };
 static const char *const riscv_only_opts[] = { "smp", "kernel", "bios", "append", "gva" };
 
@@ -557,6 +594,39 @@ static const struct report_field host_fields[] = {
 	  .note = "  after teardown" },
 };
 
+/* "gfn_to_pfn caches:" in text, "gpc" in JSON: the pages the host writes
+ * into guest memory (seed 001), summed over VMs. */
+static const struct report_field gpc_fields[] = {
+	{ "refreshes", "cache refreshes", REPORT_U64, RES(kvm.gpc_refreshes), REPORT_BOTH,
+	  .note = "  ({/s}/s)" },
+	{ "invalidations", "cache invalidations", REPORT_U64, RES(kvm.gpc_invalidations),
+	  REPORT_BOTH, .note = "  (by the notifier)" },
+	{ "requests", "GPC_INVALIDATE reqs", REPORT_U64, RES(kvm.gpc_requests), REPORT_BOTH,
+	  .note = "  ({request_waits} waited for a vCPU in guest mode)" },
+	{ "request_waits", NULL, REPORT_U64, RES(kvm.gpc_request_waits), REPORT_JSON },
+	{ "nonblock_in_guest", NULL, REPORT_U64, RES(kvm.gpc_nonblock_in_guest),
+	  REPORT_JSON },
+	{ "runstate_updates", "run-state updates", REPORT_U64, RES(kvm.runstate_updates),
+	  REPORT_BOTH, .note = "  (at guest entries)" },
+	{ "clock_writes", "clock writes", REPORT_U64, RES(clock.writes), REPORT_BOTH,
+	  .note = "  ({clock_misses} atomic-mode misses, {clock_refreshes} worker "
+		  "refreshes, {clock_refresh_errors} failed, {clock_overruns} late ticks)" },
+	{ "clock_misses", NULL, REPORT_U64, RES(clock.misses), REPORT_JSON },
+	{ "clock_refreshes", NULL, REPORT_U64, RES(clock.refreshes), REPORT_JSON },
+	{ "clock_refresh_errors", NULL, REPORT_U64, RES(clock.refresh_errors), REPORT_JSON },
+	{ "clock_overruns", NULL, REPORT_U64, RES(clock.overruns), REPORT_JSON },
+	{ "clock_reads", "guest reads", REPORT_U64, RES(total.clock_reads), REPORT_BOTH,
+	  .note = " of the clock, {runstate_reads} of the own run-state area, "
+		  "{runstate_sibling_reads} of a sibling's ({dev_zero_reads} discarded)" },
+	{ "runstate_reads", NULL, REPORT_U64, RES(total.runstate_reads), REPORT_JSON },
+	{ "runstate_sibling_reads", NULL, REPORT_U64, RES(total.runstate_sibling_reads),
+	  REPORT_JSON },
+	{ "dev_zero_reads", NULL, REPORT_U64, RES(total.dev_zero_reads), REPORT_JSON },
+	{ "dev_busy", NULL, REPORT_U64, RES(total.dev_busy), REPORT_JSON },
+	{ "dev_churn", "device-page churn", REPORT_U64, RES(total.dev_churn), REPORT_BOTH,
+	  .note = "  (ops on the clock and run-state pages)" },
+};
+
 #define WSS(m) REPORT_AT(struct scenario_wss, m)
 
 /* Each VM's "wss" in JSON (the text has a line per VM of its own). */
@@ -580,6 +650,7 @@ static const struct report_table vcpu_table = REPORT_TABLE(vcpu_fields);
 static const struct report_table memory_table = REPORT_TABLE(memory_fields);
 static const struct report_table host_table = REPORT_TABLE(host_fields);
 static const struct report_table wss_table = REPORT_TABLE(wss_fields);
+static const struct report_table gpc_table = REPORT_TABLE(gpc_fields);
 
 /* ---- output ------------------------------------------------------------------ */
 
@@ -695,6 +766,14 @@ static void print_text(const struct run_opts *o, const struct scenario_result *r
 	printf("secondary MMU:\n");
 	report_text(stdout, &st, &run_kvm_table, &r->kvm);
 	report_text(stdout, &st, &vcpu_table, &r->vcpu);
+	if (cfg->clock_period_ns || cfg->runstate) {
+		if (cfg->clock_period_ns)
+			printf("gfn_to_pfn caches (clock every %.0f us, run-state areas %s):\n",
+			       (double)cfg->clock_period_ns / 1e3, cfg->runstate ? "on" : "off");
+		else
+			printf("gfn_to_pfn caches (no clock, run-state areas on):\n");
+		report_text(stdout, &st, &gpc_table, r);
+	}
 	printf("churn:\n  ");
 	for (unsigned int k = 0; k < WL_NR_CHURN; k++)
 		printf("%s %llu  ", wl_churn_name(k), U(t->churn[k]));
@@ -782,6 +861,8 @@ static void print_json(const struct run_opts *o, const struct scenario_result *r
 	       kvm_kick_mode_name(r->kick));
 	if (cfg->wss_interval_ns)
 		printf(", \"wss_interval_s\": %.3f", (double)cfg->wss_interval_ns / 1e9);
+	printf(", \"clock_period_ns\": %llu, \"runstate\": %s", U(cfg->clock_period_ns),
+	       cfg->runstate ? "true" : "false");
 	printf(", \"swap_bytes\": %llu, \"swap_fail_writes\": %ld, \"swap_fail_reads\": %ld",
 	       U(r->swap_bytes), cfg->swap_fail_writes, cfg->swap_fail_reads);
 	printf("},\n");
@@ -794,6 +875,8 @@ static void print_json(const struct run_opts *o, const struct scenario_result *r
 	report_json(stdout, &run_kvm_table, &r->kvm);
 	printf("},\n \"vcpu\": {");
 	report_json(stdout, &vcpu_table, &r->vcpu);
+	printf("},\n \"gpc\": {");
+	report_json(stdout, &gpc_table, r);
 	printf("},\n \"vms\": [");
 	for (unsigned int i = 0; i < r->nr_vms; i++) {
 		printf("%s\n  {\"vm\": %u, \"counts\": {", i ? "," : "", i);
@@ -851,7 +934,7 @@ static void print_json(const struct run_opts *o, const struct scenario_result *r
 
 int cmd_run(int argc, char **argv)
 {
-	struct run_opts o = { 0 };
+	struct run_opts o = { .gpc = GPC_ALL };
 	struct scenario_result *res;
 	uint64_t given;
 	int status, err;
@@ -860,6 +943,24 @@ int cmd_run(int argc, char **argv)
 	status = opt_parse(&run_table, argc, argv, &o, &given, NULL);
 	if (status)
 		return status < 0 ? 0 : status;
+	if (!(o.gpc & GPC_CLOCK) && opt_given(&run_table, given, "clock-period")) {
+		fprintf(stderr, "tandem " CMD ": --clock-period needs the clock (--gpc "
+			"all or a list with clock)\n");
+		return EXIT_USAGE;
+	}
+	if (!(o.gpc & GPC_CLOCK))
+		o.cfg.clock_period_ns = 0;
+	o.cfg.runstate = o.gpc & GPC_RUNSTATE;
+	if ((o.cfg.breaks & KVM_BREAK_GPC_INVALIDATE) && !o.gpc) {
+		fprintf(stderr, "tandem " CMD ": --break=gpc-invalidate needs a cache to break "
+			"(--gpc clock or runstate)\n");
+		return EXIT_USAGE;
+	}
+	if ((o.cfg.breaks & KVM_BREAK_GPC_REQUEST) && !(o.gpc & GPC_RUNSTATE)) {
+		fprintf(stderr, "tandem " CMD ": --break=gpc-request breaks the run-state "
+			"areas' caches (--gpc runstate)\n");
+		return EXIT_USAGE;
+	}
 	if (o.guest == GUEST_RISCV) {
 		struct rv_scenario_config rc;
 

@@ -277,8 +277,11 @@ static int gpc_refresh_locked(struct gfn_to_pfn_cache *gpc)
 		generation = atomic_load_explicit(&kvm->memslots_generation, memory_order_acquire);
 		slot = gfn_to_memslot(kvm_memslots(kvm), gpc->gpa >> PAGE_SHIFT);
 		if (!slot || (slot->flags & (KVM_MEMSLOT_INVALID | KVM_MEM_READONLY))) {
+			/* Read before the unlock: the slot may be freed after. */
+			bool moving = slot && (slot->flags & KVM_MEMSLOT_INVALID);
+
 			rcu_read_unlock();
-			if (slot && (slot->flags & KVM_MEMSLOT_INVALID)) {
+			if (moving) {
 				gpc->stat.retries++;
 				continue;       /* being moved or deleted: wait it out */
 			}

@@ -21,6 +21,12 @@
  *     0x6b.. or garbage, bad check word CORRUPT       freed frame (debug poison),
  *                                                     torn or foreign data
  *
+ * The device pages (the clock page, the run-state areas) are written by the
+ * host, not by the guests: the guests check them as they read them
+ * (workload.c: consistent, never backwards, the own area exactly the last
+ * entry's), and after the clock device stopped, wl_clock_final_check asks
+ * it whether its last write reached the page (CLOCK_LOST).
+ *
  * A failure is counted by kind, the first WL_FIRST_FAILURES are kept with
  * details, and the scenario ends (sc->failed): one failure is a verdict.
  */
@@ -45,6 +51,9 @@ static const char *const fail_names[WL_NR_FAIL_KINDS][2] = {
 	[WL_FAIL_POISON]     = { "poison", "host poison hits (freed frames written)" },
 	[WL_FAIL_LEAK]       = { "leak", "host frames leaked" },
 	[WL_FAIL_KILLED]     = { "killed", "VMs killed (more than one, all, or no cause)" },
+	[WL_FAIL_CLOCK]      = { "clock", "clock page went backwards or was torn" },
+	[WL_FAIL_CLOCK_LOST] = { "clock_lost", "clock device write lost (stale cache)" },
+	[WL_FAIL_RUNSTATE]   = { "runstate", "run-state area stale, torn or going backwards" },
 };
 
 const char *wl_fail_kind_name(enum wl_fail_kind k)
@@ -276,4 +285,22 @@ uint64_t wl_final_check(struct wl_vm *vm)
 	}
 	free(buf);
 	return checked;
+}
+
+/* After the clock device stopped (and churn with it): its last write
+ * through vm's cache must be what the guest sees (clockdev_check). */
+void wl_clock_final_check(struct wl_vm *vm)
+{
+	char why[sizeof(((struct wl_failure *)0)->msg)];
+	int r;
+
+	if (vm->clock_idx < 0)
+		return;
+	r = clockdev_check(vm->sc->clock, (unsigned int)vm->clock_idx, why, sizeof(why));
+	if (r < 0)
+		wl_fail(vm->sc, WL_FAIL_HOST, (int)vm->id, -1, vm->dev_gpa >> PAGE_SHIFT,
+			"final check: reading the clock page: %s", strerror(-r));
+	else if (r > 0)
+		wl_fail(vm->sc, WL_FAIL_CLOCK_LOST, (int)vm->id, -1, vm->dev_gpa >> PAGE_SHIFT,
+			"final check: %s", why);
 }

@@ -25,6 +25,16 @@
  *             A change means a guest wrote a frame the child shares: a
  *             writable secondary mapping survived the fork's write-protect.
  *
+ * The device pages (workload_int.h: the clock page and the run-state
+ * areas, written by the host through gfn_to_pfn caches) get the same ops,
+ * one op in DEV_OP_ONE_IN: DONTNEED (or, with swap, PAGEOUT) of the
+ * region with no freeze (the guests accept zeroes there); mprotect
+ * read-only with the same hash check (a cache that kept writing through
+ * the read-only window is a write through a read-only mapping); remap of
+ * the region (frozen: the guests must not meet the missing memslot); and
+ * every fork hashes the child's copy of them twice (a host write through
+ * a cache into the frame the child shares is a post-fork write).
+ *
  * After each op's host step (the point from which a stale translation would
  * show), churn_epoch is bumped: stalled vCPUs (cfg.stall) wait for it.
  */
@@ -38,6 +48,7 @@
 #define RO_WINDOW_NS        2000000ULL  /* mprotect: read-only this long */
 #define CHILD_LIFE_NS       5000000ULL  /* fork: the child lives this long */
 #define FORK_RANDOM_SAMPLE  256
+#define DEV_OP_ONE_IN       4           /* ops on the device pages instead */
 
 static void churn_sleep(struct scenario *sc, uint64_t ns)
 {
@@ -188,6 +199,95 @@ static int op_remap(struct wl_vm *vm)
 	return 0;
 }
 
+static bool has_dev_pages(const struct wl_vm *vm)
+{
+	return vm->sc->cfg.clock_period_ns || vm->sc->cfg.runstate;
+}
+
+/* Hash the device pages as mm sees them: PAGE_SIZE, or the failed read's
+ * result. Churn thread (the region's only remapper). */
+static int64_t dev_hash(struct wl_vm *vm, struct mm *mm, uint64_t *buf,
+			uint64_t hash[WL_DEV_PAGES])
+{
+	hva_t hva = vmm_ram_hva(vm->vmm, WL_DEV_SLOT);
+
+	for (unsigned int i = 0; i < WL_DEV_PAGES; i++) {
+		int64_t r = mm_read(mm, hva + i * PAGE_SIZE, buf, PAGE_SIZE);
+
+		if (r != PAGE_SIZE)
+			return r;
+		hash[i] = wl_hash_page(buf);
+	}
+	return PAGE_SIZE;
+}
+
+static gfn_t dev_gfn(const struct wl_vm *vm)
+{
+	return vm->dev_gpa >> PAGE_SHIFT;
+}
+
+/* DONTNEED (or PAGEOUT when there is swap to page out to) of the device
+ * pages, under the guests' feet: they read zeroes until the host writes
+ * again, which its invalidated caches make it refresh first. */
+static int op_dev_discard(struct wl_vm *vm)
+{
+	int advice = vm->sc->cfg.swap_bytes && prng_below(&vm->churn_rng, 2) ?
+		     MADV_PAGEOUT : MADV_DONTNEED;
+	int err = mm_madvise(vm->mm, vmm_ram_hva(vm->vmm, WL_DEV_SLOT),
+			     WL_DEV_PAGES * PAGE_SIZE, advice);
+
+	epoch_bump(vm);
+	return err ? host_err(vm, advice == MADV_PAGEOUT ? "madvise(PAGEOUT) of the device "
+			      "pages" : "madvise(DONTNEED) of the device pages",
+			      dev_gfn(vm), err) : 0;
+}
+
+/* Read-only for a while: no host write through a cache may land. */
+static int op_dev_mprotect(struct wl_vm *vm, uint64_t *buf)
+{
+	hva_t hva = vmm_ram_hva(vm->vmm, WL_DEV_SLOT);
+	uint64_t h0[WL_DEV_PAGES], h1[WL_DEV_PAGES];
+	int64_t r;
+	int err;
+
+	err = mm_mprotect(vm->mm, hva, WL_DEV_PAGES * PAGE_SIZE, PROT_READ);
+	if (err)
+		return host_err(vm, "mprotect(PROT_READ) of the device pages", dev_gfn(vm), err);
+	r = dev_hash(vm, vm->mm, buf, h0);
+	epoch_bump(vm);
+	if (r == PAGE_SIZE) {
+		churn_sleep(vm->sc, RO_WINDOW_NS);
+		r = dev_hash(vm, vm->mm, buf, h1);
+	}
+	for (unsigned int i = 0; r == PAGE_SIZE && i < WL_DEV_PAGES; i++)
+		if (h0[i] != h1[i])
+			wl_fail(vm->sc, WL_FAIL_RO_WRITE, (int)vm->id, -1, dev_gfn(vm) + i,
+				"device page %u (%s) changed while mapped read-only: a host "
+				"write through a gfn_to_pfn cache", i,
+				i ? "run-state areas" : "clock page");
+	if (r == PAGE_SIZE)
+		atomic_fetch_add(&vm->churn_pages_checked, 2 * WL_DEV_PAGES);
+	err = mm_mprotect(vm->mm, hva, WL_DEV_PAGES * PAGE_SIZE, PROT_READ | PROT_WRITE);
+	if (r != PAGE_SIZE)
+		return host_err(vm, "mm_read (read-only device pages)", dev_gfn(vm), r);
+	return err ? host_err(vm, "mprotect(PROT_READ|PROT_WRITE) of the device pages",
+			      dev_gfn(vm), err) : 0;
+}
+
+/* A new backing for the device region (the guests kept out meanwhile). */
+static int op_dev_remap(struct wl_vm *vm)
+{
+	int err;
+
+	freeze(vm, vm->nchunks, vm->nchunks + 1);
+	err = vmm_remap_ram(vm->vmm, WL_DEV_SLOT);
+	if (err)
+		return host_err(vm, "remap of the device pages", dev_gfn(vm), err);
+	unfreeze(vm, vm->nchunks, vm->nchunks + 1);
+	epoch_bump(vm);
+	return 0;
+}
+
 struct fork_sample {
 	gfn_t gfn;
 	uint64_t hash, ver;
@@ -226,6 +326,22 @@ static int op_fork(struct wl_vm *vm, uint64_t *buf)
 		}
 	for (unsigned int j = 0; j < FORK_RANDOM_SAMPLE && j < vm->npages; j++)
 		s[n++].gfn = prng_below(&vm->churn_rng, vm->npages);
+
+	/* The device pages the host writes: the child's copy must not move. */
+	uint64_t dev_h0[WL_DEV_PAGES], dev_h1[WL_DEV_PAGES];
+	bool dev = has_dev_pages(vm);
+
+	if (dev) {
+		int64_t r = dev_hash(vm, child, buf, dev_h0);
+
+		if (r != PAGE_SIZE) {
+			bool victim = mm_is_oom_victim(child);
+
+			mmput(child);
+			return victim ? 0 : host_err(vm, "mm_read (fork child's device pages)",
+						     dev_gfn(vm), r);
+		}
+	}
 
 	/* The child's copy: what was committed around the fork, hashed. */
 	for (unsigned int i = 0; i < n; i++) {
@@ -270,6 +386,25 @@ static int op_fork(struct wl_vm *vm, uint64_t *buf)
 				(unsigned long long)g,
 				(unsigned long long)s[i].ver, (unsigned long long)buf[1]);
 	}
+	if (dev && !atomic_load(&vm->sc->failed)) {
+		int64_t r = dev_hash(vm, child, buf, dev_h1);
+
+		if (r != PAGE_SIZE) {
+			bool victim = mm_is_oom_victim(child);
+
+			mmput(child);
+			return victim ? 0 : host_err(vm, "mm_read (fork child's device pages)",
+						     dev_gfn(vm), r);
+		}
+		for (unsigned int i = 0; i < WL_DEV_PAGES; i++)
+			if (dev_h0[i] != dev_h1[i])
+				wl_fail(vm->sc, WL_FAIL_FORK_CHILD, (int)vm->id, -1,
+					dev_gfn(vm) + i, "device page %u (%s) of the fork child "
+					"changed after the fork: a host write through a "
+					"gfn_to_pfn cache into the shared frame", i,
+					i ? "run-state areas" : "clock page");
+		n += WL_DEV_PAGES;
+	}
 	atomic_fetch_add(&vm->churn_pages_checked, 2 * n);
 	mmput(child);
 	return 0;
@@ -293,6 +428,33 @@ void *wl_churn_main(void *arg)
 		unsigned int k = kinds[prng_below(&vm->churn_rng, nr)];
 		int err = 0;
 
+		bool dev = has_dev_pages(vm) && k != WL_CHURN_FORK &&
+			   prng_below(&vm->churn_rng, DEV_OP_ONE_IN) == 0;
+
+		switch (dev ? k : WL_NR_CHURN) {
+		case WL_CHURN_DONTNEED:
+			err = op_dev_discard(vm);
+			break;
+		case WL_CHURN_MPROTECT:
+			err = op_dev_mprotect(vm, buf);
+			break;
+		case WL_CHURN_REMAP:
+			err = op_dev_remap(vm);
+			break;
+		default:
+			dev = false;
+			break;
+		}
+		if (dev) {
+			if (err == 0) {
+				atomic_fetch_add_explicit(&vm->churn_ops[k], 1, memory_order_relaxed);
+				atomic_fetch_add_explicit(&vm->dev_churn, 1, memory_order_relaxed);
+			}
+			if (err < 0)
+				break;
+			churn_sleep(sc, (uint64_t)sc->cfg.churn_interval_us * 1000);
+			continue;
+		}
 		switch (k) {
 		case WL_CHURN_DONTNEED:
 			err = op_dontneed(vm);

@@ -73,6 +73,8 @@ void scenario_config_default(struct scenario_config *cfg)
 	cfg->prefault = true;
 	cfg->swap_bytes = WL_SWAP_AUTO;
 	cfg->oom_killer = true;
+	cfg->clock_period_ns = CLOCKDEV_PERIOD_DEFAULT;
+	cfg->runstate = true;
 }
 
 #define MiB (1ULL << 20)
@@ -158,6 +160,10 @@ int scenario_check_config(const struct scenario_config *cfg, char *why, size_t l
 	else if (cfg->wss_interval_ns && (cfg->wss_interval_ns < 10000000ULL ||
 					  cfg->wss_interval_ns > 3600ULL * 1000000000ULL))
 		snprintf(why, len, "working-set interval: must be 10 ms to 1 hour");
+	else if (cfg->clock_period_ns && (cfg->clock_period_ns < CLOCKDEV_PERIOD_MIN ||
+					  cfg->clock_period_ns > CLOCKDEV_PERIOD_MAX))
+		snprintf(why, len, "clock period: %llu ns is not in 10us..1s (0: no clock)",
+			 (unsigned long long)cfg->clock_period_ns);
 	else if (cfg->breaks & ~breaks)
 		snprintf(why, len, "breaks: unknown bits %#x", cfg->breaks & ~breaks);
 	else if (cfg->host_mem && (cfg->host_mem < HOST_RAM_MIN ||
@@ -234,9 +240,12 @@ static int vm_setup(struct scenario *sc, unsigned int id, struct wl_vm **out, ch
 		vm->chunk_pages /= 2;
 	vm->nchunks = vm->npages / vm->chunk_pages;
 	vm->rom_gpa = cfg->guest_mem;
+	vm->dev_gpa = vm->rom_gpa + WL_ROM_PAGES * PAGE_SIZE;
+	vm->clock_idx = -1;
 	vm->churn_rng = prng_seed(cfg->seed, 2 * id);
 	vm->expected = calloc(vm->npages, sizeof(*vm->expected));
-	vm->frozen = calloc(vm->nchunks, sizeof(*vm->frozen));
+	/* One more: the device pages' (workload_int.h). */
+	vm->frozen = calloc(vm->nchunks + 1, sizeof(*vm->frozen));
 	vm->hash = calloc(vm->slot_pages, sizeof(uint64_t));
 	vm->hash_ver = calloc(vm->slot_pages, sizeof(uint64_t));
 	vm->exp_before = calloc(vm->npages, sizeof(uint32_t));
@@ -286,6 +295,9 @@ static int vm_setup(struct scenario *sc, unsigned int id, struct wl_vm **out, ch
 		if (err)
 			return vm_fail_setup(sc, vm, "filling the ROM", err, why, len);
 	}
+	err = vmm_add_ram(vm->vmm, WL_DEV_SLOT, vm->dev_gpa, WL_DEV_PAGES * PAGE_SIZE, 0);
+	if (err)
+		return vm_fail_setup(sc, vm, "device pages", err, why, len);
 
 	for (unsigned int i = 0; i < cfg->nr_vcpus; i++) {
 		struct wl_vcpu *w = aligned_alloc(64, (sizeof(*w) + 63) & ~(size_t)63);
@@ -306,6 +318,14 @@ static int vm_setup(struct scenario *sc, unsigned int id, struct wl_vm **out, ch
 			return vm_fail_setup(sc, vm, "vcpu_create", err, why, len);
 		if (cfg->stall)
 			kvm_vcpu_set_hook(&w->vcpu->kvm_vcpu, wl_stall_hook, w);
+		/* Not running yet: the activation may come from this thread. */
+		if (cfg->runstate) {
+			err = kvm_vcpu_runstate_activate(&w->vcpu->kvm_vcpu,
+							 wl_runstate_gpa(vm, i),
+							 KVM_RUNSTATE_TANDEM);
+			if (err)
+				return vm_fail_setup(sc, vm, "run-state area", err, why, len);
+		}
 	}
 	return 0;
 }
@@ -457,6 +477,21 @@ static void add_counts(struct scenario_counts *to, const struct scenario_counts 
 		to->churn[k] += c->churn[k];
 	to->pages_checked_by_churn += c->pages_checked_by_churn;
 	to->forks_skipped += c->forks_skipped;
+	to->clock_reads += c->clock_reads;
+	to->runstate_reads += c->runstate_reads;
+	to->runstate_sibling_reads += c->runstate_sibling_reads;
+	to->dev_zero_reads += c->dev_zero_reads;
+	to->dev_busy += c->dev_busy;
+	to->dev_churn += c->dev_churn;
+}
+
+static void add_clock_stats(struct clockdev_stats *to, const struct clockdev_stats *s)
+{
+	to->writes += s->writes;
+	to->misses += s->misses;
+	to->refreshes += s->refreshes;
+	to->refresh_errors += s->refresh_errors;
+	to->overruns = s->overruns;     /* the device's, not per VM */
 }
 
 void wl_kvm_stats_add(struct kvm_stats *to, const struct kvm_stats *s)
@@ -474,6 +509,12 @@ void wl_kvm_stats_add(struct kvm_stats *to, const struct kvm_stats *s)
 	to->age_calls += s->age_calls;
 	to->memslot_updates += s->memslot_updates;
 	to->pgtable_pages += s->pgtable_pages;
+	to->gpc_refreshes += s->gpc_refreshes;
+	to->gpc_invalidations += s->gpc_invalidations;
+	to->gpc_requests += s->gpc_requests;
+	to->gpc_request_waits += s->gpc_request_waits;
+	to->gpc_nonblock_in_guest += s->gpc_nonblock_in_guest;
+	to->runstate_updates += s->runstate_updates;
 }
 
 static void add_vcpu_stats(struct vcpu_stats *to, const struct vcpu_stats *s)
@@ -507,6 +548,10 @@ static void collect(struct scenario *sc, struct scenario_result *res)
 			vr->c.churn[k] = atomic_load(&vm->churn_ops[k]);
 		vr->c.pages_checked_by_churn = atomic_load(&vm->churn_pages_checked);
 		vr->c.forks_skipped = atomic_load(&vm->churn_fork_enomem);
+		vr->c.dev_churn = atomic_load(&vm->dev_churn);
+		if (vm->clock_idx >= 0)
+			clockdev_get_stats(sc->clock, (unsigned int)vm->clock_idx, &vr->clock);
+		add_clock_stats(&res->clock, &vr->clock);
 		kvm_get_stats(vm->kvm, &vr->kvm);
 		vr->killed = (enum wl_kill_reason)atomic_load(&vm->killed);
 		if (vr->killed != WL_ALIVE) {
@@ -651,12 +696,32 @@ int scenario_run(const struct scenario_config *cfg, struct scenario_result *res)
 	}
 	if (cfg->oom_killer)
 		host_set_oom_notify(sc->host, oom_notify, sc);
+	if (cfg->clock_period_ns) {
+		err = clockdev_create(cfg->clock_period_ns, &sc->clock);
+		if (err) {
+			snprintf(why, sizeof(why), "the clock device: %s", strerror(-err));
+			goto out_teardown;
+		}
+	}
 	for (; nr_vms_up < cfg->nr_vms; nr_vms_up++) {
 		err = vm_setup(sc, nr_vms_up, &sc->vms[nr_vms_up], why, sizeof(why));
 		if (err) {
 			if (sc->vms[nr_vms_up])
 				nr_vms_up++;    /* half built: vm_free handles it */
 			goto out_teardown;
+		}
+		if (sc->clock) {
+			struct wl_vm *vm = sc->vms[nr_vms_up];
+
+			err = clockdev_add_vm(sc->clock, vm->vmm, vm->dev_gpa);
+			if (err < 0) {
+				snprintf(why, sizeof(why), "VM %u: the clock page: %s", vm->id,
+					 strerror(-err));
+				nr_vms_up++;
+				goto out_teardown;
+			}
+			vm->clock_idx = err;
+			err = 0;
 		}
 		atomic_store(&sc->nr_vms_up, nr_vms_up + 1);
 	}
@@ -688,6 +753,11 @@ int scenario_run(const struct scenario_config *cfg, struct scenario_result *res)
 		else
 			sc->vms[i]->churn_started = true;
 	}
+	if (!err && sc->clock) {
+		err = clockdev_start(sc->clock);
+		if (err)
+			snprintf(why, sizeof(why), "starting the clock device: %s", strerror(-err));
+	}
 	if (!err && cfg->wss_interval_ns) {
 		err = -pthread_create(&sc->wss_thread, NULL, wl_wss_main, sc);
 		if (err)
@@ -706,6 +776,11 @@ int scenario_run(const struct scenario_config *cfg, struct scenario_result *res)
 	for (unsigned int i = 0; i < nr_vms_up; i++)
 		if (sc->vms[i]->churn_started)
 			pthread_join(sc->vms[i]->churn_thread, NULL);
+	/* After churn: nothing discards a device page from here on, so the
+	 * clock's last pass leaves each page exactly as clockdev_check wants
+	 * it (kswapd may still swap it out, which loses nothing). */
+	if (sc->clock)
+		clockdev_stop(sc->clock);
 	for (unsigned int i = 0; i < nr_vms_up; i++)
 		for (unsigned int j = 0; j < sc->vms[i]->nr_vcpus; j++)
 			if (sc->vms[i]->vcpus[j]->started)
@@ -721,6 +796,9 @@ int scenario_run(const struct scenario_config *cfg, struct scenario_result *res)
 	for (unsigned int i = 0; i < nr_vms_up; i++)
 		if (!wl_vm_dead(sc->vms[i]))
 			res->final_pages_checked += wl_final_check(sc->vms[i]);
+	for (unsigned int i = 0; sc->clock && i < nr_vms_up; i++)
+		if (!wl_vm_dead(sc->vms[i]))
+			wl_clock_final_check(sc->vms[i]);
 	host_get_stats(sc->host, &res->host);
 	judge_kills(sc, res);
 	res->oom_fork_children = atomic_load(&sc->oom_fork_children);
@@ -734,6 +812,9 @@ out_teardown:
 	if (cfg->oom_killer)
 		host_set_oom_notify(sc->host, NULL, NULL);
 	atomic_store(&sc->nr_vms_up, 0);
+	/* Its caches first: they belong to the VMs about to go. */
+	clockdev_destroy(sc->clock);
+	sc->clock = NULL;
 	for (unsigned int i = 0; i < nr_vms_up; i++)
 		vm_free(sc->vms[i]);
 	res->frames_in_use = host_frames_in_use(sc->host);

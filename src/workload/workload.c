@@ -23,11 +23,32 @@
  * read-only) did not happen: nothing is committed, and the guest goes on
  * (vcpu_access_slow returns every error but -EINTR in guest mode).
  *
+ * Now and then (1 op in 64) a vCPU reads the device pages the host writes
+ * into the VM (seed 001; workload_int.h): the clock page and its own and a
+ * sibling's run-state area, each a seqcount read (retry while the version
+ * is odd or moved). What must hold:
+ *   clock page      version == 2 * seq, and version, seq and time never go
+ *                   backwards from what this vCPU read before;
+ *   any area        fields never go backwards, and a consistent version-0
+ *                   area is all zero;
+ *   own area        exactly what its thread wrote at this guest entry
+ *                   (version and entries equal the vCPU's own accounting)
+ *                   while the vCPU holds a mapping of it; without one (a
+ *                   refresh failed: read-only, no memslot) the last write
+ *                   or zero.
+ * Version 0 is "not written yet or discarded" (DONTNEED, remap): the host
+ * writes again once its cache is refreshed, continuing its counters, so
+ * nothing about a discard makes a later value smaller. The own-area rule
+ * is what keeps this from being vacuous: after a discard the vCPU's next
+ * entry must have rewritten the area, because the invalidation made it
+ * leave guest mode and refresh before entering again.
+ *
  * Each op runs inside its chunk's freeze protocol (workload_int.h), so the
  * churn thread can take a chunk away, change it through the host, and give
  * it back with new expectations.
  */
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include "workload_int.h"
@@ -46,6 +67,9 @@ enum {
 #define CROSS_READ_MASK 7               /* 1 in 8 random reads go to another vCPU */
 #define ROM_READ_MASK   255             /* 1 in 256 ops read the ROM */
 #define ROM_WRITE_MASK  4095            /* 1 in 4096 ops write it */
+#define DEV_READ_SHIFT  12              /* 1 in 64 ops read the device pages */
+#define DEV_READ_MASK   63
+#define SEQ_READ_TRIES  64              /* then give up: the writer is preempted */
 #define IDLE_AFTER_SKIPS 64
 #define STALL_EVERY     4               /* cfg.stall: every 4th slow write stalls */
 #define STALL_SLACK_NS  20000000ULL     /* ... for two churn pauses and 20 ms at most */
@@ -289,6 +313,171 @@ static int rom_write(struct wl_vcpu *w)
 	return OP_FAILED;
 }
 
+/* ---- device pages (seed 001) ---------------------------------------------- */
+
+/*
+ * Read n words at gpa as one seqcount-protected record (word 0 the
+ * version). OP_DONE with a consistent copy in words[], OP_SKIPPED if the
+ * writer kept it busy, or an access error. The fences keep the data loads
+ * between the two version loads (pair with the writer's release fence and
+ * release store).
+ */
+static int seq_read(struct wl_vcpu *w, gpa_t gpa, uint64_t *words, unsigned int n)
+{
+	for (unsigned int tries = 0; tries < SEQ_READ_TRIES; tries++) {
+		uint64_t v1, v2;
+		int r = g_load(w, gpa, &v1);
+
+		if (r)
+			return r;
+		if (v1 & 1)
+			continue;
+		atomic_thread_fence(memory_order_acquire);
+		for (unsigned int i = 1; i < n && !r; i++)
+			r = g_load(w, gpa + 8 * i, &words[i]);
+		atomic_thread_fence(memory_order_acquire);
+		if (!r)
+			r = g_load(w, gpa, &v2);
+		if (r)
+			return r;
+		if (v1 == v2) {
+			words[0] = v1;
+			return OP_DONE;
+		}
+	}
+	w->c.dev_busy++;
+	return OP_SKIPPED;
+}
+
+static int dev_fail(struct wl_vcpu *w, enum wl_fail_kind kind, gpa_t gpa, const char *fmt,
+		    ...) __attribute__((format(printf, 4, 5)));
+
+static int dev_fail(struct wl_vcpu *w, enum wl_fail_kind kind, gpa_t gpa, const char *fmt, ...)
+{
+	char msg[160];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	wl_fail(w->vm->sc, kind, (int)w->vm->id, (int)w->idx, gpa >> PAGE_SHIFT, "gpa %#llx: %s",
+		(unsigned long long)gpa, msg);
+	return OP_FAILED;
+}
+
+static int clock_read(struct wl_vcpu *w)
+{
+	gpa_t gpa = w->vm->dev_gpa;
+	struct clock_page *seen = &w->clk_seen;
+	uint64_t p[3];
+	int r = seq_read(w, gpa, p, 3);
+
+	if (r != OP_DONE)
+		return r;
+	w->c.clock_reads++;
+	if (p[0] == 0) {
+		w->c.dev_zero_reads++;
+		if (p[1] || p[2])
+			return dev_fail(w, WL_FAIL_CLOCK, gpa, "clock page of version 0 holds "
+					"time %llu seq %llu", (unsigned long long)p[1],
+					(unsigned long long)p[2]);
+		return OP_DONE;
+	}
+	if (p[0] != 2 * p[2] || !p[1])
+		return dev_fail(w, WL_FAIL_CLOCK, gpa, "clock page torn: version %llu, seq %llu, "
+				"time %llu", (unsigned long long)p[0], (unsigned long long)p[2],
+				(unsigned long long)p[1]);
+	if (p[0] < seen->version || p[1] < seen->time_ns || p[2] < seen->seq)
+		return dev_fail(w, WL_FAIL_CLOCK, gpa, "clock went backwards: version %llu seq "
+				"%llu time %llu after version %llu seq %llu time %llu",
+				(unsigned long long)p[0], (unsigned long long)p[2],
+				(unsigned long long)p[1], (unsigned long long)seen->version,
+				(unsigned long long)seen->seq, (unsigned long long)seen->time_ns);
+	seen->version = p[0];
+	seen->time_ns = p[1];
+	seen->seq = p[2];
+	return OP_DONE;
+}
+
+#define RS_WORDS 6      /* version .. state_entry_time of kvm_runstate_info */
+
+/* Read vCPU idx's run-state area and check it (own: idx == w->idx). */
+static int runstate_read(struct wl_vcpu *w, unsigned int idx)
+{
+	struct kvm_runstate_info *seen = &w->rs_seen[idx];
+	gpa_t gpa = wl_runstate_gpa(w->vm, idx);
+	uint64_t p[RS_WORDS];
+	int r = seq_read(w, gpa, p, RS_WORDS);
+
+	if (r != OP_DONE)
+		return r;
+	if (idx == w->idx)
+		w->c.runstate_reads++;
+	else
+		w->c.runstate_sibling_reads++;
+	if (idx == w->idx) {
+		/* The vCPU thread's own accounting (kvm.h: struct kvm_runstate,
+		 * its thread's fields; we are that thread, in guest mode, so no
+		 * entry can change them under us). */
+		const struct kvm_runstate *rs = &w->vcpu->kvm_vcpu.runstate;
+		uint64_t version = rs->version, entries = rs->entries;
+
+		if (rs->hva && (p[0] != version || p[1] != entries))
+			return dev_fail(w, WL_FAIL_RUNSTATE, gpa, "own run-state area holds "
+					"version %llu entries %llu, but this entry wrote version "
+					"%llu entries %llu: a write through a stale mapping",
+					(unsigned long long)p[0], (unsigned long long)p[1],
+					(unsigned long long)version, (unsigned long long)entries);
+		if (!rs->hva && p[0] > version)
+			return dev_fail(w, WL_FAIL_RUNSTATE, gpa, "own run-state area holds "
+					"version %llu, past the last written (%llu)",
+					(unsigned long long)p[0], (unsigned long long)version);
+	}
+	if (p[0] == 0) {
+		w->c.dev_zero_reads++;
+		for (unsigned int i = 1; i < RS_WORDS; i++)
+			if (p[i])
+				return dev_fail(w, WL_FAIL_RUNSTATE, gpa, "vCPU %u's run-state area "
+						"of version 0 holds word %u = %llu", idx, i,
+						(unsigned long long)p[i]);
+		return OP_DONE;
+	}
+	if (p[0] < seen->version || p[1] < seen->entries || p[2] < seen->time_in_guest ||
+	    p[3] < seen->time_outside || p[4] < seen->time_runnable ||
+	    p[5] < seen->state_entry_time)
+		return dev_fail(w, WL_FAIL_RUNSTATE, gpa, "vCPU %u's run-state area went "
+				"backwards: version %llu entries %llu after version %llu "
+				"entries %llu", idx, (unsigned long long)p[0],
+				(unsigned long long)p[1], (unsigned long long)seen->version,
+				(unsigned long long)seen->entries);
+	seen->version = p[0];
+	seen->entries = p[1];
+	seen->time_in_guest = p[2];
+	seen->time_outside = p[3];
+	seen->time_runnable = p[4];
+	seen->state_entry_time = p[5];
+	return OP_DONE;
+}
+
+/* The clock page, this vCPU's run-state area and the next vCPU's. */
+static int dev_read(struct wl_vcpu *w)
+{
+	const struct scenario_config *cfg = &w->vm->sc->cfg;
+	struct wl_vm *vm = w->vm;
+	int r = OP_DONE;
+
+	if (!chunk_enter(w, vm->nchunks))
+		return OP_SKIPPED;
+	if (cfg->clock_period_ns)
+		r = clock_read(w);
+	if (cfg->runstate && r >= 0 && r != OP_FAILED)
+		r = runstate_read(w, w->idx);
+	if (cfg->runstate && vm->nr_vcpus > 1 && r >= 0 && r != OP_FAILED)
+		r = runstate_read(w, (w->idx + 1) % vm->nr_vcpus);
+	chunk_exit(w);
+	return r == OP_SKIPPED ? OP_DONE : r;
+}
+
 /* The VMM's MMIO handler; runs on the vCPU's thread, outside guest mode. */
 void wl_mmio(void *opaque, struct vcpu *v, gpa_t gpa, unsigned int size, bool write,
 	     uint64_t *val)
@@ -376,6 +565,7 @@ int wl_guest_main(struct vcpu *v, void *arg)
 	struct scenario *sc = w->vm->sc;
 	const struct scenario_config *cfg = &sc->cfg;
 	bool cross = cfg->cross_reads && w->vm->nr_vcpus > 1;
+	bool dev_pages = cfg->clock_period_ns || cfg->runstate;
 	enum phase ph = first_phase(w);
 	uint64_t pos = 0, ops = 0;
 	unsigned int skips = 0;
@@ -397,6 +587,8 @@ int wl_guest_main(struct vcpu *v, void *arg)
 			r = rom_read(w);
 		} else if ((dice & ROM_WRITE_MASK) == 1) {
 			r = rom_write(w);
+		} else if (dev_pages && ((dice >> DEV_READ_SHIFT) & DEV_READ_MASK) == 0) {
+			r = dev_read(w);
 		} else {
 			switch (ph) {
 			case PH_SEQ:

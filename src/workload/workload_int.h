@@ -9,6 +9,16 @@
  *                                 own host mapping (so one can be remapped)
  *   [guest_mem, +WL_ROM_PAGES)    ROM: a KVM_MEM_READONLY slot the VMM
  *                                 filled before the guests started
+ *   [dev_gpa, +WL_DEV_PAGES)      device pages, RAM the host writes itself
+ *                                 (seed 001): page 0 the clock page
+ *                                 (clockdev.h), page 1 the vCPUs' run-state
+ *                                 areas (64 bytes each, vCPU i at 64 * i).
+ *                                 Not checker data pages: the guests only
+ *                                 read them. Their "chunk" for the freeze
+ *                                 protocol is nchunks (one past the RAM's):
+ *                                 churn freezes it only to remap the region
+ *                                 (no memslot for a moment); a discard
+ *                                 needs no freeze, the guests accept zeroes
  *
  * Ownership: vCPU i of a VM owns the RAM gfns with gfn % nr_vcpus == i. Only
  * the owner writes its pages, and only the owner and the churn thread (with
@@ -44,6 +54,9 @@
 #define WL_ROM_SLOT     WL_NR_SLOTS     /* memslot id of the ROM */
 #define WL_RING         8               /* recent writes remembered per vCPU */
 #define WL_MAX_CHUNK_PAGES 512          /* 2 MiB */
+#define WL_DEV_SLOT     (WL_NR_SLOTS + 1) /* memslot id of the device pages */
+#define WL_DEV_PAGES    2
+#define WL_RUNSTATE_LEN 64
 
 /* ---- page format --------------------------------------------------------
  * word 0: tag = magic | VM id | gfn        (0 on a page never written)
@@ -115,6 +128,10 @@ struct wl_vcpu {
 	bool rom_write_pending;
 	bool started;
 	gpa_t last_gpa;                 /* of the latest access (error reports) */
+	/* The device pages as this vCPU last read them consistently (0: not
+	 * yet, or discarded): none of it may go backwards. */
+	struct clock_page clk_seen;
+	struct kvm_runstate_info rs_seen[WL_MAX_VCPUS];
 };
 
 struct wl_vm {
@@ -133,6 +150,9 @@ struct wl_vm {
 	 * them (vmm_remap_ram), and the working-set sampler holds the VMM's
 	 * layout lock across each of its passes (wss.c). */
 	gpa_t rom_gpa;                  /* the ROM: region WL_ROM_SLOT */
+	gpa_t dev_gpa;                  /* device pages: region WL_DEV_SLOT */
+	int clock_idx;                  /* in sc->clock; -1: none */
+	_Atomic uint64_t dev_churn;     /* churn ops on the device pages */
 
 	_Atomic uint32_t *expected;     /* per RAM gfn: last version committed */
 	_Atomic uint8_t *frozen;        /* per chunk: churn owns it */
@@ -188,6 +208,7 @@ struct scenario {
 	_Atomic unsigned int vms_killed;
 	_Atomic uint64_t oom_fork_children;
 	pthread_mutex_t kill_lock;      /* serializes wl_vm_kill */
+	struct clockdev *clock;         /* cfg.clock_period_ns: every VM's */
 };
 
 /* checker.c */
@@ -206,6 +227,8 @@ uint64_t wl_hash_page(const void *page);
 /* Re-read every RAM page and the ROM of vm through the host (after its
  * vCPUs stopped); returns pages checked. */
 uint64_t wl_final_check(struct wl_vm *vm);
+/* The clock device's verdict on vm's clock page (after clockdev_stop). */
+void wl_clock_final_check(struct wl_vm *vm);
 
 /* Stop vm for good (reason, message), without waiting for its threads:
  * callable from any thread, its own vCPUs' included. Returns false if it
@@ -233,6 +256,12 @@ uint64_t wl_swap_bytes_for(unsigned int nr_vms, uint64_t guest_mem, uint64_t hos
 void wl_mmio(void *opaque, struct vcpu *v, gpa_t gpa, unsigned int size, bool write,
 	     uint64_t *val);
 void wl_stall_hook(struct kvm_vcpu *v, enum vcpu_hook_point at, void *arg);
+
+/* Guest physical address of vCPU idx's run-state area. */
+static inline gpa_t wl_runstate_gpa(const struct wl_vm *vm, unsigned int idx)
+{
+	return vm->dev_gpa + PAGE_SIZE + (gpa_t)idx * WL_RUNSTATE_LEN;
+}
 
 /* churn.c */
 void *wl_churn_main(void *arg);
