@@ -39,7 +39,9 @@ static const struct bench benches[] = {
 	  "         ASIDs, guest fork+exit/s, host invalidation; beside --gva off and\n"
 	  "         QEMU TCG (~2 min; needs make bench-guests guest-kernel)", bench_gva },
 	{ "gpc", "gfn_to_pfn_cache: a write through a valid cache beside the uncached\n"
-	  "         path (memslot, GUP, write, put_page) and a plain store; refresh", bench_gpc },
+	  "         path (memslot, GUP, write, put_page) and a plain store; refresh;\n"
+	  "         a guest entry writing its run-state area; the clock device's\n"
+	  "         atomic-mode miss rate under the default run's churn", bench_gpc },
 };
 #define NR_BENCHES (sizeof(benches) / sizeof(benches[0]))
 
