@@ -7,6 +7,7 @@
 #ifndef TANDEM_BASE_CLOCK_H
 #define TANDEM_BASE_CLOCK_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <time.h>
 
@@ -20,6 +21,31 @@ static inline uint64_t clock_now_ns(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * NSEC_PER_SEC + (uint64_t)ts.tv_nsec;
+}
+
+/*
+ * clock_fast_ns: CLOCK_MONOTONIC-like nanoseconds from the TSC where it is
+ * constant and nonstop (clock.c), else clock_now_ns. Call clock_fast_init
+ * once first (any thread; later calls are free). For accounting only.
+ */
+struct clock_tsc {
+	bool ok;
+	uint64_t mult;                  /* ns per tick, 32.32 fixed point */
+	uint64_t base_tsc, base_ns;
+};
+extern struct clock_tsc clock_tsc;
+void clock_fast_init(void);
+
+static inline uint64_t clock_fast_ns(void)
+{
+#if defined(__x86_64__)
+	if (__atomic_load_n(&clock_tsc.ok, __ATOMIC_ACQUIRE)) {
+		uint64_t d = __builtin_ia32_rdtsc() - clock_tsc.base_tsc;
+
+		return clock_tsc.base_ns + (uint64_t)(((unsigned __int128)d * clock_tsc.mult) >> 32);
+	}
+#endif
+	return clock_now_ns();
 }
 
 /* *ts = now (clock id) + ns. */

@@ -39,6 +39,7 @@
 #include "kvm/kvm_host.h"
 #include "harness/kvm_fixture.h"
 #include "harness/util.h"
+#include "base/clock.h"
 #include "tandem/mmu_notifier.h"
 
 /* ---- a pause at the refresh's KVM_HOOK_GPC_AFTER_GUP --------------------- */
@@ -398,6 +399,33 @@ static void test_runstate_bad_input(void **state)
 	kt_destroy(t);
 }
 
+/* The area accounts wall time (clock_fast_ns: the TSC where constant):
+ * in guest mode plus outside it is the time since activation, give or
+ * take the last stretch. */
+static void test_runstate_accounts_time(void **state)
+{
+	struct kt *t = kt_create(0, 0);
+	struct kvm_runstate_info rs;
+	uint64_t t0, t1;
+
+	rs_activate(t);
+	t0 = clock_now_ns();
+	for (unsigned int i = 0; i < 10; i++) {
+		g_read(t, GPA(i));              /* a miss: an exit and an entry */
+		sleep_ms(10);
+	}
+	t1 = clock_now_ns();
+	assert_int_not_equal(vcpu_stop(t->v), -EINVAL);
+	kvm_vcpu_runstate_get(&t->v->kvm_vcpu, &rs);
+	assert_true(rs.entries >= 10);
+	/* Between the last entry before t0 and the stop after t1. */
+	assert_true(rs.time_in_guest + rs.time_outside >= (t1 - t0) * 9 / 10);
+	assert_true(rs.time_in_guest + rs.time_outside <= (t1 - t0) + 200 * NSEC_PER_MSEC);
+	assert_true(rs.time_in_guest > rs.time_outside);        /* it idles in guest mode */
+	kt_vcpu_start(t);
+	kt_destroy(t);
+}
+
 /*
  * The vCPU is paused in guest mode after the entry that wrote its
  * run-state area. An invalidation of that page (DONTNEED) marks the cache
@@ -741,6 +769,7 @@ int main(void)
 		KT_TEST(test_deactivate_leaves_nothing),
 		KT_TEST(test_writes_follow_the_host),
 		KT_TEST(test_runstate_bad_input),
+		KT_TEST(test_runstate_accounts_time),
 		KT_TEST(test_guest_mode_invalidation_waits_for_vcpu),
 		KT_TEST(test_guest_mode_invalidation_vcpu_outside),
 		KT_TEST(test_break_gpc_request),
