@@ -64,6 +64,15 @@ int clockdev_create(uint64_t period_ns, struct clockdev **out);
  * activation error (-EFAULT: no RAM there).
  */
 int clockdev_add_vm(struct clockdev *dev, struct vmm *vmm, gpa_t gpa);
+/*
+ * Called (on the worker's thread, or stop's) when VM idx's clock page could
+ * not be swapped in to refresh its cache (err -EIO): its data is lost to
+ * the VM, as for any VMM access that needed it (host.h); the device leaves
+ * that VM alone from then on and clockdev_check passes it. Set before
+ * clockdev_start; NULL: nobody is told.
+ */
+typedef void (*clockdev_lost_fn)(void *arg, unsigned int idx, int err);
+void clockdev_set_lost_fn(struct clockdev *dev, clockdev_lost_fn fn, void *arg);
 /* Start the timer and worker threads: 0 or -errno (pthread_create). */
 int clockdev_start(struct clockdev *dev);
 /*

@@ -327,6 +327,8 @@ struct kvm_runstate {
 	uint64_t retry_at;              /* refresh failed: next try (ns) */
 	int schedstat_fd;               /* -1 if closed; 0: not yet tried */
 	uint64_t updates;               /* areas written */
+	int err;                        /* -EIO: a refresh's swap-in failed, the
+					 * area's page is lost; no more writes */
 };
 
 /*
@@ -383,8 +385,17 @@ void kvm_vcpu_exit_guest_mode(struct kvm_vcpu *vcpu);
 int kvm_vcpu_runstate_activate(struct kvm_vcpu *vcpu, gpa_t gpa, enum kvm_runstate_fmt fmt);
 void kvm_vcpu_runstate_deactivate(struct kvm_vcpu *vcpu);
 /* Engines: on KVM_REQ_GPC_INVALIDATE (and at any exit if a refresh is
- * owed), outside guest mode: refresh the vCPU's guest-mode caches. */
-void kvm_vcpu_handle_gpc_invalidate(struct kvm_vcpu *vcpu);
+ * owed), outside guest mode: refresh the vCPU's guest-mode caches. 0, or
+ * -EIO (once) if the refresh's swap-in failed: the page's data is lost to
+ * the VM, as for any access that needed it (host.h), and the area is
+ * written no more (kvm_vcpu_runstate_error says so from then on). Other
+ * failures (no memslot for now, out of memory) are retried later. */
+int kvm_vcpu_handle_gpc_invalidate(struct kvm_vcpu *vcpu);
+/* 0, or the error that stopped the run-state area (-EIO). vCPU thread. */
+static inline int kvm_vcpu_runstate_error(const struct kvm_vcpu *vcpu)
+{
+	return vcpu->runstate.err;
+}
 /* What the vCPU's run-state area holds now (host accounting). */
 void kvm_vcpu_runstate_get(struct kvm_vcpu *vcpu, struct kvm_runstate_info *out);
 

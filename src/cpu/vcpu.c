@@ -33,7 +33,9 @@ static int vcpu_handle_requests(struct vcpu *v)
 	if (kvm_check_request(KVM_REQ_TLB_FLUSH, kv))
 		stlb_flush(v);
 	kvm_check_request(KVM_REQ_EVENT, kv);  /* C guests take no interrupts */
-	kvm_vcpu_handle_gpc_invalidate(kv);    /* KVM_REQ_GPC_INVALIDATE */
+	/* KVM_REQ_GPC_INVALIDATE. A lost run-state page (-EIO) stops the
+	 * area; the guest learns it from kvm_vcpu_runstate_error. */
+	(void)kvm_vcpu_handle_gpc_invalidate(kv);
 	if (vcpu_should_stop(v))
 		return -EINTR;
 	return 0;

@@ -498,18 +498,25 @@ static void runstate_exit(struct kvm_vcpu *v)
 /* Outside guest mode: make rs->hva the cache's current address, refreshing
  * it if an invalidation took it. On failure rs->hva stays NULL (no writes)
  * and the next exit after RUNSTATE_RETRY_AFTER tries again. */
-static void runstate_refresh(struct kvm_vcpu *v, uint64_t now)
+static int runstate_refresh(struct kvm_vcpu *v, uint64_t now)
 {
 	struct kvm_runstate *rs = &v->runstate;
 	struct gfn_to_pfn_cache *gpc = &rs->gpc;
+	int r;
 
 	rs->hva = NULL;
 	kvm_gpc_read_lock(gpc);
 	while (!kvm_gpc_check(gpc, RUNSTATE_SIZE)) {
 		kvm_gpc_read_unlock(gpc);
-		if (kvm_gpc_refresh(gpc, RUNSTATE_SIZE)) {
+		r = kvm_gpc_refresh(gpc, RUNSTATE_SIZE);
+		if (r == -EIO) {
+			rs->err = r;
+			rs->retry_at = UINT64_MAX;
+			return r;
+		}
+		if (r) {
 			rs->retry_at = now + RUNSTATE_RETRY_AFTER;
-			return;
+			return 0;
 		}
 		kvm_gpc_read_lock(gpc);
 	}
@@ -517,21 +524,22 @@ static void runstate_refresh(struct kvm_vcpu *v, uint64_t now)
 	 * the next entry sees before it writes (kvm_vcpu_enter_guest_mode). */
 	rs->hva = gpc->khva;
 	kvm_gpc_read_unlock(gpc);
+	return 0;
 }
 
-void kvm_vcpu_handle_gpc_invalidate(struct kvm_vcpu *v)
+int kvm_vcpu_handle_gpc_invalidate(struct kvm_vcpu *v)
 {
 	struct kvm_runstate *rs = &v->runstate;
 	bool req = kvm_check_request(KVM_REQ_GPC_INVALIDATE, v);
 	uint64_t now;
 
 	BUG_ON(atomic_load_explicit(&v->mode, memory_order_relaxed) != OUTSIDE_GUEST_MODE);
-	if (!rs->fmt || (!req && rs->hva))
-		return;
+	if (!rs->fmt || rs->err || (!req && rs->hva))
+		return 0;
 	now = clock_fast_ns();
 	if (!req && now < rs->retry_at)
-		return;
-	runstate_refresh(v, now);
+		return 0;
+	return runstate_refresh(v, now);
 }
 
 int kvm_vcpu_runstate_activate(struct kvm_vcpu *v, gpa_t gpa, enum kvm_runstate_fmt fmt)
@@ -551,11 +559,16 @@ int kvm_vcpu_runstate_activate(struct kvm_vcpu *v, gpa_t gpa, enum kvm_runstate_
 	}
 	clock_fast_init();
 	rs->fmt = fmt;
+	rs->err = 0;
 	rs->t_last = clock_fast_ns();
 	rs->steal_sample_at = 0;
 	rs->retry_at = 0;
 	/* Its first write now, so the guest finds it filled at once. */
-	runstate_refresh(v, rs->t_last);
+	r = runstate_refresh(v, rs->t_last);
+	if (r) {
+		kvm_vcpu_runstate_deactivate(v);
+		return r;
+	}
 	if (rs->hva)
 		runstate_write(rs);
 	return 0;

@@ -76,6 +76,10 @@ struct clockdev_vm {
 	/* The handover (above). */
 	_Atomic bool need_refresh;
 	uint64_t retry_at;              /* the worker's: next try after a failure */
+	/* A refresh's swap-in failed (-EIO): the page's data is lost to the VM
+	 * (host.h), the owner was told (lost_fn) and the VM is left alone:
+	 * need_refresh stays set, so the timer skips it too. */
+	_Atomic bool lost;
 	/* Written by one thread each, read by anyone. */
 	_Atomic uint64_t writes, misses, refreshes, refresh_errors;
 };
@@ -90,6 +94,8 @@ struct clockdev {
 	_Atomic uint32_t stop;          /* futex word of the timer's sleep */
 	_Atomic uint32_t kick;          /* futex word of the worker's sleep */
 	_Atomic uint64_t overruns;
+	clockdev_lost_fn lost_fn;       /* set before start */
+	void *lost_arg;
 };
 
 static long futex(_Atomic uint32_t *uaddr, int op, uint32_t val, const struct timespec *ts)
@@ -182,6 +188,24 @@ static void clock_write_locked(struct clockdev_vm *cv, uint64_t now)
 	stat_inc(&cv->writes);
 }
 
+/* VM i's clock page could not be swapped in (worker or last pass). */
+static void clock_lost(struct clockdev *dev, unsigned int i)
+{
+	struct clockdev_vm *cv = dev->vms[i];
+
+	stat_inc(&cv->refresh_errors);
+	atomic_store_explicit(&cv->lost, true, memory_order_relaxed);
+	if (dev->lost_fn)
+		dev->lost_fn(dev->lost_arg, i, -EIO);
+}
+
+void clockdev_set_lost_fn(struct clockdev *dev, clockdev_lost_fn fn, void *arg)
+{
+	BUG_ON(dev->running);
+	dev->lost_fn = fn;
+	dev->lost_arg = arg;
+}
+
 /* The timer's visit of one VM (atomic mode). Returns true if the worker
  * must be woken. */
 static bool clock_tick_vm(struct clockdev_vm *cv, uint64_t now)
@@ -243,13 +267,21 @@ static uint64_t clock_refresh_pending(struct clockdev *dev)
 	for (unsigned int i = 0; i < n; i++) {
 		struct clockdev_vm *cv = dev->vms[i];
 
-		if (!atomic_load_explicit(&cv->need_refresh, memory_order_acquire))
+		int r;
+
+		if (!atomic_load_explicit(&cv->need_refresh, memory_order_acquire) ||
+		    atomic_load_explicit(&cv->lost, memory_order_relaxed))
 			continue;
 		if (now < cv->retry_at) {
 			retry = MIN(retry, cv->retry_at);
 			continue;
 		}
-		if (kvm_gpc_refresh(&cv->gpc, CLOCKDEV_PAGE_LEN)) {
+		r = kvm_gpc_refresh(&cv->gpc, CLOCKDEV_PAGE_LEN);
+		if (r == -EIO) {
+			clock_lost(dev, i);
+			continue;
+		}
+		if (r) {
 			stat_inc(&cv->refresh_errors);
 			cv->retry_at = clock_now_ns() + CLOCKDEV_RETRY_NS;
 			retry = MIN(retry, cv->retry_at);
@@ -313,12 +345,20 @@ static void clock_last_pass(struct clockdev *dev)
 	for (unsigned int i = 0; i < n; i++) {
 		struct clockdev_vm *cv = dev->vms[i];
 		bool ok;
+		int r;
 
+		if (atomic_load_explicit(&cv->lost, memory_order_relaxed))
+			continue;
 		kvm_gpc_read_lock(&cv->gpc);
 		ok = kvm_gpc_check(&cv->gpc, CLOCKDEV_PAGE_LEN);
 		if (!ok) {
 			kvm_gpc_read_unlock(&cv->gpc);
-			if (kvm_gpc_refresh(&cv->gpc, CLOCKDEV_PAGE_LEN)) {
+			r = kvm_gpc_refresh(&cv->gpc, CLOCKDEV_PAGE_LEN);
+			if (r == -EIO) {
+				clock_lost(dev, i);
+				continue;
+			}
+			if (r) {
 				stat_inc(&cv->refresh_errors);
 				continue;       /* e.g. an OOM victim: check judges */
 			}
@@ -357,6 +397,8 @@ int clockdev_check(struct clockdev *dev, unsigned int idx, char *why, size_t len
 	if (idx >= atomic_load_explicit(&dev->nr_vms, memory_order_acquire))
 		return -EINVAL;
 	cv = dev->vms[idx];
+	if (atomic_load_explicit(&cv->lost, memory_order_relaxed))
+		return 0;               /* nothing to compare: its owner was told */
 	BUG_ON(dev->running);
 	if (!cv->written)
 		return 0;               /* nothing written: nothing to lose */

@@ -623,6 +623,23 @@ static void oom_notify(void *arg, struct mm *victim, uint64_t pages)
 	atomic_fetch_add(&sc->oom_fork_children, 1);
 }
 
+/* The clock device could not swap in VM idx's clock page to refresh its
+ * cache: the VMM's read failed, so the VM dies, as when a guest's does
+ * (clockdev.h; worker thread, no lock held). */
+static void clock_lost(void *arg, unsigned int idx, int err)
+{
+	struct scenario *sc = arg;
+
+	for (unsigned int i = 0; i < sc->cfg.nr_vms; i++) {
+		struct wl_vm *vm = sc->vms[i];
+
+		if (vm && vm->clock_idx == (int)idx)
+			wl_vm_kill(vm, WL_KILLED_SWAP_READ, "vm%u: swap-in read error (gfn %#llx, "
+				   "VMM clock device: %s): VM stopped", vm->id,
+				   (unsigned long long)(vm->dev_gpa >> PAGE_SHIFT), strerror(-err));
+	}
+}
+
 /* After the run: the kills it allows (one OOM victim; swap read errors
  * only when injected; some VM surviving). */
 static void judge_kills(struct scenario *sc, struct scenario_result *res)
@@ -702,6 +719,7 @@ int scenario_run(const struct scenario_config *cfg, struct scenario_result *res)
 			snprintf(why, sizeof(why), "the clock device: %s", strerror(-err));
 			goto out_teardown;
 		}
+		clockdev_set_lost_fn(sc->clock, clock_lost, sc);
 	}
 	for (; nr_vms_up < cfg->nr_vms; nr_vms_up++) {
 		err = vm_setup(sc, nr_vms_up, &sc->vms[nr_vms_up], why, sizeof(why));

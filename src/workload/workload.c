@@ -415,6 +415,12 @@ static int runstate_read(struct wl_vcpu *w, unsigned int idx)
 		w->c.runstate_reads++;
 	else
 		w->c.runstate_sibling_reads++;
+	if (idx == w->idx && kvm_vcpu_runstate_error(&w->vcpu->kvm_vcpu)) {
+		/* The area's page could not be swapped in to refresh its
+		 * cache: its data is lost, as for a guest access (-EIO). */
+		w->last_gpa = gpa;
+		return kvm_vcpu_runstate_error(&w->vcpu->kvm_vcpu);
+	}
 	if (idx == w->idx) {
 		/* The vCPU thread's own accounting (kvm.h: struct kvm_runstate,
 		 * its thread's fields; we are that thread, in guest mode, so no

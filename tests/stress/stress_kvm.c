@@ -262,7 +262,7 @@ static void bad_config(void **state)
 	cfg.write_pct = 101;
 	assert_int_equal(scenario_check_config(&cfg, why, sizeof(why)), -EINVAL);
 	scenario_config_default(&cfg);
-	cfg.breaks = 1u << 7;
+	cfg.breaks = 1u << 30;
 	assert_int_equal(scenario_check_config(&cfg, why, sizeof(why)), -EINVAL);
 	scenario_config_default(&cfg);
 	cfg.duration_ns = 0;

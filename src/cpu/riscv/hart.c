@@ -145,10 +145,12 @@ void rv_flush_tlb_and_code(struct rv_hart *h)
 	h->code_gen++;
 }
 
-/* Outside guest mode. -EINTR if the hart must stop. */
+/* Outside guest mode. -EINTR if the hart must stop, -EIO if its STA area's
+ * page was lost. */
 int rv_handle_requests(struct rv_hart *h)
 {
 	struct kvm_vcpu *kv = &h->v->kvm_vcpu;
+	int r;
 
 	BUG_ON(atomic_load_explicit(&kv->requests, memory_order_relaxed) &
 	       ~((1UL << KVM_NR_REQUESTS) - 1));
@@ -156,7 +158,11 @@ int rv_handle_requests(struct rv_hart *h)
 		rv_flush_tlb_and_code(h);
 	/* Interrupts are looked at by the run loop after every chunk. */
 	kvm_check_request(KVM_REQ_EVENT, kv);
-	kvm_vcpu_handle_gpc_invalidate(kv);     /* KVM_REQ_GPC_INVALIDATE */
+	/* KVM_REQ_GPC_INVALIDATE: -EIO if the STA area's page was lost
+	 * (a failed swap-in), fatal as for any access that needed it. */
+	r = kvm_vcpu_handle_gpc_invalidate(kv);
+	if (r)
+		return r;
 	if (vcpu_should_stop(h->v))
 		return -EINTR;
 	return 0;
