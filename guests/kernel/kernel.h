@@ -100,6 +100,7 @@ struct cpu {
 	uint64_t next_timer;
 	bool sta;                /* steal.c: this hart's STA area is set */
 	uint32_t steal_seq;      /* its last consistent read */
+	uint32_t steal_stalls;   /* ticks in a row that found steal_seq again */
 	uint64_t steal_last;
 };
 extern struct cpu cpus[MAX_HARTS];

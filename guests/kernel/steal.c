@@ -16,7 +16,13 @@
  *      an odd one means a write was seen half done;
  *   2. steal never goes back (it is a sum of times);
  *   3. the sequence never goes back either;
- *   4. a hart that found STA also got its area set (set_shmem succeeded).
+ *   4. a hart that found STA also got its area set (set_shmem succeeded);
+ *   5. the area keeps being written: between two ticks the hart ran guest
+ *      code again, and a hypervisor that writes at every guest entry (KVM
+ *      at every vCPU load, tandem at every entry) moved the sequence. One
+ *      that stays put for STEAL_STALL_TICKS ticks in a row is being written
+ *      somewhere else -- a frame the host took back (a missed
+ *      invalidation of its cached mapping: tandem's --break=gpc-request).
  * A violation is printed as "kernel: FAILURE: steal: ..." and counted.
  */
 #include "kernel.h"
@@ -26,6 +32,7 @@
 #define SBI_EXT_STA             0x535441
 #define SBI_STA_SET_SHMEM       0
 #define STEAL_MAX_TRIES         1000
+#define STEAL_STALL_TICKS       40
 
 struct sbi_sta_struct {
 	uint32_t sequence;
@@ -59,6 +66,7 @@ void steal_init(void)
 	c->sta = true;
 	c->steal_seq = 0;
 	c->steal_last = 0;
+	c->steal_stalls = 0;
 	__atomic_fetch_add(&sta_harts, 1, __ATOMIC_RELAXED);
 }
 
@@ -105,6 +113,15 @@ void steal_check(void)
 		c->sta = false;
 		return;
 	}
+	if (seq == c->steal_seq && ++c->steal_stalls == STEAL_STALL_TICKS) {
+		kprintf("kernel: FAILURE: steal: hart %lu: area not written for %d ticks "
+			"(sequence %u, steal %lu)\n", c->hartid, STEAL_STALL_TICKS, seq, steal);
+		COUNT(failures, 1);
+		c->sta = false;
+		return;
+	}
+	if (seq != c->steal_seq)
+		c->steal_stalls = 0;
 	c->steal_last = steal;
 	c->steal_seq = seq;
 }

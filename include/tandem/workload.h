@@ -369,9 +369,10 @@ int host_scenario_run(const struct host_scenario_config *cfg,
  */
 
 #define RV_SCENARIO_FAIL_LINES  4       /* console failure lines kept per VM */
-/* The breaks a RISC-V VM takes: the GVA tables' (the others open races of
- * the C guests' engine and churn). */
-#define RV_SCENARIO_BREAKS (KVM_BREAK_GVA_SFENCE | KVM_BREAK_GVA_ZAP)
+/* The breaks a RISC-V VM takes: the GVA tables', and the run-state
+ * cache's missed request (the harts' SBI STA areas; the others open races
+ * of the C guests' engine and churn). */
+#define RV_SCENARIO_BREAKS (KVM_BREAK_GVA_SFENCE | KVM_BREAK_GVA_ZAP | KVM_BREAK_GPC_REQUEST)
 
 struct rv_scenario_config {
 	unsigned int nr_vms;            /* 1..WL_MAX_VMS */

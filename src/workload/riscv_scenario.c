@@ -148,7 +148,8 @@ int rv_scenario_check_config(const struct rv_scenario_config *cfg, char *why, si
 			 cfg->nr_vms, (unsigned long long)(cfg->guest_mem / MiB));
 	else if (all_breaks(cfg) & ~RV_SCENARIO_BREAKS)
 		snprintf(why, len, "breaks: RISC-V VMs take only the GVA tables' "
-			 "(KVM_BREAK_GVA_SFENCE, KVM_BREAK_GVA_ZAP)");
+			 "(KVM_BREAK_GVA_SFENCE, KVM_BREAK_GVA_ZAP) and the STA area's "
+			 "(KVM_BREAK_GPC_REQUEST)");
 	else
 		return 0;
 	return -EINVAL;
