@@ -701,7 +701,7 @@ int rv_scenario_run(const struct rv_scenario_config *cfg, struct rv_scenario_res
 	hc.swap_path = cfg->swap_path;
 	/* Under gva-zap the harts write frames the host freed: count them
 	 * (the verdict names them) rather than stop at the first. */
-	hc.poison_count_only = (all_breaks(cfg) & KVM_BREAK_GVA_ZAP) != 0;
+	hc.poison_count_only = (all_breaks(cfg) & (KVM_BREAK_GVA_ZAP | KVM_BREAK_GPC_REQUEST)) != 0;
 	err = host_create(&hc, &host);
 	if (err) {
 		snprintf(res->verdict, sizeof(res->verdict), "host_create (%llu MiB, swap %llu "
