@@ -445,7 +445,7 @@ static void test_break_gva_zap(void **state)
  * next owner may be the other VM's page (one host, one allocator): that VM
  * may fail too, never of steal. Or it may be a host page-table page, and
  * the host dies of a BUG on the PTE it finds (SIGABRT): the run goes in a
- * child process. */
+ * child process. Under TSan the stale writes are data races, reported. */
 static void test_break_gpc_request(void **state)
 {
 	struct rv_scenario_config cfg = small_config();
@@ -478,6 +478,16 @@ static void test_break_gpc_request(void **state)
 		return;
 	}
 	assert_true(WIFEXITED(status));
+#ifdef TSAN
+	/* TSan sees the hart's stale writes race with the host's own use of
+	 * the frame (swap-out reading it, its next owner writing it) and
+	 * makes the child exit with its exitcode. */
+	if (WEXITSTATUS(status) == 66) {
+		print_message("# ThreadSanitizer reported the stale writes' races\n");
+		munmap(r, sizeof(*r));
+		return;
+	}
+#endif
 	assert_int_equal(WEXITSTATUS(status), 0);
 	print_result(r);
 	print_message("# kinds %#x, first %s; freed frames written %llu\n", r->vm[1].fail_kinds,
