@@ -80,7 +80,8 @@ extern int nharts;
 
 struct counters {
 	volatile uint64_t procs, forks, cow, pgfaults, spurious, ctxsw, asid_allocs,
-		asid_rollovers, sfences, rfences, rounds, failures, probes, kills, syscalls, ticks;
+		asid_rollovers, sfences, rfences, rounds, failures, probes, kills, syscalls, ticks,
+		steal_reads, steal_retries;
 };
 extern struct counters cnt;
 #define COUNT(field, n) __atomic_fetch_add(&cnt.field, (uint64_t)(n), __ATOMIC_RELAXED)
@@ -97,6 +98,10 @@ struct cpu {
 	uint64_t active_asid;
 	bool flush_pending;      /* under asid_lock: flush every ASID before the next use */
 	uint64_t next_timer;
+	bool sta;                /* steal.c: this hart's STA area is set */
+	uint32_t steal_seq;      /* its last consistent read */
+	uint32_t steal_stalls;   /* ticks in a row that found steal_seq again */
+	uint64_t steal_last;
 };
 extern struct cpu cpus[MAX_HARTS];
 static inline struct cpu *mycpu(void)
@@ -146,5 +151,11 @@ void kerneltrap(uint64_t scause, uint64_t sepc, uint64_t stval);
 void timer_arm(void);
 uint64_t rdtime(void);
 void final_report(int init_status) __attribute__((noreturn));
+
+/* ---- steal time (steal.c) ---- */
+void steal_init(void);
+void steal_check(void);
+uint64_t steal_total_ns(void);
+extern int sta_harts;
 
 #endif

@@ -292,6 +292,7 @@ static void hart_init(void)
 	csr_write(sscratch, 0);
 	vm_hart_init();
 	csr_set(sie, SIE_STIE);
+	steal_init();
 	timer_arm();
 	__atomic_fetch_add(&harts_up, 1, __ATOMIC_SEQ_CST);
 }
@@ -358,9 +359,11 @@ void final_report(int init_status)
 	uint64_t ms = now / (timebase_hz / 1000);
 	kprintf("kernel: %s vm=%ld harts=%d procs=%lu forks=%lu cow=%lu pgfaults=%lu spurious=%lu ctxsw=%lu "
 		"asids=%ld asid_allocs=%lu asid_rollovers=%lu sfences=%lu rfences=%lu rounds=%lu probes=%lu "
-		"kills=%lu syscalls=%lu ticks=%lu ms=%lu failures=%lu\n",
+		"kills=%lu syscalls=%lu ticks=%lu sta=%d steal_reads=%lu steal_retries=%lu steal_ns=%lu "
+		"ms=%lu failures=%lu\n",
 		cnt.failures ? "FAILED" : "OK", cfg.vm, harts_up, cnt.procs, cnt.forks, cnt.cow, cnt.pgfaults,
 		cnt.spurious, cnt.ctxsw, cfg.asids, cnt.asid_allocs, cnt.asid_rollovers, cnt.sfences,
-		cnt.rfences, cnt.rounds, cnt.probes, cnt.kills, cnt.syscalls, cnt.ticks, ms, cnt.failures);
+		cnt.rfences, cnt.rounds, cnt.probes, cnt.kills, cnt.syscalls, cnt.ticks, sta_harts,
+		cnt.steal_reads, cnt.steal_retries, steal_total_ns(), ms, cnt.failures);
 	sbi_shutdown(cnt.failures != 0);
 }

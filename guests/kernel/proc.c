@@ -377,6 +377,7 @@ void usertrap(void)
 	} else if (scause == ((1UL << 63) | 5)) {
 		COUNT(ticks, 1);
 		timer_arm();
+		steal_check();
 		yield();
 	} else if (scause == 15) {
 		COUNT(pgfaults, 1);
@@ -397,6 +398,7 @@ void kerneltrap(uint64_t scause, uint64_t sepc, uint64_t stval)
 	if (scause == ((1UL << 63) | 5)) {
 		COUNT(ticks, 1);
 		timer_arm();
+		steal_check();
 		return;
 	}
 	panic("kernel trap: scause %lu sepc %p stval %p", scause, (void *)sepc, (void *)stval);

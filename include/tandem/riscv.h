@@ -57,8 +57,9 @@ struct rv_hart;
  * Environment calls the engine hands to the VMM before taking the trap
  * (NULL: none). Called on the hart's thread, outside guest mode, for an
  * ECALL from priv; return true if handled (the hart then skips the ecall),
- * false to trap as usual. Used for an SBI implemented by the VMM (--bios
- * none with an S-mode kernel); firmware like OpenSBI handles its own.
+ * false to trap as usual. Used for SBI extensions implemented by the VMM
+ * beside the firmware (vmm/sbi_sta.c: STA, for S-mode callers), as KVM
+ * implements SBI for its guests; the rest goes to the firmware (OpenSBI).
  */
 typedef bool (*rv_ecall_fn)(struct rv_hart *hart, unsigned int priv, void *arg);
 

@@ -56,6 +56,9 @@ struct virt_config {
 	 * refuse the guest's accesses (no DONTNEED, no mprotect: a real
 	 * guest would see zeroes or access faults). */
 	unsigned int churn_interval_ms;
+	/* SBI steal-time accounting (STA) offered by the VMM to S-mode
+	 * software beside the firmware (sbi_sta.c): on unless this is set. */
+	bool sbi_sta_off;
 	struct kvm_config kvm;          /* kick is forced to KVM_KICK_WAIT */
 };
 
@@ -125,6 +128,13 @@ struct virt_stats {
 	uint64_t uart_tx, uart_rx;      /* bytes */
 	uint64_t blk_reads, blk_writes, blk_flushes;
 	uint64_t churn_ops;
+	/* SBI STA (virt_config.sbi_sta_off), summed over harts; the areas'
+	 * writes are kvm_stats.runstate_updates. */
+	uint64_t sta_probes;            /* probe_extension(STA) answered */
+	uint64_t sta_calls;             /* STA calls ... */
+	uint64_t sta_errors;            /* ... that returned an SBI error */
+	uint64_t sta_enables;           /* areas set */
+	uint64_t sta_active;            /* harts with an area set now */
 	uint64_t resets;                /* machine resets done by virt_wait */
 	uint64_t run_ns;                /* since virt_start (to the exit, if any) */
 };

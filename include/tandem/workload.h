@@ -394,9 +394,10 @@ int host_scenario_run(const struct host_scenario_config *cfg,
  */
 
 #define RV_SCENARIO_FAIL_LINES  4       /* console failure lines kept per VM */
-/* The breaks a RISC-V VM takes: the GVA tables' (the others open races of
- * the C guests' engine and churn). */
-#define RV_SCENARIO_BREAKS (KVM_BREAK_GVA_SFENCE | KVM_BREAK_GVA_ZAP)
+/* The breaks a RISC-V VM takes: the GVA tables', and the run-state
+ * cache's missed request (the harts' SBI STA areas; the others open races
+ * of the C guests' engine and churn). */
+#define RV_SCENARIO_BREAKS (KVM_BREAK_GVA_SFENCE | KVM_BREAK_GVA_ZAP | KVM_BREAK_GPC_REQUEST)
 
 struct rv_scenario_config {
 	unsigned int nr_vms;            /* 1..WL_MAX_VMS */
@@ -417,6 +418,7 @@ struct rv_scenario_config {
 	enum kvm_gva_mode gva;          /* every VM's GVA tables (default targeted) */
 	unsigned int breaks;            /* RV_SCENARIO_BREAKS, every VM */
 	unsigned int vm_breaks[WL_MAX_VMS];     /* more, VM i's only (tests) */
+	bool sbi_sta_off;               /* no SBI STA from the VMM (virt_config) */
 	void (*progress)(const struct scenario_progress *p, void *arg);
 	void *progress_arg;
 };
@@ -437,12 +439,15 @@ struct rv_kernel_report {
 	int64_t vm;                     /* vm= (-1: absent) */
 	uint64_t harts, procs, forks, cow, pgfaults, ctxsw, asid_rollovers;
 	uint64_t sfences, rfences, probes, kills, ms, failures;
+	/* steal time (SBI STA): harts that set their area, consistent reads,
+	 * torn reads retried, steal summed over harts as last read */
+	uint64_t sta, steal_reads, steal_retries, steal_ns;
 };
 
 /*
  * What went wrong in a VM that failed. The kernel's failure lines
  * (guests/kernel: "work: FAILURE ...", "kernel: FAILURE ...", "kernel:
- * PANIC ...") give the first six kinds; the machine the last three.
+ * PANIC ...") give the first seven kinds; the machine the last three.
  */
 enum rv_fail_kind {
 	RV_FAIL_STALE_TRANSLATION,      /* a translation outlived its guest fence:
@@ -455,6 +460,9 @@ enum rv_fail_kind {
 	RV_FAIL_KILLED,                 /* a process died of a fault its kernel did
 					 * not explain (or went missing) */
 	RV_FAIL_LEAK,                   /* the kernel's pages not all returned */
+	RV_FAIL_STEAL,                  /* its SBI STA area read wrong: an odd
+					 * sequence, steal going back, set_shmem
+					 * refused ("kernel: FAILURE: steal:") */
 	RV_FAIL_OTHER,                  /* another failure line (sbrk, mmap, ...) */
 	RV_FAIL_NO_REPORT,              /* no "kernel: OK|FAILED" line at the end */
 	RV_FAIL_TIMEOUT,                /* not ended by cfg.timeout_ns */
@@ -475,6 +483,17 @@ struct rv_gva_stats {
 	uint64_t zapped_nodes;          /* nodes reset: their guest page table zapped */
 	uint64_t sfence_zaps, root_flushes, rekeys, flush_all;
 	uint64_t nodes;                 /* at the end */
+};
+
+/* A VM's SBI steal-time accounting (virt_stats sta_*) and the run-state
+ * areas kvm wrote for it through its gfn_to_pfn caches (kvm_stats). */
+struct rv_sta_stats {
+	uint64_t probes;                /* probe_extension(STA) answered by the VMM */
+	uint64_t calls, errors;         /* STA calls; those that returned an error */
+	uint64_t enables;               /* areas set */
+	uint64_t active;                /* harts with an area at the end */
+	uint64_t area_writes;           /* kvm_stats.runstate_updates */
+	uint64_t gpc_refreshes, gpc_invalidations, gpc_requests, gpc_request_waits;
 };
 
 struct rv_scenario_vm_result {
@@ -498,6 +517,7 @@ struct rv_scenario_vm_result {
 	uint64_t instret, exceptions, interrupts, ptw_walks, churn_ops;
 	struct kvm_stats kvm;
 	struct rv_gva_stats gva;
+	struct rv_sta_stats sta;
 	unsigned int breaks;            /* the VM's (cfg.breaks | cfg.vm_breaks[i]) */
 	uint64_t rss_pages, swap_pages; /* just before teardown */
 };
@@ -510,6 +530,7 @@ struct rv_scenario_result {
 	uint64_t instret;               /* all harts */
 	struct kvm_stats kvm;           /* summed over VMs */
 	struct rv_gva_stats gva;        /* summed over VMs */
+	struct rv_sta_stats sta;        /* summed over VMs */
 	struct host_stats host;         /* after the VMs stopped, before teardown */
 	struct rv_scenario_vm_result vm[WL_MAX_VMS];
 	/* The host after teardown. */

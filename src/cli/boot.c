@@ -41,6 +41,7 @@ struct boot_opts {
 	uint64_t timeout_ns;
 	unsigned int churn_ms;
 	unsigned int gva, breaks;
+	bool no_sta;
 };
 
 static const struct opt_choice gva_choices[] = {
@@ -62,6 +63,9 @@ static const struct opt_choice boot_break_choices[] = {
 	{ "gva-sfence", KVM_BREAK_GVA_SFENCE,
 	  "sfence.vma with an address leaves GVA entries in place" },
 	{ "gva-zap", KVM_BREAK_GVA_ZAP, "host invalidations do not reach the GVA tables" },
+	{ "gpc-request", KVM_BREAK_GPC_REQUEST,
+	  "an invalidated run-state (SBI STA) cache sends its hart\n"
+	  "no request: it goes on writing the old frame" },
 };
 
 static bool boot_break_choice(unsigned int i, struct opt_choice *c)
@@ -111,7 +115,10 @@ static const struct opt boot_options[] = {
 		  "targeted (the default), flush-all, off" },
 	{ "break", 0, OPT_SET, OPT_FIELD(struct boot_opts, breaks), .choices = boot_break_choice,
 	  .arg = "LIST", .help = "disable a coherence step, to watch it fail:\n"
-		  "gva-sfence, gva-zap" },
+		  "gva-sfence, gva-zap, gpc-request" },
+	{ "no-sta", 0, OPT_FLAG, OPT_FIELD(struct boot_opts, no_sta),
+	  .help = "no SBI steal-time accounting (STA) from tandem beside\n"
+		  "the firmware: a kernel's probe finds none" },
 	{ "timeout", 't', OPT_DURATION, OPT_FIELD(struct boot_opts, timeout_ns),
 	  .max = 86400 * NSEC_PER_SEC, .range_why = "more than 24 hours", .arg = "SECS",
 	  .help = "stop the guest after SECS and fail (default: none)" },
@@ -272,6 +279,7 @@ int cmd_boot(int argc, char **argv)
 	vc.churn_interval_ms = o.churn_ms;
 	vc.kvm.gva = (enum kvm_gva_mode)o.gva;
 	vc.kvm.breaks = o.breaks;
+	vc.sbi_sta_off = o.no_sta;
 	if (o.bootdelay && parse_bootdelay(o.bootdelay, &vc.bootdelay))
 		return EXIT_USAGE;
 	if (!o.bios) {
@@ -349,6 +357,7 @@ int cmd_boot(int argc, char **argv)
 		"tandem boot: %llu instructions in %.2f s (%.1f MIPS), faults %llu, "
 		"invalidations %llu, swap in %llu out %llu, mmio %llu, resets %llu, "
 		"walks %llu, gva refills %llu installs %llu cold %llu zapped %llu, sfence.vma %llu, "
+		"sta calls %llu errors %llu area writes %llu gpc invalidations %llu, "
 		"exit %s, status %d\n",
 		(unsigned long long)vs.instret, (double)vs.run_ns / NSEC_PER_SEC,
 		vs.run_ns ? (double)vs.instret * 1e3 / (double)vs.run_ns : 0.0,
@@ -359,6 +368,8 @@ int cmd_boot(int argc, char **argv)
 		(unsigned long long)vs.gva_refills, (unsigned long long)ks.gva_installs,
 		(unsigned long long)vs.gva_cold_skips,
 		(unsigned long long)ks.gva_zapped_leaves, (unsigned long long)vs.sfence_vma,
+		(unsigned long long)vs.sta_calls, (unsigned long long)vs.sta_errors,
+		(unsigned long long)ks.runstate_updates, (unsigned long long)ks.gpc_invalidations,
 		virt_exit_name(virt_exit_reason(vm)), status);
 	virt_destroy(vm);
 	if (boot_check_host(host))

@@ -37,6 +37,10 @@ static const struct report_field kernel_fields[] = {
 	{ "kills", NULL, REPORT_U64, KREP(kills), REPORT_JSON },
 	{ "ms", NULL, REPORT_U64, KREP(ms), REPORT_JSON },
 	{ "failures", NULL, REPORT_U64, KREP(failures), REPORT_JSON },
+	{ "sta", NULL, REPORT_U64, KREP(sta), REPORT_JSON },
+	{ "steal_reads", NULL, REPORT_U64, KREP(steal_reads), REPORT_JSON },
+	{ "steal_retries", NULL, REPORT_U64, KREP(steal_retries), REPORT_JSON },
+	{ "steal_ns", NULL, REPORT_U64, KREP(steal_ns), REPORT_JSON },
 };
 
 /* The secondary MMU's table is run.c's (run_kvm_table). */
@@ -66,6 +70,28 @@ static const struct report_field gva_fields[] = {
 	  .note = "  (a root reused for another address space)" },
 	{ "nodes", "nodes", REPORT_U64, GVA(nodes), REPORT_BOTH, .note = "  at the end" },
 };
+
+#define STA(m) REPORT_AT(struct rv_sta_stats, m)
+
+/* "SBI STA:" in text; "sta", totals and each VM's, in JSON. */
+static const struct report_field sta_fields[] = {
+	{ "probes", "probes", REPORT_U64, STA(probes), REPORT_BOTH,
+	  .note = "  (probe_extension(STA) answered by the VMM, beside OpenSBI)" },
+	{ "calls", "calls", REPORT_U64, STA(calls), REPORT_BOTH,
+	  .note = "  (errors {errors}; areas set {enables}, active at the end {active})" },
+	{ "errors", NULL, REPORT_U64, STA(errors), REPORT_JSON },
+	{ "enables", NULL, REPORT_U64, STA(enables), REPORT_JSON },
+	{ "active", NULL, REPORT_U64, STA(active), REPORT_JSON },
+	{ "area_writes", "area writes", REPORT_U64, STA(area_writes), REPORT_BOTH,
+	  .note = "  ({/s}/s; at guest entry, through guest-mode gfn_to_pfn caches)" },
+	{ "gpc_invalidations", "gpc invalidations", REPORT_U64, STA(gpc_invalidations),
+	  REPORT_BOTH, .note = "  (requests {gpc_requests}, waited {gpc_request_waits}, "
+			       "refreshes {gpc_refreshes})" },
+	{ "gpc_requests", NULL, REPORT_U64, STA(gpc_requests), REPORT_JSON },
+	{ "gpc_request_waits", NULL, REPORT_U64, STA(gpc_request_waits), REPORT_JSON },
+	{ "gpc_refreshes", NULL, REPORT_U64, STA(gpc_refreshes), REPORT_JSON },
+};
+static const struct report_table sta_table = REPORT_TABLE(sta_fields);
 
 #define RES(m) REPORT_AT(struct rv_scenario_result, m)
 
@@ -170,11 +196,13 @@ static void print_text(const struct rv_scenario_config *cfg,
 
 		printf("  vm%-2u %-6s procs %llu  forks %llu  cow %llu  pgfaults %llu  ctxsw %llu  "
 		       "asid-rollovers %llu  sfences %llu  rfences %llu  probes %llu  "
-		       "failures %llu  (%.2f s, %.1f MIPS, %s)\n", i,
+		       "failures %llu  (%.2f s, %.1f MIPS, %s)\n"
+		       "       steal: harts with STA %llu  reads %llu  torn %llu  steal %.1f ms\n", i,
 		       !k->seen ? "NONE" : k->ok ? "OK" : "FAILED", U(k->procs), U(k->forks),
 		       U(k->cow), U(k->pgfaults), U(k->ctxsw), U(k->asid_rollovers),
 		       U(k->sfences), U(k->rfences), U(k->probes), U(k->failures),
-		       v->ended_at_s, mips(v->instret, v->ended_at_s), v->exit_name);
+		       v->ended_at_s, mips(v->instret, v->ended_at_s), v->exit_name, U(k->sta),
+		       U(k->steal_reads), U(k->steal_retries), (double)k->steal_ns / 1e6);
 	}
 	printf("secondary MMU:\n");
 	report_text(stdout, &st, &run_kvm_table, &r->kvm);
@@ -182,6 +210,8 @@ static void print_text(const struct rv_scenario_config *cfg,
 	       kvm_gva_mode_name(cfg->gva),
 	       refilled_pct((double)r->gva.refills, (double)r->gva.misses));
 	report_text(stdout, &st, &gva_table, &r->gva);
+	printf("SBI STA (steal time; %s):\n", cfg->sbi_sta_off ? "off" : "on");
+	report_text(stdout, &st, &sta_table, &r->sta);
 	printf("per VM:\n");
 	for (unsigned int i = 0; i < r->nr_vms; i++) {
 		const struct rv_scenario_vm_result *v = &r->vm[i];
@@ -252,6 +282,8 @@ static void print_json(const struct rv_scenario_config *cfg,
 	report_json(stdout, &run_kvm_table, &r->kvm);
 	printf("},\n \"gva\": {");
 	report_json(stdout, &gva_table, &r->gva);
+	printf("},\n \"sta\": {");
+	report_json(stdout, &sta_table, &r->sta);
 	printf("},\n \"vms\": [");
 	for (unsigned int i = 0; i < r->nr_vms; i++) {
 		const struct rv_scenario_vm_result *v = &r->vm[i];
@@ -276,6 +308,8 @@ static void print_json(const struct rv_scenario_config *cfg,
 		report_json(stdout, &run_kvm_table, &v->kvm);
 		printf("}, \"gva\": {");
 		report_json(stdout, &gva_table, &v->gva);
+		printf("}, \"sta\": {");
+		report_json(stdout, &sta_table, &v->sta);
 		printf("}, \"break\": \"%s\", \"failure_kind\": ", break_list(v->breaks));
 		if (v->ok)
 			printf("null");

@@ -81,6 +81,7 @@ struct virt_hart {
 	struct virt *vm;
 	struct vcpu *vcpu;
 	struct rv_hart *hart;
+	struct virt_sbi sbi;            /* the VMM's SBI extensions (sbi_sta.c) */
 	int ret;
 };
 
@@ -582,6 +583,10 @@ static void virt_hart_config(struct virt *vm, unsigned int i, struct rv_hart_con
 		.priv = RV_PRV_M,
 		.clock = &vm->clock,
 	};
+	if (!vm->cfg.sbi_sta_off) {
+		hc->ecall = virt_sbi_ecall;
+		hc->ecall_arg = &vm->harts[i].sbi;
+	}
 }
 
 static int virt_add_harts(struct virt *vm, char *err, size_t errlen)
@@ -596,6 +601,7 @@ static int virt_add_harts(struct virt *vm, char *err, size_t errlen)
 		ret = vmm_create_vcpu(vm->vmm, (int)i, &h->vcpu);
 		if (ret)
 			return virt_err(err, errlen, ret, "vCPU %u: %s", i, strerror(-ret));
+		virt_sbi_init(&h->sbi, &h->vcpu->kvm_vcpu);
 		ret = rv_hart_create(h->vcpu, &hc, &h->hart);
 		if (ret)
 			return virt_err(err, errlen, ret, "hart %u: %s", i, strerror(-ret));
@@ -762,6 +768,7 @@ static void virt_reset_locked(struct virt *vm)
 		struct rv_hart_config hc;
 
 		virt_hart_config(vm, i, &hc);
+		virt_sbi_reset(&vm->harts[i].sbi);
 		ret = rv_hart_reset(vm->harts[i].hart, &hc);
 	}
 
@@ -895,9 +902,16 @@ void virt_get_stats(struct virt *vm, struct virt_stats *st)
 	memset(st, 0, sizeof(*st));
 	for (unsigned int i = 0; i < vm->nr_harts; i++) {
 		struct rv_hart_stats hs;
+		struct virt_sbi_stats ss;
 
 		if (!vm->harts[i].hart)
 			continue;
+		virt_sbi_get_stats(&vm->harts[i].sbi, &ss);
+		st->sta_probes += ss.sta_probes;
+		st->sta_calls += ss.sta_calls;
+		st->sta_errors += ss.sta_errors;
+		st->sta_enables += ss.sta_enables;
+		st->sta_active += ss.sta_active;
 		rv_hart_get_stats(vm->harts[i].hart, &hs);
 		st->instret += hs.instret;
 		st->exceptions += hs.exceptions;

@@ -201,4 +201,35 @@ int virt_load_image(struct vmm *vmm, const char *path, uint64_t raw_addr, uint64
 		    uint64_t ram_size, const struct virt_region *taken, unsigned int nr_taken,
 		    struct virt_image *img, char *err, size_t errlen);
 
+/* ---- SBI extensions the VMM implements (sbi_sta.c) ------------------------ */
+struct rv_hart;
+struct kvm_vcpu;
+
+#define VIRT_SBI_NO_SHMEM UINT64_MAX
+
+struct virt_sbi_stats {
+	uint64_t sta_probes;            /* probe_extension(STA) answered */
+	uint64_t sta_calls;             /* STA calls (set_shmem and unknown FIDs) */
+	uint64_t sta_errors;            /* ... that returned an SBI error */
+	uint64_t sta_enables;           /* areas set (set_shmem succeeded, not all ones) */
+	uint64_t sta_disables;          /* set_shmem(all ones) */
+	bool sta_active;                /* an area is set now */
+};
+
+/* One hart's SBI state. The hart's thread writes sta_shmem and stat
+ * (relaxed atomics), anyone reads them. */
+struct virt_sbi {
+	struct kvm_vcpu *vcpu;
+	gpa_t sta_shmem;                /* the active STA area, or VIRT_SBI_NO_SHMEM */
+	struct virt_sbi_stats stat;
+};
+
+void virt_sbi_init(struct virt_sbi *sbi, struct kvm_vcpu *vcpu);
+/* The hart's ecall hook (rv_ecall_fn), arg a struct virt_sbi. */
+bool virt_sbi_ecall(struct rv_hart *hart, unsigned int priv, void *sbi);
+/* Machine reset, the hart stopped: forget the STA area (stop its writes). */
+void virt_sbi_reset(struct virt_sbi *sbi);
+/* Any thread (approximate while the hart runs). */
+void virt_sbi_get_stats(const struct virt_sbi *sbi, struct virt_sbi_stats *st);
+
 #endif

@@ -148,7 +148,8 @@ int rv_scenario_check_config(const struct rv_scenario_config *cfg, char *why, si
 			 cfg->nr_vms, (unsigned long long)(cfg->guest_mem / MiB));
 	else if (all_breaks(cfg) & ~RV_SCENARIO_BREAKS)
 		snprintf(why, len, "breaks: RISC-V VMs take only the GVA tables' "
-			 "(KVM_BREAK_GVA_SFENCE, KVM_BREAK_GVA_ZAP)");
+			 "(KVM_BREAK_GVA_SFENCE, KVM_BREAK_GVA_ZAP) and the STA area's "
+			 "(KVM_BREAK_GPC_REQUEST)");
 	else
 		return 0;
 	return -EINVAL;
@@ -162,6 +163,7 @@ static const struct { const char *key, *name; } fail_kinds[RV_NR_FAIL_KINDS] = {
 	[RV_FAIL_PANIC] = { "panic", "panic" },
 	[RV_FAIL_KILLED] = { "killed", "process killed" },
 	[RV_FAIL_LEAK] = { "leak", "pages leaked" },
+	[RV_FAIL_STEAL] = { "steal", "steal time" },
 	[RV_FAIL_OTHER] = { "other", "other failure" },
 	[RV_FAIL_NO_REPORT] = { "no_report", "no report" },
 	[RV_FAIL_TIMEOUT] = { "timeout", "timed out" },
@@ -204,6 +206,8 @@ static int line_kind(const char *line)
 		return RV_FAIL_WRONG_DATA;
 	if (strstr(line, " killed (status") || strstr(line, ": wait "))
 		return RV_FAIL_KILLED;
+	if (strstr(line, "FAILURE: steal:"))
+		return RV_FAIL_STEAL;
 	if (strstr(line, "pages not returned"))
 		return RV_FAIL_LEAK;
 	if ((st = strstr(line, INIT_STATUS)))
@@ -231,7 +235,7 @@ static void report_parse(struct rv_kernel_report *k, const char *line)
 #define K(name) { #name, offsetof(struct rv_kernel_report, name) }
 		K(harts), K(procs), K(forks), K(cow), K(pgfaults), K(ctxsw),
 		K(asid_rollovers), K(sfences), K(rfences), K(probes), K(kills), K(ms),
-		K(failures),
+		K(failures), K(sta), K(steal_reads), K(steal_retries), K(steal_ns),
 #undef K
 	};
 	const char *s = line;
@@ -585,6 +589,7 @@ static int vm_setup(const struct rv_scenario_config *cfg, struct host *host,
 	vc.bootargs = args;
 	vc.console_out = v->console_fd;
 	vc.churn_interval_ms = cfg->churn_interval_ms;
+	vc.sbi_sta_off = cfg->sbi_sta_off;
 	vc.kvm.gva = cfg->gva;
 	vc.kvm.breaks = cfg->breaks | cfg->vm_breaks[v->id];
 	ret = virt_create(host, &vc, &v->virt, err, sizeof(err));
@@ -609,6 +614,31 @@ static void gva_stats(struct rv_gva_stats *g, const struct virt_stats *vs,
 	g->rekeys = ks->gva_rekeys;
 	g->flush_all = ks->gva_flush_all;
 	g->nodes = ks->gva_nodes;
+}
+
+static void sta_stats(struct rv_sta_stats *t, const struct virt_stats *vs,
+		      const struct kvm_stats *ks)
+{
+	t->probes = vs->sta_probes;
+	t->calls = vs->sta_calls;
+	t->errors = vs->sta_errors;
+	t->enables = vs->sta_enables;
+	t->active = vs->sta_active;
+	t->area_writes = ks->runstate_updates;
+	t->gpc_refreshes = ks->gpc_refreshes;
+	t->gpc_invalidations = ks->gpc_invalidations;
+	t->gpc_requests = ks->gpc_requests;
+	t->gpc_request_waits = ks->gpc_request_waits;
+}
+
+static void sta_stats_add(struct rv_sta_stats *sum, const struct rv_sta_stats *t)
+{
+	const uint64_t *from = (const uint64_t *)t;
+	uint64_t *to = (uint64_t *)sum;
+
+	_Static_assert(sizeof(*t) % sizeof(uint64_t) == 0, "rv_sta_stats: uint64_t only");
+	for (size_t i = 0; i < sizeof(*t) / sizeof(uint64_t); i++)
+		to[i] += from[i];
 }
 
 static void gva_stats_add(struct rv_gva_stats *sum, const struct rv_gva_stats *g)
@@ -637,6 +667,7 @@ static void collect_vm(struct rv_vm *v, struct rv_scenario_vm_result *vr, uint64
 	vr->churn_ops = vs.churn_ops;
 	kvm_get_stats(vmm_kvm(virt_vmm(v->virt)), &vr->kvm);
 	gva_stats(&vr->gva, &vs, &vr->kvm);
+	sta_stats(&vr->sta, &vs, &vr->kvm);
 	vr->rss_pages = get_mm_counter(mm, MM_ANONPAGES);
 	vr->swap_pages = get_mm_counter(mm, MM_SWAPENTS);
 	scan_console(vr, v->console_fd);
@@ -670,7 +701,7 @@ int rv_scenario_run(const struct rv_scenario_config *cfg, struct rv_scenario_res
 	hc.swap_path = cfg->swap_path;
 	/* Under gva-zap the harts write frames the host freed: count them
 	 * (the verdict names them) rather than stop at the first. */
-	hc.poison_count_only = (all_breaks(cfg) & KVM_BREAK_GVA_ZAP) != 0;
+	hc.poison_count_only = (all_breaks(cfg) & (KVM_BREAK_GVA_ZAP | KVM_BREAK_GPC_REQUEST)) != 0;
 	err = host_create(&hc, &host);
 	if (err) {
 		snprintf(res->verdict, sizeof(res->verdict), "host_create (%llu MiB, swap %llu "
@@ -713,6 +744,7 @@ int rv_scenario_run(const struct rv_scenario_config *cfg, struct rv_scenario_res
 		res->instret += vr->instret;
 		wl_kvm_stats_add(&res->kvm, &vr->kvm);
 		gva_stats_add(&res->gva, &vr->gva);
+		sta_stats_add(&res->sta, &vr->sta);
 	}
 	host_get_stats(host, &res->host);
 

@@ -24,7 +24,11 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -191,6 +195,51 @@ static void test_overcommitted_ok(void **state)
 		assert_int_equal(g->flush_all, 0);
 	}
 	assert_int_equal(r->gva.refills, r->vm[0].gva.refills + r->vm[1].gva.refills);
+	/* SBI STA (on by default): every hart of every kernel found it, set
+	 * its area and read it at its ticks; kvm wrote the areas; the churn's
+	 * forks and the reclaim invalidated their caches. */
+	for (unsigned int i = 0; i < cfg.nr_vms; i++) {
+		const struct rv_scenario_vm_result *v = &r->vm[i];
+
+		assert_int_equal(v->kernel.sta, cfg.nr_harts);
+		assert_true(v->kernel.steal_reads > 0);
+		assert_int_equal(v->sta.probes, cfg.nr_harts);
+		assert_int_equal(v->sta.calls, cfg.nr_harts);
+		assert_int_equal(v->sta.errors, 0);
+		assert_int_equal(v->sta.enables, cfg.nr_harts);
+		assert_int_equal(v->sta.active, cfg.nr_harts);
+		assert_true(v->sta.area_writes > v->kernel.steal_reads);
+	}
+	assert_true(r->sta.gpc_invalidations > 0);
+	assert_int_equal(r->sta.area_writes, r->vm[0].sta.area_writes + r->vm[1].sta.area_writes);
+	assert_host_clean(r);
+	free(r);
+}
+
+/* STA off in the machine: the kernels' probes reach OpenSBI, which has
+ * none; nothing is written; the run is as good. One VM. */
+static void test_sta_off_ok(void **state)
+{
+	struct rv_scenario_config cfg = small_config();
+	struct rv_scenario_result *r = calloc(1, sizeof(*r));
+
+	if (!images_there()) {
+		free(r);
+		skip();
+	}
+	assert_non_null(r);
+	cfg.nr_vms = 1;
+	cfg.host_mem = 48 * MB;
+	cfg.sbi_sta_off = true;
+	assert_int_equal(rv_scenario_run(&cfg, r), 0);
+	print_result(r);
+	assert_true(r->ok);
+	assert_true(r->vm[0].kernel.seen);
+	assert_int_equal(r->vm[0].kernel.sta, 0);
+	assert_int_equal(r->vm[0].kernel.steal_reads, 0);
+	assert_int_equal(r->sta.probes, 0);
+	assert_int_equal(r->sta.calls, 0);
+	assert_int_equal(r->sta.area_writes, 0);
 	assert_host_clean(r);
 	free(r);
 }
@@ -387,6 +436,75 @@ static void test_break_gva_zap(void **state)
 	free(r);
 }
 
+/* --break=gpc-request on one VM: an invalidated STA cache sends its hart
+ * no request, so the hart goes on writing the frame the host took back
+ * (COW-broken by the churn's fork, or swapped out and freed; a debug
+ * build's host counts the writes into freed frames: poison_count_only).
+ * The kernel sees its area stop moving (steal), or the frame's next owner
+ * -- another of its pages -- written (wrong data, a panic). The frame's
+ * next owner may be the other VM's page (one host, one allocator): that VM
+ * may fail too, never of steal. Or it may be a host page-table page, and
+ * the host dies of a BUG on the PTE it finds (SIGABRT): the run goes in a
+ * child process. Under TSan the stale writes are data races, reported. */
+static void test_break_gpc_request(void **state)
+{
+	struct rv_scenario_config cfg = small_config();
+	struct rv_scenario_result *r;
+	const unsigned int kinds = 1u << RV_FAIL_STEAL | 1u << RV_FAIL_WRONG_DATA |
+				   1u << RV_FAIL_PANIC;
+	const unsigned int also = 1u << RV_FAIL_STALE_TRANSLATION | 1u << RV_FAIL_KILLED |
+				  1u << RV_FAIL_LEAK | 1u << RV_FAIL_OTHER |
+				  1u << RV_FAIL_TIMEOUT | 1u << RV_FAIL_NO_REPORT;
+	int status;
+	pid_t pid;
+
+	if (!images_there())
+		skip();
+	r = mmap(NULL, sizeof(*r), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	assert_true(r != MAP_FAILED);
+	cfg.timeout_ns = ZAP_TIMEOUT_NS;
+	cfg.vm_breaks[1] = KVM_BREAK_GPC_REQUEST;
+	fflush(NULL);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0)
+		_exit(rv_scenario_run(&cfg, r) == 0 ? 0 : 2);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	if (WIFSIGNALED(status)) {
+		print_message("# the host died of signal %d (a host page-table page written "
+			      "through the stale cache)\n", WTERMSIG(status));
+		assert_int_equal(WTERMSIG(status), SIGABRT);
+		munmap(r, sizeof(*r));
+		return;
+	}
+	assert_true(WIFEXITED(status));
+#ifdef TSAN
+	/* TSan sees the hart's stale writes race with the host's own use of
+	 * the frame (swap-out reading it, its next owner writing it) and
+	 * makes the child exit with its exitcode. */
+	if (WEXITSTATUS(status) == 66) {
+		print_message("# ThreadSanitizer reported the stale writes' races\n");
+		munmap(r, sizeof(*r));
+		return;
+	}
+#endif
+	assert_int_equal(WEXITSTATUS(status), 0);
+	print_result(r);
+	print_message("# kinds %#x, first %s; freed frames written %llu\n", r->vm[1].fail_kinds,
+		      rv_fail_kind_name(r->vm[1].fail_kind), (unsigned long long)r->poison_hits);
+	assert_false(r->ok);
+	assert_false(r->vm[1].ok);
+	assert_int_equal(r->vm[1].breaks, KVM_BREAK_GPC_REQUEST);
+	assert_int_equal(r->vm[0].fail_kinds & ~(kinds | also), 0);
+	assert_false(r->vm[0].fail_kinds & 1u << RV_FAIL_STEAL);
+	assert_non_null(strstr(r->verdict, "vm1: "));
+	assert_true(r->vm[1].sta.gpc_invalidations > 0);
+	assert_true(r->vm[1].fail_kinds & kinds);
+	assert_int_equal(r->vm[1].fail_kinds & ~(kinds | also), 0);
+	assert_int_equal(r->frames_in_use, 0);
+	munmap(r, sizeof(*r));
+}
+
 static void test_bad_config(void **state)
 {
 	static const struct {
@@ -461,6 +579,8 @@ int main(void)
 		cmocka_unit_test(test_gva_off_ok),
 		cmocka_unit_test(test_break_gva_sfence),
 		cmocka_unit_test(test_break_gva_zap),
+		cmocka_unit_test(test_sta_off_ok),
+		cmocka_unit_test(test_break_gpc_request),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
