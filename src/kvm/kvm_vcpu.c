@@ -563,14 +563,19 @@ int kvm_vcpu_runstate_activate(struct kvm_vcpu *v, gpa_t gpa, enum kvm_runstate_
 	rs->t_last = clock_fast_ns();
 	rs->steal_sample_at = 0;
 	rs->retry_at = 0;
-	/* Its first write now, so the guest finds it filled at once. */
 	r = runstate_refresh(v, rs->t_last);
 	if (r) {
 		kvm_vcpu_runstate_deactivate(v);
 		return r;
 	}
-	if (rs->hva)
+	/* Its first write now, so the guest finds it filled at once. Not in
+	 * guest mode, so under the read lock and only if the cache still
+	 * checks: an invalidation since the refresh sent us a request but
+	 * did not wait for us (we were outside guest mode). */
+	kvm_gpc_read_lock(&rs->gpc);
+	if (rs->hva && kvm_gpc_check(&rs->gpc, RUNSTATE_SIZE) && rs->hva == rs->gpc.khva)
 		runstate_write(rs);
+	kvm_gpc_read_unlock(&rs->gpc);
 	return 0;
 }
 
