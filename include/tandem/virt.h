@@ -135,6 +135,9 @@ struct virt_stats {
 	uint64_t sta_errors;            /* ... that returned an SBI error */
 	uint64_t sta_enables;           /* areas set */
 	uint64_t sta_active;            /* harts with an area set now */
+	uint64_t sta_fork_child_writes; /* churn forks whose child's copy of an
+					 * STA area's page changed: a hart wrote
+					 * through a stale cache (must be 0) */
 	uint64_t resets;                /* machine resets done by virt_wait */
 	uint64_t run_ns;                /* since virt_start (to the exit, if any) */
 };

@@ -494,6 +494,7 @@ struct rv_sta_stats {
 	uint64_t active;                /* harts with an area at the end */
 	uint64_t area_writes;           /* kvm_stats.runstate_updates */
 	uint64_t gpc_refreshes, gpc_invalidations, gpc_requests, gpc_request_waits;
+	uint64_t fork_child_writes;     /* virt_stats.sta_fork_child_writes */
 };
 
 struct rv_scenario_vm_result {

@@ -90,6 +90,9 @@ static const struct report_field sta_fields[] = {
 	{ "gpc_requests", NULL, REPORT_U64, STA(gpc_requests), REPORT_JSON },
 	{ "gpc_request_waits", NULL, REPORT_U64, STA(gpc_request_waits), REPORT_JSON },
 	{ "gpc_refreshes", NULL, REPORT_U64, STA(gpc_refreshes), REPORT_JSON },
+	{ "fork_child_writes", "fork child changed", REPORT_U64, STA(fork_child_writes),
+	  REPORT_BOTH, .note = "  (churn forks whose child's copy of an area changed: "
+			       "must be 0)" },
 };
 static const struct report_table sta_table = REPORT_TABLE(sta_fields);
 

@@ -112,6 +112,7 @@ struct virt {
 	pthread_t churn_thread;
 	bool churn_started;
 	_Atomic uint64_t churn_ops;
+	_Atomic uint64_t sta_fork_child_writes;
 
 	/* the end of a run */
 	pthread_mutex_t exit_lock;
@@ -364,6 +365,72 @@ static bool virt_sleep_running(struct virt *vm, uint64_t ns)
 	return running;
 }
 
+/*
+ * The host page of hart i's SBI STA area (0: none): the guest address it
+ * set, through the RAM region (the churn thread does not remap RAM). Not
+ * through the cache: with --break=gpc-request it stays invalid while the
+ * hart writes on, which is just what this looks for.
+ */
+static hva_t sta_page(struct virt *vm, unsigned int i)
+{
+	gpa_t gpa = __atomic_load_n(&vm->harts[i].sbi.sta_shmem, __ATOMIC_RELAXED);
+
+	if (gpa == VIRT_SBI_NO_SHMEM || gpa < VIRT_RAM_BASE ||
+	    gpa >= VIRT_RAM_BASE + vm->cfg.ram_size)
+		return 0;
+	return vmm_ram_hva(vm->vmm, VIRT_RAM_SLOT) + ((gpa - VIRT_RAM_BASE) & PAGE_MASK);
+}
+
+/* A cheap page digest (FNV-1a over its words): enough to see a change. */
+static uint64_t page_digest(const uint64_t *p)
+{
+	uint64_t h = 0xcbf29ce484222325ULL;
+
+	for (size_t i = 0; i < PAGE_SIZE / sizeof(*p); i++)
+		h = (h ^ p[i]) * 0x100000001b3ULL;
+	return h;
+}
+
+/*
+ * After a fork, the child's copies of the STA areas' pages must not change:
+ * the fork write-protected the parent's PTEs, so the notifier invalidated
+ * the areas' caches and each hart refreshes (breaking COW) before it
+ * writes again. A hart still writing through the old address (e.g.
+ * --break=gpc-request) writes the frame the child now owns. Digests each
+ * page of the child at the fork and again before it goes (sta_fork_child_
+ * writes counts the changes).
+ */
+static void churn_fork(struct virt *vm)
+{
+	hva_t page[KVM_MAX_VCPUS];
+	uint64_t d0[KVM_MAX_VCPUS];
+	uint64_t *buf = malloc(PAGE_SIZE);
+	struct mm *child;
+	unsigned int n = 0;
+
+	for (unsigned int i = 0; buf && i < vm->nr_harts; i++)
+		if ((page[n] = sta_page(vm, i)))
+			n++;
+	/* The fork write-protects every guest page in the parent: the
+	 * harts' next writes fault and break COW. */
+	if (mm_fork(vmm_mm(vm->vmm), &child)) {
+		free(buf);
+		return;
+	}
+	for (unsigned int i = 0; i < n; i++)
+		if (mm_read(child, page[i], buf, PAGE_SIZE) != PAGE_SIZE)
+			page[i] = 0;    /* gone meanwhile: nothing to compare */
+		else
+			d0[i] = page_digest(buf);
+	virt_sleep_running(vm, CHURN_CHILD_NS);
+	for (unsigned int i = 0; i < n; i++)
+		if (page[i] && mm_read(child, page[i], buf, PAGE_SIZE) == PAGE_SIZE &&
+		    page_digest(buf) != d0[i])
+			atomic_fetch_add(&vm->sta_fork_child_writes, 1);
+	mmput(child);
+	free(buf);
+}
+
 static void *churn_thread(void *arg)
 {
 	struct virt *vm = arg;
@@ -371,14 +438,7 @@ static void *churn_thread(void *arg)
 
 	while (virt_sleep_running(vm, vm->cfg.churn_interval_ms * NSEC_PER_MSEC)) {
 		if (n++ % 2 == 0) {
-			struct mm *child;
-
-			/* The fork write-protects every guest page in the parent:
-			 * the harts' next writes fault and break COW. */
-			if (!mm_fork(vmm_mm(vm->vmm), &child)) {
-				virt_sleep_running(vm, CHURN_CHILD_NS);
-				mmput(child);
-			}
+			churn_fork(vm);
 		} else {
 			host_reclaim(vm->host, CHURN_RECLAIM_PAGES);
 		}
@@ -932,6 +992,7 @@ void virt_get_stats(struct virt *vm, struct virt_stats *st)
 	st->blk_writes = bs.writes;
 	st->blk_flushes = bs.flushes;
 	st->churn_ops = atomic_load(&vm->churn_ops);
+	st->sta_fork_child_writes = atomic_load(&vm->sta_fork_child_writes);
 	pthread_mutex_lock(&vm->exit_lock);
 	end = vm->exit_reason == VIRT_RUNNING ? clock_now_ns() : vm->end_ns;
 	st->resets = vm->resets;

@@ -505,6 +505,11 @@ static void judge_vm(const struct rv_vm *v, struct rv_scenario_vm_result *vr,
 		machine_failure(vr, RV_FAIL_MACHINE);
 		snprintf(w, len, "vm%u: kernel: OK, but the machine ended with %s, status %d",
 			 v->id, vr->exit_name, v->status);
+	} else if (vr->sta.fork_child_writes) {
+		machine_failure(vr, RV_FAIL_WRONG_DATA);
+		snprintf(w, len, "vm%u: kernel: OK, but %llu churn fork children saw their copy "
+			 "of an SBI STA area change after the fork: a hart wrote through a stale "
+			 "gfn_to_pfn cache", v->id, (unsigned long long)vr->sta.fork_child_writes);
 	} else {
 		vr->ok = true;
 	}
@@ -629,6 +634,7 @@ static void sta_stats(struct rv_sta_stats *t, const struct virt_stats *vs,
 	t->gpc_invalidations = ks->gpc_invalidations;
 	t->gpc_requests = ks->gpc_requests;
 	t->gpc_request_waits = ks->gpc_request_waits;
+	t->fork_child_writes = vs->sta_fork_child_writes;
 }
 
 static void sta_stats_add(struct rv_sta_stats *sum, const struct rv_sta_stats *t)
