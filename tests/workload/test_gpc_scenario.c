@@ -124,6 +124,36 @@ static void test_all_churn_ok(void **state)
 	free(r);
 }
 
+/*
+ * Under swap pressure (host RAM below the guests', the write-pass workload
+ * filling it at once): kswapd and direct reclaim swap the device pages out
+ * too -- the host's writes through a cache set no accessed bit -- while the
+ * clock device's timer, its worker, the vCPUs' entries and the churn run.
+ * Still OK (and, in the TSan build, no report).
+ */
+static void test_swap_pressure_ok(void **state)
+{
+	struct scenario_config cfg;
+	struct scenario_result *r;
+
+	small_config(&cfg);
+	cfg.guest_mem = 32 * MB;
+	cfg.host_mem = 40 * MB;
+	cfg.swap_bytes = 128 * MB;
+	cfg.prefault = false;
+	cfg.workload = WL_SEQ;
+	cfg.churn_interval_us = 20000;
+	r = run(&cfg);
+	assert_true(r->ok);
+	assert_true(r->host.events[PSWPOUT] > 0);
+	assert_true(r->host.events[PSWPIN] > 0);
+	assert_true(r->kvm.gpc_invalidations > 0);
+	assert_true(r->kvm.runstate_updates > 0);
+	assert_true(r->clock.writes > 0);
+	assert_int_equal(r->frames_in_use, 0);
+	free(r);
+}
+
 /* Off: no device reads, no clock writes, no run-state updates. */
 static void test_off(void **state)
 {
@@ -226,6 +256,7 @@ int main(void)
 		cmocka_unit_test(test_bad_config),
 		cmocka_unit_test(test_default_run_ok),
 		cmocka_unit_test(test_all_churn_ok),
+		cmocka_unit_test(test_swap_pressure_ok),
 		cmocka_unit_test(test_off),
 		cmocka_unit_test(test_break_invalidate_clock),
 		cmocka_unit_test(test_break_invalidate_runstate),
