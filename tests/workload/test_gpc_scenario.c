@@ -99,6 +99,9 @@ static void test_default_run_ok(void **state)
 	assert_true(r->kvm.gpc_refreshes > cfg.nr_vms * (cfg.nr_vcpus + 1));
 	assert_true(r->kvm.gpc_invalidations > 0);
 	assert_true(r->kvm.gpc_requests > 0);
+	/* The discards made the clock device miss, and its worker refresh. */
+	assert_true(r->clock.misses > 0);
+	assert_true(r->clock.refreshes > 0);
 	/* The clock's last pass writes every VM's page at least once. */
 	assert_true(r->clock.writes >= cfg.nr_vms);
 	for (unsigned int i = 0; i < cfg.nr_vms; i++)
