@@ -214,7 +214,8 @@ static const struct opt run_options[] = {
 		  "comma list of clock (a clock device writes a clock\n"
 		  "page into each VM every --clock-period, in atomic\n"
 		  "mode), runstate (each vCPU's run-state area, written\n"
-		  "at every guest entry) (default all)" },
+		  "at every guest entry; --guest riscv: the harts' SBI\n"
+		  "STA areas, none turns STA off) (default all)" },
 	{ "clock-period", 0, OPT_DURATION, CFG(clock_period_ns), .min = CLOCKDEV_PERIOD_MIN,
 	  .max = CLOCKDEV_PERIOD_MAX, .range_why = "must be 10us to 1s", .arg = "SECS",
 	  .help = "the clock device's period, e.g. 0.1ms, 1ms, 0.5\n"
@@ -336,7 +337,7 @@ static int check_fits_machine(uint64_t host_mem, bool given)
 /* The options of each kind of guest alone. */
 static const char *const c_only_opts[] = {
 	"workload", "write-ratio", "seed", "stall", "kick", "wss-interval",
-	"swap-fail-writes", "swap-fail-reads", "gpc", "clock-period",
+	"swap-fail-writes", "swap-fail-reads", "clock-period",
 };
 static const char *const riscv_only_opts[] = { "smp", "kernel", "bios", "append", "gva" };
 
@@ -387,8 +388,17 @@ static int riscv_opts(struct run_opts *o, uint64_t given, struct rv_scenario_con
 	if (o->cfg.breaks & ~RV_SCENARIO_BREAKS) {
 		fprintf(stderr, "tandem " CMD ": --break=%s is a C guests' break (seq, "
 			"flush-wait, zap, aging: their stall points, churn and working-set "
-			"reports show them); --guest riscv takes gva-sfence and gva-zap\n",
+			"reports show them); --guest riscv takes gva-sfence, gva-zap and "
+			"gpc-request\n",
 			break_name(o->cfg.breaks & ~RV_SCENARIO_BREAKS));
+		return EXIT_USAGE;
+	}
+	/* --gpc: the harts' run-state areas are SBI STA's; there is no clock
+	 * device on the virt machine. */
+	if (opt_given(&run_table, given, "gpc") && o->gpc == GPC_CLOCK) {
+		fprintf(stderr, "tandem " CMD ": --gpc clock: the RISC-V machine has no clock "
+			"device; its gfn_to_pfn caches are the harts' SBI STA areas (--gpc "
+			"runstate, the default, or none)\n");
 		return EXIT_USAGE;
 	}
 	if (!opt_given(&run_table, given, "churn"))
@@ -401,6 +411,7 @@ static int riscv_opts(struct run_opts *o, uint64_t given, struct rv_scenario_con
 		return EXIT_USAGE;
 	}
 	rv_scenario_config_default(rc);
+	rc->sbi_sta_off = !(o->gpc & GPC_RUNSTATE);
 	rc->nr_vms = o->cfg.nr_vms;
 	rc->nr_harts = opt_given(&run_table, given, "smp") ? o->smp : o->cfg.nr_vcpus;
 	rc->guest_mem = o->cfg.guest_mem;
