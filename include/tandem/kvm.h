@@ -210,6 +210,11 @@ struct gfn_to_pfn_cache {
 	 * atomic because a guest-mode user's vCPU may glance at it without
 	 * the lock (kvm_vcpu_runstate_*). */
 	_Atomic bool valid;
+	/* KVM_GUEST_USES_PFN: the vCPU holds khva for use in guest mode. Set
+	 * by it under the read lock when it takes khva, cleared by it (release)
+	 * outside guest mode when it lets go; while set, every invalidation
+	 * over uhva sends it KVM_REQ_GPC_INVALIDATE and waits, valid or not. */
+	_Atomic bool guest_mapped;
 	struct gfn_to_pfn_cache *next;  /* kvm's list, under its gpc_lock */
 	struct {                        /* under lock (write) */
 		uint64_t refreshes, invalidations, retries, waits;

@@ -504,7 +504,11 @@ static int runstate_refresh(struct kvm_vcpu *v, uint64_t now)
 	struct gfn_to_pfn_cache *gpc = &rs->gpc;
 	int r;
 
+	/* Let go of the old address (we are outside guest mode: our writes
+	 * through it are done); release: an invalidation that sees this no
+	 * longer needs to wait for us. */
 	rs->hva = NULL;
+	atomic_store_explicit(&gpc->guest_mapped, false, memory_order_release);
 	kvm_gpc_read_lock(gpc);
 	while (!kvm_gpc_check(gpc, RUNSTATE_SIZE)) {
 		kvm_gpc_read_unlock(gpc);
@@ -523,6 +527,7 @@ static int runstate_refresh(struct kvm_vcpu *v, uint64_t now)
 	/* Valid now; an invalidation from here on sets our request, which
 	 * the next entry sees before it writes (kvm_vcpu_enter_guest_mode). */
 	rs->hva = gpc->khva;
+	atomic_store_explicit(&gpc->guest_mapped, true, memory_order_relaxed);
 	kvm_gpc_read_unlock(gpc);
 	return 0;
 }
@@ -585,6 +590,7 @@ void kvm_vcpu_runstate_deactivate(struct kvm_vcpu *v)
 
 	rs->hva = NULL;
 	rs->fmt = 0;
+	atomic_store_explicit(&rs->gpc.guest_mapped, false, memory_order_release);
 	kvm_gpc_deactivate(&rs->gpc);
 	/* A pending request about it is harmless: handled as a no-op. */
 	if (rs->schedstat_fd > 0)

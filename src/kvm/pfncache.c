@@ -46,6 +46,7 @@ void kvm_gpc_init(struct gfn_to_pfn_cache *gpc, struct kvm *kvm)
 	gpc->usage = KVM_HOST_USES_PFN;
 	atomic_init(&gpc->lock, 0);
 	atomic_init(&gpc->valid, false);
+	atomic_init(&gpc->guest_mapped, false);
 	BUG_ON(pthread_mutex_init(&gpc->refresh_lock, NULL));
 }
 
@@ -425,18 +426,29 @@ void gfn_to_pfn_cache_invalidate_start(struct kvm *kvm, hva_t start, hva_t end,
 		/* Only caches over the range pay for the write lock (a
 		 * membarrier): a valid cache's uhva was installed before this
 		 * invalidation counted itself, and none can be installed
-		 * until its end (the refresh's step 4). */
-		if (!atomic_load_explicit(&gpc->valid, memory_order_relaxed) ||
-		    gpc->uhva < start || gpc->uhva >= end)
+		 * until its end (the refresh's step 4). A guest-mode cache
+		 * counts while its vCPU still holds its address, valid or not:
+		 * an earlier invalidation may have marked it invalid and still
+		 * be waiting for the vCPU, which may be writing through it
+		 * right now -- this one must wait too before the host frees
+		 * the frame. */
+		if (!(atomic_load_explicit(&gpc->valid, memory_order_relaxed) ||
+		      atomic_load_explicit(&gpc->guest_mapped, memory_order_acquire)) ||
+		    gpc->uhva < start || gpc->uhva >= end ||
+		    (kvm->cfg.breaks & KVM_BREAK_GPC_INVALIDATE))
 			continue;
 		gpc_write_lock(gpc);
-		if (atomic_load_explicit(&gpc->valid, memory_order_relaxed) &&
-		    gpc->uhva >= start && gpc->uhva < end &&
-		    !(kvm->cfg.breaks & KVM_BREAK_GPC_INVALIDATE)) {
-			atomic_store_explicit(&gpc->valid, false, memory_order_relaxed);
-			gpc->stat.invalidations++;
-			kvm_stat_inc(kvm, gpc_invalidations);
+		if (gpc->uhva >= start && gpc->uhva < end) {
+			if (atomic_load_explicit(&gpc->valid, memory_order_relaxed)) {
+				atomic_store_explicit(&gpc->valid, false, memory_order_relaxed);
+				gpc->stat.invalidations++;
+				kvm_stat_inc(kvm, gpc_invalidations);
+			}
+			/* Acquire: the vCPU's writes through the old address
+			 * happen before it lets go (kvm_vcpu.c's
+			 * runstate_refresh). */
 			if ((gpc->usage & KVM_GUEST_USES_PFN) &&
+			    atomic_load_explicit(&gpc->guest_mapped, memory_order_acquire) &&
 			    !(kvm->cfg.breaks & KVM_BREAK_GPC_REQUEST))
 				vcpus |= 1ULL << gpc->vcpu->vcpu_id;
 		}

@@ -466,6 +466,37 @@ static void test_guest_mode_invalidation_waits_for_vcpu(void **state)
 	kt_destroy(t);
 }
 
+/*
+ * Two invalidations of the page while the vCPU is in guest mode: the first
+ * marks the cache invalid and waits; the second finds it invalid already,
+ * but the vCPU still holds the old address (it has not handled the
+ * request), so the second waits too -- else it would free the frame under
+ * the vCPU's entry write.
+ */
+static void test_second_invalidation_waits_too(void **state)
+{
+	struct kt *t = kt_create(0, 0);
+	static struct bg bg2;
+	struct kvm_stats k0, k1;
+
+	rs_activate(t);
+	assert_true(rs_wait_entries(t, 0));
+	pause_in_guest(t, 1);
+	k0 = kstats(t);
+	bg_start(&t->bg, bg_dontneed, t, HVA(RS_PAGE));
+	assert_false(bg_done(&t->bg, BLOCK_MS));
+	bg_start(&bg2, bg_dontneed, t, HVA(RS_PAGE));
+	assert_false(bg_done(&bg2, BLOCK_MS));          /* waits as well */
+	assert_true(kt_paused(t));
+	kt_release(t);
+	assert_int_equal(bg_join(&t->bg), 0);
+	assert_int_equal(bg_join(&bg2), 0);
+	k1 = kstats(t);
+	assert_int_equal(k1.gpc_invalidations - k0.gpc_invalidations, 1);
+	assert_int_equal(k1.gpc_requests - k0.gpc_requests, 2);
+	kt_destroy(t);
+}
+
 /* With the vCPU outside guest mode the invalidation sends the request but
  * has nobody to wait for; the vCPU refreshes at its next entry. */
 static void test_guest_mode_invalidation_vcpu_outside(void **state)
@@ -772,6 +803,7 @@ int main(void)
 		KT_TEST(test_runstate_accounts_time),
 		KT_TEST(test_guest_mode_invalidation_waits_for_vcpu),
 		KT_TEST(test_guest_mode_invalidation_vcpu_outside),
+		KT_TEST(test_second_invalidation_waits_too),
 		KT_TEST(test_break_gpc_request),
 		KT_TEST(test_oom_reap_does_not_wait_for_guest_mode),
 		KT_TEST(test_deactivate_races_invalidation),
