@@ -206,6 +206,23 @@ void clockdev_set_lost_fn(struct clockdev *dev, clockdev_lost_fn fn, void *arg)
 	dev->lost_arg = arg;
 }
 
+/* Process context (the worker, or stop's last pass): refresh VM i's cache,
+ * counting the outcome. 0, -EIO (its page is lost: the owner was told), or
+ * another error (counted; the caller may try again). */
+static int clock_refresh(struct clockdev *dev, unsigned int i)
+{
+	struct clockdev_vm *cv = dev->vms[i];
+	int r = kvm_gpc_refresh(&cv->gpc, CLOCKDEV_PAGE_LEN);
+
+	if (r == -EIO)
+		clock_lost(dev, i);
+	else if (r)
+		stat_inc(&cv->refresh_errors);
+	else
+		stat_inc(&cv->refreshes);
+	return r;
+}
+
 /* The timer's visit of one VM (atomic mode). Returns true if the worker
  * must be woken. */
 static bool clock_tick_vm(struct clockdev_vm *cv, uint64_t now)
@@ -276,18 +293,14 @@ static uint64_t clock_refresh_pending(struct clockdev *dev)
 			retry = MIN(retry, cv->retry_at);
 			continue;
 		}
-		r = kvm_gpc_refresh(&cv->gpc, CLOCKDEV_PAGE_LEN);
-		if (r == -EIO) {
-			clock_lost(dev, i);
+		r = clock_refresh(dev, i);
+		if (r == -EIO)
 			continue;
-		}
 		if (r) {
-			stat_inc(&cv->refresh_errors);
 			cv->retry_at = clock_now_ns() + CLOCKDEV_RETRY_NS;
 			retry = MIN(retry, cv->retry_at);
 			continue;
 		}
-		stat_inc(&cv->refreshes);
 		/* Release: the refresh is done before the timer looks again. */
 		atomic_store_explicit(&cv->need_refresh, false, memory_order_release);
 	}
@@ -345,7 +358,6 @@ static void clock_last_pass(struct clockdev *dev)
 	for (unsigned int i = 0; i < n; i++) {
 		struct clockdev_vm *cv = dev->vms[i];
 		bool ok;
-		int r;
 
 		if (atomic_load_explicit(&cv->lost, memory_order_relaxed))
 			continue;
@@ -353,16 +365,8 @@ static void clock_last_pass(struct clockdev *dev)
 		ok = kvm_gpc_check(&cv->gpc, CLOCKDEV_PAGE_LEN);
 		if (!ok) {
 			kvm_gpc_read_unlock(&cv->gpc);
-			r = kvm_gpc_refresh(&cv->gpc, CLOCKDEV_PAGE_LEN);
-			if (r == -EIO) {
-				clock_lost(dev, i);
-				continue;
-			}
-			if (r) {
-				stat_inc(&cv->refresh_errors);
+			if (clock_refresh(dev, i))
 				continue;       /* e.g. an OOM victim: check judges */
-			}
-			stat_inc(&cv->refreshes);
 			kvm_gpc_read_lock(&cv->gpc);
 			ok = kvm_gpc_check(&cv->gpc, CLOCKDEV_PAGE_LEN);
 		}
