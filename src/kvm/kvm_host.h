@@ -208,6 +208,7 @@ void kvm_gva_get_stats(struct kvm *kvm, struct kvm_stats *st);
 /* pfncache.c */
 void gfn_to_pfn_cache_invalidate_start(struct kvm *kvm, hva_t start, hva_t end,
 				       bool may_block);
+void gfn_to_pfn_cache_invalidate_gfns(struct kvm *kvm, gfn_t start, gfn_t end);
 /* The cache lock's write side (pfncache.c; tests use it directly). */
 void gpc_write_lock(struct gfn_to_pfn_cache *gpc);
 void gpc_write_unlock(struct gfn_to_pfn_cache *gpc);

@@ -156,6 +156,9 @@ static void invalidate_slot(struct kvm *kvm, struct kvm_memslots *inv,
 	    kvm->tlb_flush_pending)
 		kvm_flush_remote_tlbs(kvm);
 	up_write(&kvm->mmu_lock);
+	/* The host mapping may stay: a vCPU holding a gfn_to_pfn cache's
+	 * address in the slot for guest mode must let go of it. */
+	gfn_to_pfn_cache_invalidate_gfns(kvm, old->base_gfn, old->base_gfn + old->npages);
 }
 
 int kvm_set_user_memory_region(struct kvm *kvm,

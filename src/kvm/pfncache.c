@@ -392,6 +392,87 @@ void kvm_gpc_destroy(struct gfn_to_pfn_cache *gpc)
 }
 
 /*
+ * The invalidation of the caches over [start, end) -- of host addresses
+ * (by_gfn false: the notifier) or of guest frames (by_gfn true: a memslot
+ * deleted or moved, whose host mapping may stay) -- and, after gpc_lock,
+ * the requests to their guest-mode users (below). Returns with vcpus set.
+ */
+static uint64_t gpc_mark_invalid(struct kvm *kvm, uint64_t start, uint64_t end, bool by_gfn)
+{
+	uint64_t vcpus = 0;
+
+	mutex_lock(&kvm->gpc_lock);
+	for (struct gfn_to_pfn_cache *gpc = kvm->gpc_list; gpc; gpc = gpc->next) {
+		/* Only caches over the range pay for the write lock (a
+		 * membarrier): a valid cache's uhva was installed before this
+		 * invalidation counted itself, and none can be installed
+		 * until its end (the refresh's step 4). A guest-mode cache
+		 * counts while its vCPU still holds its address, valid or not:
+		 * an earlier invalidation may have marked it invalid and still
+		 * be waiting for the vCPU, which may be writing through it
+		 * right now -- this one must wait too before the host frees
+		 * the frame. (By gfn -- rare, a slot update -- every cache is
+		 * looked at under its lock: gpa changes under it.) */
+		if (!by_gfn &&
+		    (!(atomic_load_explicit(&gpc->valid, memory_order_relaxed) ||
+		      atomic_load_explicit(&gpc->guest_mapped, memory_order_acquire)) ||
+		     gpc->uhva < start || gpc->uhva >= end))
+			continue;
+		if (kvm->cfg.breaks & KVM_BREAK_GPC_INVALIDATE)
+			continue;
+		gpc_write_lock(gpc);
+		uint64_t at = by_gfn ? gpc->gpa >> PAGE_SHIFT : gpc->uhva;
+
+		if (at >= start && at < end) {
+			if (atomic_load_explicit(&gpc->valid, memory_order_relaxed)) {
+				atomic_store_explicit(&gpc->valid, false, memory_order_relaxed);
+				gpc->stat.invalidations++;
+				kvm_stat_inc(kvm, gpc_invalidations);
+			}
+			/* Acquire: the vCPU's writes through the old address
+			 * happen before it lets go (kvm_vcpu.c's
+			 * runstate_refresh). */
+			if ((gpc->usage & KVM_GUEST_USES_PFN) &&
+			    atomic_load_explicit(&gpc->guest_mapped, memory_order_acquire) &&
+			    !(kvm->cfg.breaks & KVM_BREAK_GPC_REQUEST))
+				vcpus |= 1ULL << gpc->vcpu->vcpu_id;
+		}
+		gpc_write_unlock(gpc);
+	}
+	mutex_unlock(&kvm->gpc_lock);
+	return vcpus;
+}
+
+/* Send KVM_REQ_GPC_INVALIDATE to the vCPUs of the ids in vcpus and wait
+ * until each that was in guest mode has left it. By vCPU id, not pointer:
+ * a vCPU found on the list may have been uninitialized since gpc_lock was
+ * dropped. May sleep (a scheduler tick for a preempted vCPU). */
+static void gpc_request_and_wait(struct kvm *kvm, uint64_t vcpus)
+{
+	int nr;
+
+	mutex_lock(&kvm->lock);
+	nr = kvm_make_vcpus_request_mask(kvm, KVM_REQ_GPC_INVALIDATE, vcpus, true);
+	mutex_unlock(&kvm->lock);
+	atomic_fetch_add_explicit(&kvm->stat.gpc_request_waits, (unsigned long)nr,
+				  memory_order_relaxed);
+}
+
+/*
+ * A memslot over [start, end) (gfns) is being deleted or moved (memslot.c,
+ * slots_lock held, after its sptes are zapped): its caches fail the check
+ * (generation) from now on, and a vCPU that holds one's address for guest
+ * mode is told and waited for, though the host mapping may stay.
+ */
+void gfn_to_pfn_cache_invalidate_gfns(struct kvm *kvm, gfn_t start, gfn_t end)
+{
+	uint64_t vcpus = gpc_mark_invalid(kvm, start, end, true);
+
+	if (vcpus)
+		gpc_request_and_wait(kvm, vcpus);
+}
+
+/*
  * From invalidate_range_start, after it counted itself in
  * mn_active_invalidate_count: every active cache whose page is in
  * [start, end) is invalid before start returns, and no vCPU still uses
@@ -416,55 +497,16 @@ void kvm_gpc_destroy(struct gfn_to_pfn_cache *gpc)
 void gfn_to_pfn_cache_invalidate_start(struct kvm *kvm, hva_t start, hva_t end,
 				       bool may_block)
 {
-	uint64_t vcpus = 0;
+	uint64_t vcpus;
 	int nr;
 
 	if (!may_block)
 		lockdep_assert_held(&kvm->lock);
-	mutex_lock(&kvm->gpc_lock);
-	for (struct gfn_to_pfn_cache *gpc = kvm->gpc_list; gpc; gpc = gpc->next) {
-		/* Only caches over the range pay for the write lock (a
-		 * membarrier): a valid cache's uhva was installed before this
-		 * invalidation counted itself, and none can be installed
-		 * until its end (the refresh's step 4). A guest-mode cache
-		 * counts while its vCPU still holds its address, valid or not:
-		 * an earlier invalidation may have marked it invalid and still
-		 * be waiting for the vCPU, which may be writing through it
-		 * right now -- this one must wait too before the host frees
-		 * the frame. */
-		if (!(atomic_load_explicit(&gpc->valid, memory_order_relaxed) ||
-		      atomic_load_explicit(&gpc->guest_mapped, memory_order_acquire)) ||
-		    gpc->uhva < start || gpc->uhva >= end ||
-		    (kvm->cfg.breaks & KVM_BREAK_GPC_INVALIDATE))
-			continue;
-		gpc_write_lock(gpc);
-		if (gpc->uhva >= start && gpc->uhva < end) {
-			if (atomic_load_explicit(&gpc->valid, memory_order_relaxed)) {
-				atomic_store_explicit(&gpc->valid, false, memory_order_relaxed);
-				gpc->stat.invalidations++;
-				kvm_stat_inc(kvm, gpc_invalidations);
-			}
-			/* Acquire: the vCPU's writes through the old address
-			 * happen before it lets go (kvm_vcpu.c's
-			 * runstate_refresh). */
-			if ((gpc->usage & KVM_GUEST_USES_PFN) &&
-			    atomic_load_explicit(&gpc->guest_mapped, memory_order_acquire) &&
-			    !(kvm->cfg.breaks & KVM_BREAK_GPC_REQUEST))
-				vcpus |= 1ULL << gpc->vcpu->vcpu_id;
-		}
-		gpc_write_unlock(gpc);
-	}
-	mutex_unlock(&kvm->gpc_lock);
+	vcpus = gpc_mark_invalid(kvm, start, end, false);
 	if (!vcpus)
 		return;
 	if (may_block) {
-		/* By vCPU id, not pointer: a vCPU found on the list may have
-		 * been uninitialized since gpc_lock was dropped. */
-		mutex_lock(&kvm->lock);
-		nr = kvm_make_vcpus_request_mask(kvm, KVM_REQ_GPC_INVALIDATE, vcpus, true);
-		mutex_unlock(&kvm->lock);
-		atomic_fetch_add_explicit(&kvm->stat.gpc_request_waits, (unsigned long)nr,
-					  memory_order_relaxed);
+		gpc_request_and_wait(kvm, vcpus);
 	} else {
 		nr = kvm_make_vcpus_request_mask(kvm, KVM_REQ_GPC_INVALIDATE, vcpus, false);
 		if (nr) {

@@ -497,6 +497,37 @@ static void test_second_invalidation_waits_too(void **state)
 	kt_destroy(t);
 }
 
+/*
+ * A memslot delete leaves the host mapping in place, but the page is no
+ * longer the guest's: the vCPU holding the run-state cache's address is
+ * told (and waited for), lets go, and its refresh finds no slot -- its
+ * later entries write nothing there.
+ */
+static void test_slot_delete_reaches_guest_mode_cache(void **state)
+{
+	struct kt *t = kt_create(0, 0);
+	struct kvm_userspace_memory_region del = { .slot = 0 };
+	struct kvm_stats k0, k1;
+	uint64_t e, e0;
+
+	rs_activate(t);
+	assert_true(rs_wait_entries(t, 0));
+	k0 = kstats(t);
+	assert_int_equal(kvm_set_user_memory_region(t->kvm, &del), 0);
+	k1 = kstats(t);
+	assert_int_equal(k1.gpc_requests - k0.gpc_requests, 1);
+	/* The guest's accesses now exit (MMIO: no slot) and enter again. */
+	for (int ms = 0; ms < TIMEOUT_MS && gpc_request_pending(t); ms++)
+		sleep_ms(1);
+	assert_false(gpc_request_pending(t));
+	e = rs_host(t, RS_OFF(entries));
+	for (unsigned int i = 0; i < 8; i++)
+		g_load(t, GPA(i), &e0, NULL);
+	assert_int_equal(rs_host(t, RS_OFF(entries)), e);
+	assert_false(atomic_load(&t->v->kvm_vcpu.runstate.gpc.guest_mapped));
+	kt_destroy(t);
+}
+
 /* With the vCPU outside guest mode the invalidation sends the request but
  * has nobody to wait for; the vCPU refreshes at its next entry. */
 static void test_guest_mode_invalidation_vcpu_outside(void **state)
@@ -804,6 +835,7 @@ int main(void)
 		KT_TEST(test_guest_mode_invalidation_waits_for_vcpu),
 		KT_TEST(test_guest_mode_invalidation_vcpu_outside),
 		KT_TEST(test_second_invalidation_waits_too),
+		KT_TEST(test_slot_delete_reaches_guest_mode_cache),
 		KT_TEST(test_break_gpc_request),
 		KT_TEST(test_oom_reap_does_not_wait_for_guest_mode),
 		KT_TEST(test_deactivate_races_invalidation),
