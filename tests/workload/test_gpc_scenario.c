@@ -177,21 +177,34 @@ static void test_off(void **state)
 	free(r);
 }
 
+/* A run with one gpc break, the device pages discarded by the churn, and
+ * only the clock or only the run-state areas on: it must fail. */
+static struct scenario_result *run_broken(unsigned int brk, bool clock)
+{
+	struct scenario_config cfg;
+	struct scenario_result *r;
+
+	small_config(&cfg);
+	if (clock)
+		cfg.runstate = false;
+	else
+		cfg.clock_period_ns = 0;
+	cfg.churn = 1u << WL_CHURN_DONTNEED;
+	cfg.breaks = brk;
+	r = run(&cfg);
+	assert_false(r->ok);
+	return r;
+}
+
 /* --break=gpc-invalidate, clock only: after a discard of its page the
  * cache stays valid, the device writes a frame the host has freed, and
  * its last write is not in the guest's page. */
 static void test_break_invalidate_clock(void **state)
 {
-	struct scenario_config cfg;
 	struct scenario_result *r;
 
 	SKIP_BREAK_UNDER_TSAN();
-	small_config(&cfg);
-	cfg.runstate = false;
-	cfg.churn = 1u << WL_CHURN_DONTNEED;
-	cfg.breaks = KVM_BREAK_GPC_INVALIDATE;
-	r = run(&cfg);
-	assert_false(r->ok);
+	r = run_broken(KVM_BREAK_GPC_INVALIDATE, true);
 	assert_true(r->fail_count[WL_FAIL_CLOCK_LOST] > 0);
 	free(r);
 }
@@ -200,16 +213,10 @@ static void test_break_invalidate_clock(void **state)
  * area through the old frame and reads its own area without its write. */
 static void test_break_invalidate_runstate(void **state)
 {
-	struct scenario_config cfg;
 	struct scenario_result *r;
 
 	SKIP_BREAK_UNDER_TSAN();
-	small_config(&cfg);
-	cfg.clock_period_ns = 0;
-	cfg.churn = 1u << WL_CHURN_DONTNEED;
-	cfg.breaks = KVM_BREAK_GPC_INVALIDATE;
-	r = run(&cfg);
-	assert_false(r->ok);
+	r = run_broken(KVM_BREAK_GPC_INVALIDATE, false);
 	assert_true(r->fail_count[WL_FAIL_RUNSTATE] > 0);
 	free(r);
 }
@@ -218,16 +225,10 @@ static void test_break_invalidate_runstate(void **state)
  * told; it goes on writing through the address it had. */
 static void test_break_request(void **state)
 {
-	struct scenario_config cfg;
 	struct scenario_result *r;
 
 	SKIP_BREAK_UNDER_TSAN();
-	small_config(&cfg);
-	cfg.clock_period_ns = 0;
-	cfg.churn = 1u << WL_CHURN_DONTNEED;
-	cfg.breaks = KVM_BREAK_GPC_REQUEST;
-	r = run(&cfg);
-	assert_false(r->ok);
+	r = run_broken(KVM_BREAK_GPC_REQUEST, false);
 	assert_true(r->fail_count[WL_FAIL_RUNSTATE] > 0);
 	/* Marked invalid, never refreshed by a request: none was sent. */
 	assert_int_equal(r->kvm.gpc_requests, 0);
