@@ -327,7 +327,9 @@ struct kvm_runstate {
 	uint64_t t_last;                /* last entry or exit */
 	uint64_t time_in_guest, time_outside, time_runnable, entries;
 	uint64_t version;
-	uint64_t run_delay0;            /* schedstat run_delay at activation */
+	uint64_t run_delay_last;        /* schedstat run_delay at the last
+					 * sample (UINT64_MAX: none yet on
+					 * this thread) */
 	uint64_t steal_sample_at;       /* next schedstat read (ns) */
 	uint64_t retry_at;              /* refresh failed: next try (ns) */
 	int schedstat_fd;               /* -1 if closed; 0: not yet tried */

@@ -400,7 +400,7 @@ _Static_assert(sizeof(struct sbi_sta_struct) == RUNSTATE_SIZE, "SBI STA ABI");
 static bool read_run_delay(struct kvm_runstate *rs, uint64_t *out)
 {
 	char buf[96];
-	unsigned long long exec, delay;
+	unsigned long long delay;
 	ssize_t n;
 
 	for (int tries = 0; tries < 2; tries++) {
@@ -411,12 +411,12 @@ static bool read_run_delay(struct kvm_runstate *rs, uint64_t *out)
 				rs->schedstat_fd = -1;
 				return false;
 			}
-			rs->run_delay0 = UINT64_MAX;    /* a new thread: no delta */
+			rs->run_delay_last = UINT64_MAX;    /* a new thread: no delta */
 		}
 		n = pread(rs->schedstat_fd, buf, sizeof(buf) - 1, 0);
 		if (n > 0) {
 			buf[n] = 0;
-			if (sscanf(buf, "%llu %llu", &exec, &delay) == 2) {
+			if (sscanf(buf, "%*s %llu", &delay) == 1) {
 				*out = delay;
 				return true;
 			}
@@ -435,9 +435,9 @@ static void runstate_sample_steal(struct kvm_runstate *rs, uint64_t now)
 	rs->steal_sample_at = now + RUNSTATE_STEAL_EVERY;
 	if (rs->schedstat_fd < 0 || !read_run_delay(rs, &delay))
 		return;
-	if (rs->run_delay0 != UINT64_MAX && delay > rs->run_delay0)
-		rs_add(rs, time_runnable, delay - rs->run_delay0);
-	rs->run_delay0 = delay;
+	if (rs->run_delay_last != UINT64_MAX && delay > rs->run_delay_last)
+		rs_add(rs, time_runnable, delay - rs->run_delay_last);
+	rs->run_delay_last = delay;
 }
 
 /* Write the area through rs->hva (vCPU thread, in guest mode or not
@@ -471,14 +471,23 @@ static void runstate_write(struct kvm_runstate *rs)
 	rs_add(rs, updates, 1);
 }
 
+/* The time since the last entry or exit, to be added to the state that
+ * ends now; returns now. */
+static uint64_t runstate_elapsed(struct kvm_runstate *rs, uint64_t *delta)
+{
+	uint64_t now = clock_fast_ns();
+
+	*delta = now > rs->t_last ? now - rs->t_last : 0;
+	rs->t_last = now;
+	return now;
+}
+
 static void runstate_enter(struct kvm_vcpu *v)
 {
 	struct kvm_runstate *rs = &v->runstate;
-	uint64_t now = clock_fast_ns();
+	uint64_t d, now = runstate_elapsed(rs, &d);
 
-	if (now > rs->t_last)
-		rs_add(rs, time_outside, now - rs->t_last);
-	rs->t_last = now;
+	rs_add(rs, time_outside, d);
 	rs_add(rs, entries, 1);
 	if (now >= rs->steal_sample_at)
 		runstate_sample_steal(rs, now);
@@ -488,11 +497,10 @@ static void runstate_enter(struct kvm_vcpu *v)
 static void runstate_exit(struct kvm_vcpu *v)
 {
 	struct kvm_runstate *rs = &v->runstate;
-	uint64_t now = clock_fast_ns();
+	uint64_t d;
 
-	if (now > rs->t_last)
-		rs_add(rs, time_in_guest, now - rs->t_last);
-	rs->t_last = now;
+	runstate_elapsed(rs, &d);
+	rs_add(rs, time_in_guest, d);
 }
 
 /* Outside guest mode: make rs->hva the cache's current address, refreshing

@@ -23,6 +23,8 @@
  *
  *   WRITING --(timer: check fails)--> NEED_REFRESH
  *   NEED_REFRESH --(worker: refresh ok)--> WRITING
+ *   NEED_REFRESH --(worker or last pass: -EIO, the page is lost)--> LOST
+ *                 (for good: the owner is told, clockdev_set_lost_fn)
  *
  * need_refresh is the handover: the timer stores true (release) after its
  * last look at the cache; the worker stores false (release) after its

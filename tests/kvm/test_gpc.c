@@ -72,6 +72,22 @@ static void gup_pause_hook(struct kvm *kvm, enum kvm_hook_point at, struct kvm_v
 	pthread_mutex_unlock(&p->m);
 }
 
+/* Wait until a refresh is held at the (armed) pause. */
+static void gup_pause_wait(struct gup_pause *p)
+{
+	pthread_mutex_lock(&p->m);
+	assert_true(wait_flag(&p->m, &p->c, &p->paused, TIMEOUT_MS));
+	pthread_mutex_unlock(&p->m);
+}
+
+static void gup_pause_release(struct gup_pause *p)
+{
+	pthread_mutex_lock(&p->m);
+	p->released = true;
+	pthread_cond_broadcast(&p->c);
+	pthread_mutex_unlock(&p->m);
+}
+
 struct refresher {
 	struct gfn_to_pfn_cache *gpc;
 	pthread_t th;
@@ -166,17 +182,12 @@ static void test_refresh_paused_after_gup_retries(void **state)
 	p.armed = true;
 	kvm_set_test_hook(t->kvm, gup_pause_hook, &p);
 	refresher_start(&r, &gpc);
-	pthread_mutex_lock(&p.m);
-	assert_true(wait_flag(&p.m, &p.c, &p.paused, TIMEOUT_MS));
-	pthread_mutex_unlock(&p.m);
+	gup_pause_wait(&p);
 	seen = host_pfn(t, HVA(3));             /* the frame its GUP found */
 	/* The host takes that frame back while the refresh holds no lock. */
 	assert_int_equal(mm_madvise(t->mm, HVA(3), P, MADV_DONTNEED), 0);
 	host_store(t->mm, HVA(3) + 8, 0x5eed);  /* a new frame */
-	pthread_mutex_lock(&p.m);
-	p.released = true;
-	pthread_cond_broadcast(&p.c);
-	pthread_mutex_unlock(&p.m);
+	gup_pause_release(&p);
 	assert_int_equal(refresher_join(&r), 0);
 	kvm_set_test_hook(t->kvm, NULL, NULL);
 
@@ -375,6 +386,24 @@ static bool gpc_request_pending(struct kt *t)
 	return atomic_load(&t->v->kvm_vcpu.requests) & (1UL << KVM_REQ_GPC_INVALIDATE);
 }
 
+/* The vCPU consumes KVM_REQ_GPC_INVALIDATE when it next leaves guest
+ * mode (the mailbox guest checks requests every millisecond). */
+static void wait_request_handled(struct kt *t)
+{
+	for (int ms = 0; ms < TIMEOUT_MS && gpc_request_pending(t); ms++)
+		sleep_ms(1);
+	assert_false(gpc_request_pending(t));
+}
+
+/* The run-state area active, written at least once, and the vCPU paused
+ * in guest mode after an entry that wrote it. */
+static void rs_paused_in_guest(struct kt *t)
+{
+	rs_activate(t);
+	assert_true(rs_wait_entries(t, 0));
+	pause_in_guest(t, 1);
+}
+
 /* Bad input: alignment, format, no RAM. */
 static void test_runstate_bad_input(void **state)
 {
@@ -440,9 +469,7 @@ static void test_guest_mode_invalidation_waits_for_vcpu(void **state)
 	struct kvm_stats k0, k1;
 	uint64_t e0;
 
-	rs_activate(t);
-	assert_true(rs_wait_entries(t, 0));
-	pause_in_guest(t, 1);
+	rs_paused_in_guest(t);
 	e0 = rs_host(t, RS_OFF(entries));
 	assert_int_equal(rs_host(t, RS_OFF(version)) & 1, 0);
 	k0 = kstats(t);
@@ -479,9 +506,7 @@ static void test_second_invalidation_waits_too(void **state)
 	static struct bg bg2;
 	struct kvm_stats k0, k1;
 
-	rs_activate(t);
-	assert_true(rs_wait_entries(t, 0));
-	pause_in_guest(t, 1);
+	rs_paused_in_guest(t);
 	k0 = kstats(t);
 	bg_start(&t->bg, bg_dontneed, t, HVA(RS_PAGE));
 	assert_false(bg_done(&t->bg, BLOCK_MS));
@@ -517,9 +542,7 @@ static void test_slot_delete_reaches_guest_mode_cache(void **state)
 	k1 = kstats(t);
 	assert_int_equal(k1.gpc_requests - k0.gpc_requests, 1);
 	/* The guest's accesses now exit (MMIO: no slot) and enter again. */
-	for (int ms = 0; ms < TIMEOUT_MS && gpc_request_pending(t); ms++)
-		sleep_ms(1);
-	assert_false(gpc_request_pending(t));
+	wait_request_handled(t);
 	e = rs_host(t, RS_OFF(entries));
 	for (unsigned int i = 0; i < 8; i++)
 		g_load(t, GPA(i), &e0, NULL);
@@ -634,9 +657,7 @@ static void test_oom_reap_does_not_wait_for_guest_mode(void **state)
 	struct kt *t = kt_create(0, KT_KICK_WAIT);
 	struct kvm_stats k0, *k1 = &oom_call.k;
 
-	rs_activate(t);
-	assert_true(rs_wait_entries(t, 0));
-	pause_in_guest(t, 1);
+	rs_paused_in_guest(t);
 	k0 = kstats(t);
 	memset(&oom_call, 0, sizeof(oom_call));
 	mmu_notifier_range_init(&oom_call.r, MMU_NOTIFY_UNMAP, 0, t->mm, HVA(RS_PAGE),
@@ -653,9 +674,7 @@ static void test_oom_reap_does_not_wait_for_guest_mode(void **state)
 	assert_int_equal(k1->gpc_request_waits, k0.gpc_request_waits);
 	kt_release(t);
 	/* The vCPU handles the request when it next leaves guest mode. */
-	for (int ms = 0; ms < TIMEOUT_MS && gpc_request_pending(t); ms++)
-		sleep_ms(1);
-	assert_false(gpc_request_pending(t));
+	wait_request_handled(t);
 	kt_destroy(t);
 }
 
@@ -705,15 +724,10 @@ static void test_deactivate_races_invalidation(void **state)
 	p.armed = true;
 	kvm_set_test_hook(t->kvm, gup_pause_hook, &p);
 	refresher_start(&r, &gpc);
-	pthread_mutex_lock(&p.m);
-	assert_true(wait_flag(&p.m, &p.c, &p.paused, TIMEOUT_MS));
-	pthread_mutex_unlock(&p.m);
+	gup_pause_wait(&p);
 	bg_start(&bg, bg_deactivate, t, (uintptr_t)&gpc);
 	assert_false(bg_done(&bg, BLOCK_MS));   /* behind the refresh */
-	pthread_mutex_lock(&p.m);
-	p.released = true;
-	pthread_cond_broadcast(&p.c);
-	pthread_mutex_unlock(&p.m);
+	gup_pause_release(&p);
 	assert_int_equal(refresher_join(&r), 0);
 	assert_int_equal(bg_join(&bg), 0);
 	kvm_set_test_hook(t->kvm, NULL, NULL);
