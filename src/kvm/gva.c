@@ -289,6 +289,8 @@ static void subtree_reset(struct gva_node *n)
 				unsigned int i = w * 64 + (unsigned int)__builtin_ctzll(bits);
 				uint64_t e = atomic_load_explicit(&n->e[i], memory_order_relaxed);
 
+				/* A used link names its child (install). */
+				DEBUG_BUG_ON(!gva_child(e));
 				subtree_reset(gva_child(e));
 			}
 	}
@@ -609,6 +611,12 @@ int kvm_gva_install(struct kvm *kvm, struct gva_root *root, uint64_t token, uint
 				goto out;
 			}
 			set_pt_gfn(kvm, c, want);
+			/* Linked at once, without VALID (walkers miss it): a
+			 * used entry always names its child, so a skip below
+			 * leaves a link that subtree_reset follows and the
+			 * next install reuses, not a hole and a lost node. */
+			atomic_store_explicit(iter.sptep, (uint64_t)(uintptr_t)c,
+					      memory_order_relaxed);
 			n->used[i / 64] |= 1ULL << (i % 64);
 		}
 		if (mirrors && !node_mark(kvm, c, w, level - 2))

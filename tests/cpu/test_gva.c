@@ -10,6 +10,8 @@
  *   - a guest PTE rewritten without a fence may keep its old translation,
  *     but never past the host taking the old page back; a walk that began
  *     before a fence does not install its translation after it;
+ *   - an install that gives up below a node it made leaves it linked:
+ *     reused by the next install, followed by the reset of the node above;
  *   - a host invalidation of a data page, or of a guest page-table page,
  *     leaves no entry built on it once invalidate_range_start returned;
  *   - an entry gets W only once the guest PTE's D is set and the spte is
@@ -886,6 +888,77 @@ static void test_flush_all_mode_empties_every_root(void **state)
 	gt_destroy(g);
 }
 
+/* The host frame gfn's spte maps (the arena address an install checks). */
+static void *frame_of(struct gt *g, gfn_t gfn)
+{
+	_Atomic spte_t *sptep = kvm_tdp_mmu_leaf(g->kvm, gfn);
+	spte_t spte = sptep ? atomic_load(sptep) : 0;
+
+	assert_true(is_shadow_present(spte));
+	return g->kvm->arena + (spte_to_pfn(spte) << PAGE_SHIFT);
+}
+
+static struct gva_root *root_of(struct gt *g, const struct as *a)
+{
+	for (unsigned int i = 0; i < g->kvm->gva.nr_roots; i++)
+		if (atomic_load(&g->kvm->gva.roots[i]->key) == as_satp(a))
+			return g->kvm->gva.roots[i];
+	fail_msg("no root for ASID %u", a->asid);
+	return NULL;
+}
+
+/*
+ * An install that gives up below a node it just made (the guest table
+ * that node mirrors is no longer what the walk read: its spte went) leaves
+ * that node linked, not valid: the next install there reuses it rather
+ * than making another, and a reset of the node above, when the guest
+ * points its root at another table, follows the link (a used entry that
+ * named no child crashed that reset).
+ */
+static void test_install_skipped_below_new_node(void **state)
+{
+	struct gt *g = gt_create(KVM_GVA_TARGETED, 0);
+	const uint64_t va = VA_BASE + (1ULL << 21);     /* VPN1 1: no L1 node yet */
+	struct gva_root *root;
+	struct gva_walk w;
+	long nodes;
+
+	map(g, &AS_A, 0, 0, RW_PAGE);
+	map(g, &AS_B, 0, 3, RW_PAGE);
+	agent_satp(g, &AS_A);
+	assert_int_equal(agent_load(g, VA(0)), DATA_VAL(0));
+	assert_leaf_maps(g, &AS_A, 0, 0);
+	root = root_of(g, &AS_A);
+	/* What a walk of va through AS_A would read if A's L1 entry 1 named
+	 * a last-level table at DATA(15), a page the hart never touched (no
+	 * spte): the install checks that table last, after making its node. */
+	w = (struct gva_walk){
+		.key = as_satp(&AS_A), .levels = 3, .leaf_level = 0,
+		.pt_gfn = { gfn_of(DATA(15)), gfn_of(AS_A.l1), gfn_of(AS_A.root) },
+		.pt_host = { g->kvm->arena, frame_of(g, gfn_of(AS_A.l1)),
+			     frame_of(g, gfn_of(AS_A.root)) },
+		.gfn = gfn_of(DATA(0)), .host = frame_of(g, gfn_of(DATA(0))),
+		.perms = GVA_R,
+	};
+	nodes = atomic_load(&g->kvm->gva.nr_nodes);
+	assert_int_equal(kvm_gva_install(g->kvm, root, kvm_gva_begin(&g->kvm->gva, root),
+					 va, &w), -EAGAIN);
+	assert_int_equal(atomic_load(&g->kvm->gva.nr_nodes), nodes + 1);
+	assert_int_equal(kvm_gva_probe(g->kvm, as_satp(&AS_A), va), 0);
+	/* Again: the node made the first time serves. */
+	assert_int_equal(kvm_gva_install(g->kvm, root, kvm_gva_begin(&g->kvm->gva, root),
+					 va, &w), -EAGAIN);
+	assert_int_equal(atomic_load(&g->kvm->gva.nr_nodes), nodes + 1);
+
+	/* A's root entry 1 now names B's L1: the L2 node over A's L1 is
+	 * reset, both its entries followed. */
+	rt_write(g->t, AS_A.root + 8, rt_pte(AS_B.l1, RV_PTE_V));
+	agent_op(g, OP_SFENCE_VA, VA(0), 0);
+	assert_int_equal(agent_load(g, VA(0)), DATA_VAL(3));
+	assert_leaf_maps(g, &AS_A, 0, 3);
+	gt_destroy(g);
+}
+
 /* --break gva-sfence: an address fence leaves the entry, so the guest goes
  * on reading the page its PTE no longer maps. --break gva-zap: a host zap
  * leaves the entry on the frame the host took back. */
@@ -922,6 +995,7 @@ int main(void)
 		cmocka_unit_test(test_asid_switch_keeps_both),
 		cmocka_unit_test(test_pte_rewrite_without_fence),
 		cmocka_unit_test(test_install_raced_by_fence),
+		cmocka_unit_test(test_install_skipped_below_new_node),
 		cmocka_unit_test(test_host_zap_of_data_page),
 		cmocka_unit_test(test_host_zap_of_page_table_page),
 		cmocka_unit_test(test_dirty_bit_before_first_write),
