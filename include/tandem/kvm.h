@@ -434,6 +434,8 @@ enum kvm_hook_point {
 				 * (vcpu NULL) */
 	KVM_HOOK_GPC_AFTER_GUP, /* a gfn_to_pfn_cache refresh: page looked up,
 				 * not yet installed (vcpu NULL) */
+	KVM_HOOK_RUNSTATE_ACTIVATED, /* a run-state area's activation: its cache
+				 * refreshed, the first write not yet done */
 	KVM_NR_HOOKS
 };
 typedef void (*kvm_hook_fn)(struct kvm *kvm, enum kvm_hook_point at,

@@ -581,6 +581,7 @@ int kvm_vcpu_runstate_activate(struct kvm_vcpu *v, gpa_t gpa, enum kvm_runstate_
 		kvm_vcpu_runstate_deactivate(v);
 		return r;
 	}
+	kvm_test_hook(v->kvm, KVM_HOOK_RUNSTATE_ACTIVATED, v);
 	/* Its first write now, so the guest finds it filled at once. Not in
 	 * guest mode, so under the read lock and only if the cache still
 	 * checks: an invalidation since the refresh sent us a request but

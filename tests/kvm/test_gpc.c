@@ -428,6 +428,62 @@ static void test_runstate_bad_input(void **state)
 	kt_destroy(t);
 }
 
+/*
+ * The activation's first write (outside guest mode, so no request waits
+ * for it) goes through the cache only if it still checks: the host takes
+ * the page back between the refresh and that write (DONTNEED, from the
+ * hook there), and the old frame -- held by the test, so that a stale
+ * write would land somewhere it can look -- stays untouched; the request
+ * is left for the vCPU's next entry.
+ */
+struct zap_at_activation {
+	struct kt *t;
+	struct page *old;
+	int fired;
+};
+
+static void zap_at_activation_hook(struct kvm *kvm, enum kvm_hook_point at,
+				   struct kvm_vcpu *v, void *arg)
+{
+	struct zap_at_activation *z = arg;
+	bool writable;
+
+	(void)kvm;
+	(void)v;
+	if (at != KVM_HOOK_RUNSTATE_ACTIVATED || z->fired++)
+		return;
+	if (get_user_page(z->t->mm, HVA(1), 0, &z->old, &writable) == 0)
+		mm_madvise(z->t->mm, HVA(1), P, MADV_DONTNEED);
+}
+
+static void test_runstate_first_write_checks_cache(void **state)
+{
+	struct kt *t = kt_create(0, KT_NO_VCPU);
+	struct zap_at_activation z = { .t = t };
+	struct kvm_stats k0;
+	struct vcpu *v;
+	const uint64_t *old;
+
+	assert_int_equal(vcpu_create(t->kvm, 0, &v), 0);
+	k0 = kstats(t);
+	kvm_set_test_hook(t->kvm, zap_at_activation_hook, &z);
+	assert_int_equal(kvm_vcpu_runstate_activate(&v->kvm_vcpu, GPA(1),
+						    KVM_RUNSTATE_TANDEM), 0);
+	kvm_set_test_hook(t->kvm, NULL, NULL);
+	assert_int_equal(z.fired, 1);
+	assert_non_null(z.old);
+	assert_int_equal(kstats(t).gpc_invalidations - k0.gpc_invalidations, 1);
+	old = page_address(z.old);
+	for (size_t i = 0; i < PAGE_SIZE / 8; i++)
+		if (__atomic_load_n(&old[i], __ATOMIC_RELAXED))
+			fail_msg("the frame the host took back was written at offset %zu", i * 8);
+	assert_int_equal(host_load(t->mm, HVA(1) + RS_OFF(version)), 0);
+	assert_true(atomic_load(&v->kvm_vcpu.requests) & (1UL << KVM_REQ_GPC_INVALIDATE));
+	put_page(z.old);
+	vcpu_destroy(v);
+	kt_destroy(t);
+}
+
 /* The area accounts wall time (clock_fast_ns: the TSC where constant):
  * in guest mode plus outside it is the time since activation, give or
  * take the last stretch. */
@@ -845,6 +901,7 @@ int main(void)
 		KT_TEST(test_deactivate_leaves_nothing),
 		KT_TEST(test_writes_follow_the_host),
 		KT_TEST(test_runstate_bad_input),
+		KT_TEST(test_runstate_first_write_checks_cache),
 		KT_TEST(test_runstate_accounts_time),
 		KT_TEST(test_guest_mode_invalidation_waits_for_vcpu),
 		KT_TEST(test_guest_mode_invalidation_vcpu_outside),
