@@ -281,22 +281,11 @@ static void test_fence_i_runs_rewritten_code(void **state)
  * fault came from a frame the host has taken back: the hart must walk
  * again (and find the new, empty table: a load page fault), not use it.
  */
-struct pause { pthread_mutex_t m; pthread_cond_t c; bool armed, paused, release; };
 static void pause_hook(struct kvm_vcpu *v, enum vcpu_hook_point at, void *arg)
 {
-	struct pause *p = arg;
-
-	if (at != VCPU_HOOK_AFTER_GUP)
-		return;
-	pthread_mutex_lock(&p->m);
-	if (p->armed) {
-		p->armed = false;
-		p->paused = true;
-		pthread_cond_broadcast(&p->c);
-		while (!p->release)
-			pthread_cond_wait(&p->c, &p->m);
-	}
-	pthread_mutex_unlock(&p->m);
+	(void)v;
+	if (at == VCPU_HOOK_AFTER_GUP)
+		pause_once_hit(arg, RT_WAIT_MS);
 }
 
 #define PT_ROOT 0x4000
@@ -308,14 +297,12 @@ static void pause_hook(struct kvm_vcpu *v, enum vcpu_hook_point at, void *arg)
 static void test_walk_redone_after_invalidation_during_fault(void **state)
 {
 	struct rt *t = rt_create();
-	struct pause pz = { .armed = false };
-	uint64_t end;
+	struct pause_once pz;
 	uint32_t p[96];
 	unsigned int n = prologue(p);
 	int spin;
 
-	pthread_mutex_init(&pz.m, NULL);
-	pthread_cond_init(&pz.c, NULL);
+	pause_once_init(&pz);
 	/* Page tables: root[1] -> L1, L1[0] -> L0, L0[2] -> DATA, L0[7] -> 0x7000. */
 	rt_write(t, PT_ROOT + 8, rt_pte(PT_L1, RV_PTE_V));
 	rt_write(t, PT_L1, rt_pte(PT_L0, RV_PTE_V));
@@ -365,33 +352,19 @@ static void test_walk_redone_after_invalidation_during_fault(void **state)
 	rt_start(t, 1);
 	kvm_vcpu_set_hook(&rv_hart_vcpu(t->harts[0])->kvm_vcpu, pause_hook, &pz);
 	rt_wait(t, DATA + 8, v == 1);
-	pthread_mutex_lock(&pz.m);
-	pz.armed = true;
-	pthread_mutex_unlock(&pz.m);
+	pause_once_arm(&pz);
 	rt_write(t, DATA + 32, 1);
-	end = ms_now() + RT_WAIT_MS;
-	pthread_mutex_lock(&pz.m);
-	while (!pz.paused) {
-		pthread_mutex_unlock(&pz.m);
-		if (ms_now() > end)
-			fail_msg("the hart never faulted on the data page");
-		sleep_ms(1);
-		pthread_mutex_lock(&pz.m);
-	}
-	pthread_mutex_unlock(&pz.m);
+	if (!pause_once_wait(&pz, RT_WAIT_MS))
+		fail_msg("the hart never faulted on the data page");
 	/* The hart is in the fault, outside guest mode: this does not wait. */
 	rt_dontneed(t, PT_L0);
-	pthread_mutex_lock(&pz.m);
-	pz.release = true;
-	pthread_cond_broadcast(&pz.c);
-	pthread_mutex_unlock(&pz.m);
+	pause_once_release(&pz);
 	rt_wait(t, DATA + 16, v == 0x7ad);
 	assert_int_equal(rt_read(t, DATA + 24), 13);   /* load page fault */
 	assert_int_equal(rt_read(t, DATA + 8), 1);     /* the load never completed */
 	kvm_vcpu_set_hook(&rv_hart_vcpu(t->harts[0])->kvm_vcpu, NULL, NULL);
 	rt_destroy(t);
-	pthread_cond_destroy(&pz.c);
-	pthread_mutex_destroy(&pz.m);
+	pause_once_destroy(&pz);
 }
 
 /*

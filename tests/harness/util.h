@@ -2,8 +2,9 @@
 /*
  * util.h - small things every suite may need and the library does not
  * export: a millisecond clock and sleeps over base/clock.h, timed waits on
- * a condition variable that runs on CLOCK_MONOTONIC, environment knobs,
- * and a fixed-seed permutation over base/prng.h. Header-only.
+ * a condition variable that runs on CLOCK_MONOTONIC, a one-shot pause for
+ * test hooks, environment knobs, and a fixed-seed permutation over
+ * base/prng.h. Header-only.
  */
 #ifndef TANDEM_TESTS_HARNESS_UTIL_H
 #define TANDEM_TESTS_HARNESS_UTIL_H
@@ -75,6 +76,69 @@ static inline bool wait_flag(pthread_mutex_t *m, pthread_cond_t *c, const bool *
 		if (pthread_cond_timedwait(c, m, &ts) == ETIMEDOUT)
 			break;
 	return *flag;
+}
+
+/*
+ * A one-shot pause at a test hook: once armed, the first thread to reach
+ * the hook (pause_once_hit) stops there until the test releases it, or ms
+ * pass -- a test that fails before its release leaves a failure, not a
+ * hung thread.
+ */
+struct pause_once {
+	pthread_mutex_t m;
+	pthread_cond_t c;
+	bool armed, paused, released;
+};
+
+static inline void pause_once_init(struct pause_once *p)
+{
+	p->armed = p->paused = p->released = false;
+	sync_init(&p->m, &p->c);
+}
+
+static inline void pause_once_destroy(struct pause_once *p)
+{
+	sync_destroy(&p->m, &p->c);
+}
+
+static inline void pause_once_arm(struct pause_once *p)
+{
+	pthread_mutex_lock(&p->m);
+	p->armed = true;
+	pthread_mutex_unlock(&p->m);
+}
+
+/* From the hook: pause here if armed (and disarm). */
+static inline void pause_once_hit(struct pause_once *p, unsigned int ms)
+{
+	pthread_mutex_lock(&p->m);
+	if (p->armed) {
+		p->armed = false;
+		p->paused = true;
+		pthread_cond_broadcast(&p->c);
+		wait_flag(&p->m, &p->c, &p->released, ms);
+		p->paused = false;
+	}
+	pthread_mutex_unlock(&p->m);
+}
+
+/* Until a thread is held at the pause, or ms pass; returns whether it is. */
+static inline bool pause_once_wait(struct pause_once *p, unsigned int ms)
+{
+	bool paused;
+
+	pthread_mutex_lock(&p->m);
+	paused = wait_flag(&p->m, &p->c, &p->paused, ms);
+	pthread_mutex_unlock(&p->m);
+	return paused;
+}
+
+static inline void pause_once_release(struct pause_once *p)
+{
+	pthread_mutex_lock(&p->m);
+	p->released = true;
+	pthread_cond_broadcast(&p->c);
+	pthread_mutex_unlock(&p->m);
 }
 
 /* Poll (every millisecond) until *c >= want or ms elapse; returns *c >= want. */

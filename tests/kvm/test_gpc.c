@@ -44,48 +44,13 @@
 
 /* ---- a pause at the refresh's KVM_HOOK_GPC_AFTER_GUP --------------------- */
 
-struct gup_pause {
-	pthread_mutex_t m;
-	pthread_cond_t c;
-	bool armed, paused, released;
-};
-
 static void gup_pause_hook(struct kvm *kvm, enum kvm_hook_point at, struct kvm_vcpu *v,
 			   void *arg)
 {
-	struct gup_pause *p = arg;
-
 	(void)kvm;
 	(void)v;
-	if (at != KVM_HOOK_GPC_AFTER_GUP)
-		return;
-	pthread_mutex_lock(&p->m);
-	if (p->armed) {
-		p->armed = false;
-		p->paused = true;
-		pthread_cond_broadcast(&p->c);
-		/* Bounded: a test that fails before it releases leaves a
-		 * failure, not a hung thread. */
-		wait_flag(&p->m, &p->c, &p->released, TIMEOUT_MS);
-		p->paused = false;
-	}
-	pthread_mutex_unlock(&p->m);
-}
-
-/* Wait until a refresh is held at the (armed) pause. */
-static void gup_pause_wait(struct gup_pause *p)
-{
-	pthread_mutex_lock(&p->m);
-	assert_true(wait_flag(&p->m, &p->c, &p->paused, TIMEOUT_MS));
-	pthread_mutex_unlock(&p->m);
-}
-
-static void gup_pause_release(struct gup_pause *p)
-{
-	pthread_mutex_lock(&p->m);
-	p->released = true;
-	pthread_cond_broadcast(&p->c);
-	pthread_mutex_unlock(&p->m);
+	if (at == KVM_HOOK_GPC_AFTER_GUP)
+		pause_once_hit(arg, TIMEOUT_MS);
 }
 
 struct refresher {
@@ -168,37 +133,34 @@ static void test_activate_writes_guest_page(void **state)
 static void test_refresh_paused_after_gup_retries(void **state)
 {
 	struct kt *t = kt_create(0, KT_NO_VCPU);
-	struct gup_pause p = { .armed = false };
+	struct pause_once p;
 	struct gfn_to_pfn_cache gpc;
 	struct refresher r;
-	pfn_t seen;
 
-	sync_init(&p.m, &p.c);
+	pause_once_init(&p);
 	kvm_gpc_init(&gpc, t->kvm);
 	assert_int_equal(kvm_gpc_activate(&gpc, GPA(3), 8), 0);
 	assert_int_equal(mm_madvise(t->mm, HVA(3), P, MADV_DONTNEED), 0);
 	assert_false(gpc_valid(&gpc));          /* invalidated before start returned */
 
-	p.armed = true;
+	pause_once_arm(&p);
 	kvm_set_test_hook(t->kvm, gup_pause_hook, &p);
 	refresher_start(&r, &gpc);
-	gup_pause_wait(&p);
-	seen = host_pfn(t, HVA(3));             /* the frame its GUP found */
+	assert_true(pause_once_wait(&p, TIMEOUT_MS));
 	/* The host takes that frame back while the refresh holds no lock. */
 	assert_int_equal(mm_madvise(t->mm, HVA(3), P, MADV_DONTNEED), 0);
 	host_store(t->mm, HVA(3) + 8, 0x5eed);  /* a new frame */
-	gup_pause_release(&p);
+	pause_once_release(&p);
 	assert_int_equal(refresher_join(&r), 0);
 	kvm_set_test_hook(t->kvm, NULL, NULL);
 
 	assert_true(gpc.stat.retries >= 1);
 	assert_int_equal(gpc.pfn, host_pfn(t, HVA(3)));
-	(void)seen;
 	gpc_write(&gpc, 0xabc);
 	assert_int_equal(host_load(t->mm, HVA(3)), 0xabc);
 	assert_int_equal(host_load(t->mm, HVA(3) + 8), 0x5eed);
 	kvm_gpc_destroy(&gpc);
-	sync_destroy(&p.m, &p.c);
+	pause_once_destroy(&p);
 	kt_destroy(t);
 }
 
@@ -752,7 +714,7 @@ static int bg_deactivate(struct kt *t, uintptr_t arg)
 static void test_deactivate_races_invalidation(void **state)
 {
 	struct kt *t = kt_create(0, KT_NO_VCPU | KT_REC_AFTER_KVM);
-	struct gup_pause p = { .armed = false };
+	struct pause_once p;
 	struct gfn_to_pfn_cache gpc;
 	struct refresher r;
 	struct bg bg;
@@ -774,16 +736,16 @@ static void test_deactivate_races_invalidation(void **state)
 	assert_int_equal(gpc.stat.invalidations, 1);
 
 	/* Against a refresh paused after its GUP. */
-	sync_init(&p.m, &p.c);
+	pause_once_init(&p);
 	assert_int_equal(kvm_gpc_activate(&gpc, GPA(10), 8), 0);
 	assert_int_equal(mm_madvise(t->mm, HVA(10), P, MADV_DONTNEED), 0);
-	p.armed = true;
+	pause_once_arm(&p);
 	kvm_set_test_hook(t->kvm, gup_pause_hook, &p);
 	refresher_start(&r, &gpc);
-	gup_pause_wait(&p);
+	assert_true(pause_once_wait(&p, TIMEOUT_MS));
 	bg_start(&bg, bg_deactivate, t, (uintptr_t)&gpc);
 	assert_false(bg_done(&bg, BLOCK_MS));   /* behind the refresh */
-	gup_pause_release(&p);
+	pause_once_release(&p);
 	assert_int_equal(refresher_join(&r), 0);
 	assert_int_equal(bg_join(&bg), 0);
 	kvm_set_test_hook(t->kvm, NULL, NULL);
@@ -794,7 +756,7 @@ static void test_deactivate_races_invalidation(void **state)
 	assert_int_equal(gpc.stat.invalidations, 2);    /* the second activation's
 							 * DONTNEED; not this one */
 	kvm_gpc_destroy(&gpc);
-	sync_destroy(&p.m, &p.c);
+	pause_once_destroy(&p);
 	kt_destroy(t);
 }
 

@@ -82,6 +82,18 @@ static bool images_there(void)
 	return true;
 }
 
+/* A result to fill, or the test skipped when the firmware is missing. */
+static struct rv_scenario_result *result_or_skip(void)
+{
+	struct rv_scenario_result *r;
+
+	if (!images_there())
+		skip();
+	r = calloc(1, sizeof(*r));
+	assert_non_null(r);
+	return r;
+}
+
 /* 2 VMs x 2 harts, 64 MiB each, over a 64 MiB host: swap is on. */
 static struct rv_scenario_config small_config(void)
 {
@@ -150,13 +162,8 @@ static void test_defaults_valid(void **state)
 static void test_overcommitted_ok(void **state)
 {
 	struct rv_scenario_config cfg = small_config();
-	struct rv_scenario_result *r = calloc(1, sizeof(*r));
+	struct rv_scenario_result *r = result_or_skip();
 
-	if (!images_there()) {
-		free(r);
-		skip();
-	}
-	assert_non_null(r);
 	assert_int_equal(rv_scenario_run(&cfg, r), 0);
 	print_result(r);
 	assert_true(r->ok);
@@ -221,13 +228,8 @@ static void test_overcommitted_ok(void **state)
 static void test_sta_off_ok(void **state)
 {
 	struct rv_scenario_config cfg = small_config();
-	struct rv_scenario_result *r = calloc(1, sizeof(*r));
+	struct rv_scenario_result *r = result_or_skip();
 
-	if (!images_there()) {
-		free(r);
-		skip();
-	}
-	assert_non_null(r);
 	cfg.nr_vms = 1;
 	cfg.host_mem = 48 * MB;
 	cfg.sbi_sta_off = true;
@@ -250,13 +252,8 @@ static void test_sta_off_ok(void **state)
 static void run_gva_mode(enum kvm_gva_mode mode)
 {
 	struct rv_scenario_config cfg = small_config();
-	struct rv_scenario_result *r = calloc(1, sizeof(*r));
+	struct rv_scenario_result *r = result_or_skip();
 
-	if (!images_there()) {
-		free(r);
-		skip();
-	}
-	assert_non_null(r);
 	cfg.nr_vms = 1;
 	cfg.host_mem = 48 * MB;
 	cfg.gva = mode;
@@ -295,13 +292,8 @@ static void test_gva_off_ok(void **state)
 static void test_kernel_failure_named(void **state)
 {
 	struct rv_scenario_config cfg = small_config();
-	struct rv_scenario_result *r = calloc(1, sizeof(*r));
+	struct rv_scenario_result *r = result_or_skip();
 
-	if (!images_there()) {
-		free(r);
-		skip();
-	}
-	assert_non_null(r);
 	cfg.vm_bootargs[1] = "break=cow";
 	assert_int_equal(rv_scenario_run(&cfg, r), 0);
 	print_message("# verdict: %s\n", r->verdict);
@@ -338,13 +330,8 @@ static void test_kernel_failure_named(void **state)
 static void test_break_gva_sfence(void **state)
 {
 	struct rv_scenario_config cfg = small_config();
-	struct rv_scenario_result *r = calloc(1, sizeof(*r));
+	struct rv_scenario_result *r = result_or_skip();
 
-	if (!images_there()) {
-		free(r);
-		skip();
-	}
-	assert_non_null(r);
 	cfg.vm_breaks[1] = KVM_BREAK_GVA_SFENCE;
 	assert_int_equal(rv_scenario_run(&cfg, r), 0);
 	print_result(r);
@@ -390,16 +377,11 @@ static void test_break_gva_sfence(void **state)
 static void test_break_gva_zap(void **state)
 {
 	struct rv_scenario_config cfg = small_config();
-	struct rv_scenario_result *r = calloc(1, sizeof(*r));
+	struct rv_scenario_result *r = result_or_skip();
 	const unsigned int memory_kinds = 1u << RV_FAIL_PANIC | 1u << RV_FAIL_WRONG_DATA |
 					  1u << RV_FAIL_KILLED | 1u << RV_FAIL_TIMEOUT |
 					  1u << RV_FAIL_NO_REPORT;
 
-	if (!images_there()) {
-		free(r);
-		skip();
-	}
-	assert_non_null(r);
 	cfg.nr_vms = 1;
 	cfg.nr_harts = 1;
 	cfg.host_mem = ZAP_HOST_MEM;
