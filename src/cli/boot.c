@@ -53,10 +53,7 @@ static const struct opt_choice gva_choices[] = {
 
 static bool gva_choice(unsigned int i, struct opt_choice *c)
 {
-	if (i >= ARRAY_SIZE(gva_choices))
-		return false;
-	*c = gva_choices[i];
-	return true;
+	return opt_choice_at(gva_choices, ARRAY_SIZE(gva_choices), i, c);
 }
 
 static const struct opt_choice boot_break_choices[] = {
@@ -70,10 +67,7 @@ static const struct opt_choice boot_break_choices[] = {
 
 static bool boot_break_choice(unsigned int i, struct opt_choice *c)
 {
-	if (i >= ARRAY_SIZE(boot_break_choices))
-		return false;
-	*c = boot_break_choices[i];
-	return true;
+	return opt_choice_at(boot_break_choices, ARRAY_SIZE(boot_break_choices), i, c);
 }
 
 static const struct opt boot_options[] = {

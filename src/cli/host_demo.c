@@ -31,10 +31,7 @@ static const struct opt_choice break_choices[] = {
 
 static bool break_choice(unsigned int i, struct opt_choice *c)
 {
-	if (i >= ARRAY_SIZE(break_choices))
-		return false;
-	*c = break_choices[i];
-	return true;
+	return opt_choice_at(break_choices, ARRAY_SIZE(break_choices), i, c);
 }
 
 #define CFG(m) OPT_FIELD(struct demo_opts, cfg.m)

@@ -46,6 +46,16 @@ struct opt_choice {
  * (wl_workload_name, kvm_kick_mode_name, ...). */
 typedef bool (*opt_choices_fn)(unsigned int i, struct opt_choice *c);
 
+/* An opt_choices_fn's body over a fixed table of n choices. */
+static inline bool opt_choice_at(const struct opt_choice *table, size_t n, unsigned int i,
+				 struct opt_choice *c)
+{
+	if (i >= n)
+		return false;
+	*c = table[i];
+	return true;
+}
+
 struct opt {
 	const char *name;               /* --name */
 	char short_name;                /* -c, or 0 */

@@ -77,18 +77,12 @@ static bool gpc_choice(unsigned int i, struct opt_choice *c)
 		{ "clock", GPC_CLOCK, NULL }, { "runstate", GPC_RUNSTATE, NULL },
 	};
 
-	if (i >= ARRAY_SIZE(users))
-		return false;
-	*c = users[i];
-	return true;
+	return opt_choice_at(users, ARRAY_SIZE(users), i, c);
 }
 
 static bool break_choice(unsigned int i, struct opt_choice *c)
 {
-	if (i >= ARRAY_SIZE(break_choices))
-		return false;
-	*c = break_choices[i];
-	return true;
+	return opt_choice_at(break_choices, ARRAY_SIZE(break_choices), i, c);
 }
 
 static bool gva_choice(unsigned int i, struct opt_choice *c)
@@ -99,10 +93,7 @@ static bool gva_choice(unsigned int i, struct opt_choice *c)
 		{ "off", KVM_GVA_OFF, NULL },
 	};
 
-	if (i >= ARRAY_SIZE(modes))
-		return false;
-	*c = modes[i];
-	return true;
+	return opt_choice_at(modes, ARRAY_SIZE(modes), i, c);
 }
 
 static bool workload_choice(unsigned int i, struct opt_choice *c)
@@ -127,10 +118,7 @@ static bool guest_choice(unsigned int i, struct opt_choice *c)
 		{ "c", GUEST_C, NULL }, { "riscv", GUEST_RISCV, NULL },
 	};
 
-	if (i >= ARRAY_SIZE(guests))
-		return false;
-	*c = guests[i];
-	return true;
+	return opt_choice_at(guests, ARRAY_SIZE(guests), i, c);
 }
 
 static bool kick_choice(unsigned int i, struct opt_choice *c)
