@@ -185,15 +185,17 @@ static bool request_and_kick(struct kvm *kvm, struct kvm_vcpu *v, unsigned int r
 	       mode != OUTSIDE_GUEST_MODE;
 }
 
-int kvm_make_vcpus_request_mask(struct kvm *kvm, unsigned int req, uint64_t ids, bool wait)
+/* request_and_kick on each vCPU whose id is in ids (called with kvm->lock
+ * held, so the vCPUs stay): in_guest[i] and snap[i] by index; returns how
+ * many were in guest mode and *n the vCPUs looked at. */
+static int request_and_kick_mask(struct kvm *kvm, unsigned int req, uint64_t ids, int *n,
+				 uint32_t *snap, bool *in_guest)
 {
-	uint32_t snap[KVM_MAX_VCPUS];
-	bool in_guest[KVM_MAX_VCPUS] = { 0 };
-	int n, nr_in_guest = 0;
+	int nr_in_guest = 0;
 
 	lockdep_assert_held(&kvm->lock);
-	n = atomic_load(&kvm->nr_vcpus);
-	for (int i = 0; i < n; i++) {
+	*n = atomic_load(&kvm->nr_vcpus);
+	for (int i = 0; i < *n; i++) {
 		struct kvm_vcpu *v = kvm->vcpus[i];
 
 		if (!(ids & (1ULL << v->vcpu_id)))
@@ -203,6 +205,15 @@ int kvm_make_vcpus_request_mask(struct kvm *kvm, unsigned int req, uint64_t ids,
 		in_guest[i] = request_and_kick(kvm, v, req, &snap[i]);
 		nr_in_guest += in_guest[i];
 	}
+	return nr_in_guest;
+}
+
+int kvm_make_vcpus_request_mask(struct kvm *kvm, unsigned int req, uint64_t ids, bool wait)
+{
+	uint32_t snap[KVM_MAX_VCPUS];
+	bool in_guest[KVM_MAX_VCPUS] = { 0 };
+	int n, nr_in_guest = request_and_kick_mask(kvm, req, ids, &n, snap, in_guest);
+
 	for (int i = 0; wait && i < n; i++)
 		if (in_guest[i])
 			wait_for_exit(kvm->vcpus[i], req, snap[i]);
@@ -214,16 +225,8 @@ static int make_all_cpus_request_locked(struct kvm *kvm, unsigned int req,
 {
 	uint32_t snap[KVM_MAX_VCPUS];
 	bool in_guest[KVM_MAX_VCPUS] = { 0 };
-	int n, nr_in_guest = 0;
+	int n, nr_in_guest = request_and_kick_mask(kvm, req, ~0ULL, &n, snap, in_guest);
 
-	lockdep_assert_held(&kvm->lock);
-	n = atomic_load(&kvm->nr_vcpus);
-	for (int i = 0; i < n; i++) {
-		if (!request_and_kick(kvm, kvm->vcpus[i], req, &snap[i]))
-			continue;
-		in_guest[i] = true;
-		nr_in_guest++;
-	}
 	/* A vCPU seen outside will check this request before it next enters:
 	 * any flush still pending on it is settled by this one. */
 	if (sync != REQ_SYNC_NONE && kvm->kick == KVM_KICK_WAIT) {
