@@ -65,8 +65,10 @@ build/$(1)/tests/%: tests/%.c $$(HARNESS_$(1)) build/$(1)/libtandem.a $$(HDRS) $
 	@echo "  LD [$(1)] $$@"
 	$$(Q)$$(CC) $$(CFLAGS_COMMON) $$(CFLAGS_$(1)) -Itests -o $$@ $$< $$(HARNESS_$(1)) \
 		build/$(1)/libtandem.a $$(TEST_LDLIBS) $$(LDLIBS)
+# The suites and what they run: the variant's tandem binary (test_cli_errors)
+# and the guest kernel (the RISC-V scenarios); scripts/mutate.sh builds this.
 .PHONY: tests-build-$(1)
-tests-build-$(1): deps $$(TESTS_$(1))
+tests-build-$(1): deps $$(TESTS_$(1)) build/$(1)/tandem guest-kernel
 endef
 $(foreach v,$(VARIANTS),$(eval $(call variant_rules,$(v))))
 
