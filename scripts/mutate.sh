@@ -10,7 +10,10 @@
 # surviving mutation is a step no test guards. Exit 0 iff none survived.
 #
 # usage: scripts/mutate.sh [--list] [--only NAME[,NAME...]] [--keep DIR]
-#                          [--timeout SECS] [--suites LIST]
+#                          [--timeout SECS] [--suites LIST] [--first]
+#
+# --first: stop a mutation's suites at the first that fails (a verdict
+# sooner; the KILLED line then names that suite only).
 #
 # mutations.txt format, one block per mutation:
 #   @ name                   a short name
@@ -35,6 +38,7 @@ only=""
 keep=""
 timeout_s=300
 suites_override=""
+first=""
 mode=run
 while [ $# -gt 0 ]; do
 	case "$1" in
@@ -43,7 +47,8 @@ while [ $# -gt 0 ]; do
 	--keep) keep=$2; shift 2 ;;
 	--timeout) timeout_s=$2; shift 2 ;;
 	--suites) suites_override=$2; shift 2 ;;
-	*) sed -n '2,30p' "$0" >&2; exit 2 ;;
+	--first) first=1; shift ;;
+	*) sed -n '2,33p' "$0" >&2; exit 2 ;;
 	esac
 done
 command -v perl >/dev/null || { echo "mutate.sh needs perl" >&2; exit 2; }
@@ -152,6 +157,7 @@ for d in "$work"/m/*; do
 				[ "$rc" -eq 124 ] && which="${which:+$which,}timeout"
 				[ -z "$which" ] && which=$(grep -m1 -o 'BUG at [^:]*:[0-9]*' "$log" || echo "exit $rc")
 				failing="$failing $(basename "$b")[$which]"
+				[ -n "$first" ] && break
 			fi
 		done
 		if [ -n "$failing" ]; then
